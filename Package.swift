@@ -1,0 +1,37 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "berth",
+    products: [
+        .executable(name: "berth", targets: ["berth"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C shims: libfcgi (Debian libfcgi-dev) and OpenSSL's libcrypto (exportable SHA-2 state).
+        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // The OCI image layout store: paths, blobs, uploads, manifests, tags, locks. No HTTP.
+        .target(name: "Storage", dependencies: ["COpenSSL"]),
+        // The Distribution API as request -> response logic over Storage. No sockets.
+        .target(name: "Registry", dependencies: ["Storage"]),
+        // A thin libfcgi server: accept loop on threads, params, body stream, response writer.
+        .target(name: "FastCGI", dependencies: ["CFastCGI"]),
+        // The command line: serve, and later maintenance commands. Wiring only.
+        .executableTarget(
+            name: "berth",
+            dependencies: [
+                "Storage", "Registry", "FastCGI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .target(name: "TestSupport", dependencies: ["Storage"], path: "Tests/TestSupport"),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
+    ]
+)

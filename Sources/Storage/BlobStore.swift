@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Blobs: one shared copy per digest under `_berth/blobs`, hard-linked into each
+/// repository that holds it, so a blob in many repositories costs its bytes once.
+/// A blob becomes visible in a repository only complete and verified.
+public struct BlobStore: Sendable {
+    public let layout: StoreLayout
+    private let repositories: RepositoryStore
+
+    public init(layout: StoreLayout) {
+        self.layout = layout
+        self.repositories = RepositoryStore(layout: layout)
+    }
+
+    /// The blob's size if `repository` holds it.
+    public func size(of digest: Digest, in repository: RepositoryName) -> UInt64? {
+        FileSystem.regularFileSize(layout.blobFile(repository, digest))
+    }
+
+    /// Makes the verified file at `path` the blob `digest` of `repository`. The file is
+    /// moved (renamed) into the shared store, or dropped if the shared copy exists.
+    /// The caller guarantees the file is fsynced and hashes to `digest`.
+    func commit(verifiedFile path: String, as digest: Digest, into repository: RepositoryName) throws(StorageError) {
+        try repositories.create(repository)
+        let shared = layout.sharedBlobFile(digest)
+        if FileSystem.regularFileSize(shared) == nil {
+            try FileSystem.makeDirectories(layout.sharedBlobsDirectory(digest.algorithm))
+            try FileSystem.rename(path, shared)
+            try FileSystem.fsyncDirectory(layout.sharedBlobsDirectory(digest.algorithm))
+        } else {
+            try FileSystem.remove(path)
+        }
+        try linkShared(digest, into: repository)
+    }
+
+    /// Stores small bytes (a manifest) as the blob `digest` of `repository`.
+    func put(_ bytes: [UInt8], as digest: Digest, into repository: RepositoryName) throws(StorageError) {
+        try repositories.create(repository)
+        let shared = layout.sharedBlobFile(digest)
+        if FileSystem.regularFileSize(shared) == nil {
+            try FileSystem.makeDirectories(layout.sharedBlobsDirectory(digest.algorithm))
+            try FileSystem.writeAtomically(bytes, to: shared, temporaryDirectory: layout.temporaryDirectory)
+        }
+        try linkShared(digest, into: repository)
+    }
+
+    /// Links the blob from `source` into `repository` without copying. Returns false
+    /// (changing nothing) when `source` does not hold it.
+    public func mount(_ digest: Digest, from source: RepositoryName, into repository: RepositoryName) throws(StorageError) -> Bool {
+        guard size(of: digest, in: source) != nil else { return false }
+        if size(of: digest, in: repository) != nil { return true }
+        try repositories.create(repository)
+        guard try FileSystem.linkIfSourceExists(layout.blobFile(source, digest), layout.blobFile(repository, digest)) else {
+            return false
+        }
+        try FileSystem.fsyncDirectory(layout.blobsDirectory(repository, digest.algorithm))
+        return true
+    }
+
+    /// Links a blob that exists anywhere in the store into `repository` (automatic
+    /// cross-repository mount). False when the store does not have it.
+    public func mountFromAnywhere(_ digest: Digest, into repository: RepositoryName) throws(StorageError) -> Bool {
+        guard FileSystem.regularFileSize(layout.sharedBlobFile(digest)) != nil else { return false }
+        try repositories.create(repository)
+        guard try FileSystem.linkIfSourceExists(layout.sharedBlobFile(digest), layout.blobFile(repository, digest)) else {
+            return false
+        }
+        try FileSystem.fsyncDirectory(layout.blobsDirectory(repository, digest.algorithm))
+        return true
+    }
+
+    private func linkShared(_ digest: Digest, into repository: RepositoryName) throws(StorageError) {
+        try FileSystem.link(layout.sharedBlobFile(digest), layout.blobFile(repository, digest))
+        try FileSystem.fsyncDirectory(layout.blobsDirectory(repository, digest.algorithm))
+    }
+}

@@ -1,0 +1,189 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Thin, typed wrappers over the POSIX calls the store needs. Every failure becomes a
+/// `StorageError.io` carrying the operation, the path and errno.
+enum FileSystem {
+    static func fail(_ operation: String, _ path: String, _ code: Int32 = errno) -> StorageError {
+        .io(operation: operation, path: path, errno: code)
+    }
+
+    /// Opens `path`, retrying on EINTR.
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(StorageError) -> Int32 {
+        while true {
+            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+            if fd >= 0 { return fd }
+            if errno != EINTR { throw fail("open", path) }
+        }
+    }
+
+    /// Writes every byte of `buffer` at the descriptor's position.
+    static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws(StorageError) {
+        var offset = 0
+        while offset < buffer.count {
+            guard let base = buffer.baseAddress else { return }
+            let written = Glibc.write(fd, base + offset, buffer.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw fail("write", path)
+            }
+            offset += written
+        }
+    }
+
+    static func fsync(_ fd: Int32, path: String) throws(StorageError) {
+        if Glibc.fsync(fd) != 0 { throw fail("fsync", path) }
+    }
+
+    /// Makes a rename, link or unlink inside `directory` durable.
+    static func fsyncDirectory(_ directory: String) throws(StorageError) {
+        let fd = try open(directory, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        try fsync(fd, path: directory)
+    }
+
+    /// Reads a whole small file; nil when it does not exist.
+    static func readFile(_ path: String, limit: Int = 64 << 20) throws(StorageError) -> [UInt8]? {
+        let fd: Int32
+        do { fd = try open(path, O_RDONLY) } catch {
+            if case .io(_, _, let code) = error, code == ENOENT || code == ENOTDIR { return nil }
+            throw error
+        }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw fail("read", path)
+            }
+            if count == 0 { return result }
+            result.append(contentsOf: chunk[0..<count])
+            if result.count > limit { throw .corrupt(path: path, reason: "file larger than \(limit) bytes") }
+        }
+    }
+
+    /// Replaces `path` whole: writes a temp file in `temporaryDirectory` (same
+    /// filesystem), fsyncs it, renames it over `path` and fsyncs the directory.
+    /// A reader sees the old content or the new one, never a mix.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String) throws(StorageError) {
+        let temp = "\(temporaryDirectory)/\(UploadID.random().value).tmp"
+        let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
+        var renamed = false
+        defer { if !renamed { _ = unlink(temp) } }
+        do throws(StorageError) {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+            defer { buffer.deallocate() }
+            buffer.copyBytes(from: bytes)
+            try writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<bytes.count]), path: temp)
+            try fsync(fd, path: temp)
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        if Glibc.rename(temp, path) != 0 { throw fail("rename", path) }
+        renamed = true
+        try fsyncDirectory(parent(of: path))
+    }
+
+    /// Size of a regular file; nil when nothing (or not a regular file) is there.
+    static func regularFileSize(_ path: String) -> UInt64? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return UInt64(info.st_size)
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    /// `mkdir -p`, fsyncing each parent in which a directory was created.
+    static func makeDirectories(_ path: String) throws(StorageError) {
+        if isDirectory(path) { return }
+        let parentPath = parent(of: path)
+        if parentPath != path { try makeDirectories(parentPath) }
+        if mkdir(path, 0o755) != 0 {
+            if errno == EEXIST, isDirectory(path) { return }
+            throw fail("mkdir", path)
+        }
+        try fsyncDirectory(parentPath)
+    }
+
+    /// Hard-links `source` to `destination`; true when created, false when it already existed.
+    @discardableResult
+    static func link(_ source: String, _ destination: String) throws(StorageError) -> Bool {
+        if Glibc.link(source, destination) == 0 { return true }
+        if errno == EEXIST { return false }
+        throw fail("link", destination)
+    }
+
+    static func rename(_ source: String, _ destination: String) throws(StorageError) {
+        if Glibc.rename(source, destination) != 0 { throw fail("rename", destination) }
+    }
+
+    /// Removes a file; a missing file is not an error.
+    static func remove(_ path: String) throws(StorageError) {
+        if unlink(path) != 0, errno != ENOENT { throw fail("unlink", path) }
+    }
+
+    /// Removes a directory and everything in it; a missing directory is not an error.
+    static func removeTree(_ path: String) throws(StorageError) {
+        guard isDirectory(path) else { try remove(path); return }
+        for entry in try listDirectory(path) {
+            let child = "\(path)/\(entry.name)"
+            if entry.isDirectory { try removeTree(child) } else { try remove(child) }
+        }
+        if rmdir(path) != 0, errno != ENOENT { throw fail("rmdir", path) }
+    }
+
+    struct Entry {
+        let name: String
+        let isDirectory: Bool
+    }
+
+    /// The entries of a directory, without `.` and `..`; empty when it does not exist.
+    static func listDirectory(_ path: String) throws(StorageError) -> [Entry] {
+        guard let handle = opendir(path) else {
+            if errno == ENOENT || errno == ENOTDIR { return [] }
+            throw fail("opendir", path)
+        }
+        defer { closedir(handle) }
+        var entries: [Entry] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            let type = entry.pointee.d_type
+            let isDirectory = type == UInt8(DT_DIR) || (type == UInt8(DT_UNKNOWN) && Self.isDirectory("\(path)/\(name)"))
+            entries.append(Entry(name: name, isDirectory: isDirectory))
+        }
+        return entries
+    }
+
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+}
+
+extension FileSystem {
+    /// Hard-links like `link`, but answers false instead of failing when `source` vanished.
+    static func linkIfSourceExists(_ source: String, _ destination: String) throws(StorageError) -> Bool {
+        if Glibc.link(source, destination) == 0 || errno == EEXIST { return true }
+        if errno == ENOENT, regularFileSize(source) == nil { return false }
+        throw fail("link", destination)
+    }
+}

@@ -1,0 +1,96 @@
+/// Manifests and tags: validated manifests stored byte-exact as blobs, and the
+/// repository's `index.json` naming them. `index.json` is replaced whole under the
+/// repository lock; readers never lock.
+public struct ManifestStore: Sendable {
+    public let layout: StoreLayout
+    private let blobs: BlobStore
+    private let repositories: RepositoryStore
+
+    public init(layout: StoreLayout) {
+        self.layout = layout
+        self.blobs = BlobStore(layout: layout)
+        self.repositories = RepositoryStore(layout: layout)
+    }
+
+    /// A stored manifest as the pull path needs it.
+    public struct Resolved: Sendable, Equatable {
+        public let digest: Digest
+        public let mediaType: String
+        public let size: Int64
+    }
+
+    /// What a successful push stored.
+    public struct Pushed: Sendable {
+        public let digest: Digest
+        public let document: ManifestDocument
+    }
+
+    /// Validates `body` and stores it under `reference`: a tag now points to it, or
+    /// (pushed by digest) it is listed untagged. Every referenced blob and child must
+    /// already be in `repository`.
+    public func put(
+        _ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName
+    ) throws(StorageError) -> Pushed {
+        let algorithm: Digest.Algorithm = if case .digest(let wanted) = reference { wanted.algorithm } else { .sha256 }
+        let digest = ContentHasher.digest(of: body, algorithm: algorithm)
+        if case .digest(let wanted) = reference, wanted != digest {
+            throw .digestMismatch(expected: wanted, computed: digest)
+        }
+        let document = try ManifestDocument(body: body, contentType: contentType)
+        try checkReferences(of: document, in: repository)
+
+        try blobs.put(body, as: digest, into: repository)
+        let descriptor = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count))
+        try repositories.withLock(repository) { () throws(StorageError) in
+            var index = try readIndex(repository)
+            switch reference {
+            case .tag(let tag): index.setTag(tag, to: descriptor)
+            case .digest: index.addUntagged(descriptor)
+            }
+            try writeIndex(index, repository)
+        }
+        return Pushed(digest: digest, document: document)
+    }
+
+    /// The manifest a tag or digest names in `repository`.
+    public func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> Resolved {
+        guard repositories.exists(repository) else { throw .manifestUnknown(reference) }
+        let index = try readIndex(repository)
+        let found: Descriptor? = switch reference {
+        case .tag(let tag): index.descriptor(for: tag)
+        case .digest(let digest): index.descriptor(for: digest)
+        }
+        guard let found, let digest = Digest(found.digest) else { throw .manifestUnknown(reference) }
+        return Resolved(digest: digest, mediaType: found.mediaType, size: found.size)
+    }
+
+    /// The repository's tags, sorted.
+    public func tags(of repository: RepositoryName) throws(StorageError) -> [String] {
+        guard repositories.exists(repository) else { throw .repositoryUnknown(repository) }
+        return try readIndex(repository).tags
+    }
+
+    /// The repository's `index.json`, as last written.
+    public func readIndex(_ repository: RepositoryName) throws(StorageError) -> ImageIndex {
+        let path = layout.indexFile(repository)
+        guard let bytes = try FileSystem.readFile(path) else { return ImageIndex() }
+        return try ImageIndex.decode(bytes, path: path)
+    }
+
+    private func writeIndex(_ index: ImageIndex, _ repository: RepositoryName) throws(StorageError) {
+        try FileSystem.writeAtomically(index.encoded(), to: layout.indexFile(repository),
+                                       temporaryDirectory: layout.temporaryDirectory)
+    }
+
+    private func checkReferences(of document: ManifestDocument, in repository: RepositoryName) throws(StorageError) {
+        for blob in document.requiredBlobs {
+            guard let size = blobs.size(of: blob.digest, in: repository) else { throw .manifestBlobUnknown(blob.digest) }
+            guard size == UInt64(max(blob.size, 0)) else {
+                throw .manifestInvalid("\(blob.digest) is \(size) bytes in the registry, the manifest says \(blob.size)")
+            }
+        }
+        for child in document.children {
+            guard blobs.size(of: child.digest, in: repository) != nil else { throw .manifestBlobUnknown(child.digest) }
+        }
+    }
+}

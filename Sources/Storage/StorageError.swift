@@ -1,0 +1,26 @@
+/// Everything the store can refuse or fail at, with the cause. The registry maps each
+/// case to one wire error; the store itself knows nothing of HTTP.
+public enum StorageError: Error, Equatable, Sendable {
+    case repositoryUnknown(RepositoryName)
+    case blobUnknown(Digest)
+    case manifestUnknown(Reference)
+    case uploadUnknown(String)
+    /// A chunk did not start where the upload currently ends.
+    case uploadRangeMismatch(currentSize: UInt64)
+    /// The body ended before (or ran past) the length it announced.
+    case sizeMismatch(expected: UInt64, received: UInt64)
+    case digestMismatch(expected: Digest, computed: Digest)
+    case manifestInvalid(String)
+    case manifestBlobUnknown(Digest)
+    /// The name would turn an existing repository's entry into another repository, or the reverse.
+    case nameCollision(RepositoryName, reason: String)
+    case unsupported(String)
+    /// The client's body stream broke off before its end.
+    case bodyInterrupted
+    /// A lock was not granted within the bounded wait.
+    case lockTimeout(path: String)
+    /// A system call failed: operation, path and errno.
+    case io(operation: String, path: String, errno: Int32)
+    /// A file in the store does not have the shape Berth wrote.
+    case corrupt(path: String, reason: String)
+}

@@ -1,0 +1,70 @@
+/// Every path Berth uses on disk, and the only place that builds one.
+///
+/// ```
+/// <root>/
+///   <repository>/                   one OCI image layout per repository
+///     oci-layout                    {"imageLayoutVersion":"1.0.0"}
+///     index.json                    one descriptor per tag, one per untagged manifest
+///     blobs/<algorithm>/<hex>       hard links to the shared copy in _berth/blobs
+///     <child>/...                   a nested repository (team/ and team/app/)
+///   _berth/                         bookkeeping ('_' cannot start a repository name)
+///     blobs/<algorithm>/<hex>       one copy of every blob; repositories link to it
+///     uploads/<uuid>/data           bytes received so far
+///     uploads/<uuid>/state          repository, offset and hash state, replaced whole
+///     locks/<repository>/_lock      flock target of one repository (never in a layout)
+///     locks/_create                 held while a repository layout is created
+///     tmp/                          temp files, renamed into place when complete
+/// ```
+/// Inputs are validated value types, so no path can leave the root.
+public struct StoreLayout: Sendable {
+    /// The storage root, absolute, without a trailing slash.
+    public let root: String
+
+    public init(root: String) {
+        var trimmed = root
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.root = trimmed
+    }
+
+    // MARK: Repositories
+
+    public static let layoutFileName = "oci-layout"
+    public static let indexFileName = "index.json"
+    public static let blobsDirectoryName = "blobs"
+    /// Names a repository directory uses for itself: a nested repository may not be called so.
+    public static let reservedEntryNames: Set<String> = [layoutFileName, indexFileName, blobsDirectoryName]
+
+    public func repositoryDirectory(_ name: RepositoryName) -> String { "\(root)/\(name.value)" }
+    public func layoutFile(_ name: RepositoryName) -> String { "\(repositoryDirectory(name))/\(Self.layoutFileName)" }
+    public func indexFile(_ name: RepositoryName) -> String { "\(repositoryDirectory(name))/\(Self.indexFileName)" }
+    public func blobsDirectory(_ name: RepositoryName, _ algorithm: Digest.Algorithm) -> String {
+        "\(repositoryDirectory(name))/\(Self.blobsDirectoryName)/\(algorithm.rawValue)"
+    }
+    public func blobFile(_ name: RepositoryName, _ digest: Digest) -> String {
+        "\(blobsDirectory(name, digest.algorithm))/\(digest.hex)"
+    }
+    /// The blob's path relative to the root, as nginx's store location sees it.
+    public func relativeBlobPath(_ name: RepositoryName, _ digest: Digest) -> String {
+        "\(name.value)/\(Self.blobsDirectoryName)/\(digest.algorithm.rawValue)/\(digest.hex)"
+    }
+
+    // MARK: Bookkeeping
+
+    public var bookkeepingDirectory: String { "\(root)/_berth" }
+    public func sharedBlobsDirectory(_ algorithm: Digest.Algorithm) -> String {
+        "\(bookkeepingDirectory)/blobs/\(algorithm.rawValue)"
+    }
+    public func sharedBlobFile(_ digest: Digest) -> String { "\(sharedBlobsDirectory(digest.algorithm))/\(digest.hex)" }
+
+    public var uploadsDirectory: String { "\(bookkeepingDirectory)/uploads" }
+    public func uploadDirectory(_ id: UploadID) -> String { "\(uploadsDirectory)/\(id.value)" }
+    public func uploadDataFile(_ id: UploadID) -> String { "\(uploadDirectory(id))/data" }
+    public func uploadStateFile(_ id: UploadID) -> String { "\(uploadDirectory(id))/state" }
+
+    public var locksDirectory: String { "\(bookkeepingDirectory)/locks" }
+    /// `_lock` cannot be a repository component, so it never collides with a nested name.
+    public func repositoryLockFile(_ name: RepositoryName) -> String { "\(locksDirectory)/\(name.value)/_lock" }
+    public var creationLockFile: String { "\(locksDirectory)/_create" }
+
+    public var temporaryDirectory: String { "\(bookkeepingDirectory)/tmp" }
+}

@@ -1,0 +1,254 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Upload sessions under `_berth/uploads/<id>`: bytes appended to `data`, and after
+/// every request a `state` file (repository, size, SHA-256 state) replaced whole.
+/// Any process can continue a session, and completing it never re-reads the data.
+///
+/// Appends to one session are serialized by an flock on its `data` file; an append
+/// that fails or is cut off leaves the session exactly as the previous request left it.
+public struct UploadStore: Sendable {
+    public let layout: StoreLayout
+    private let blobs: BlobStore
+    private let repositories: RepositoryStore
+    static let bufferSize = 1 << 20
+
+    public init(layout: StoreLayout) {
+        self.layout = layout
+        self.blobs = BlobStore(layout: layout)
+        self.repositories = RepositoryStore(layout: layout)
+    }
+
+    /// What a session has received so far.
+    public struct Progress: Sendable, Equatable {
+        public let id: UploadID
+        public let size: UInt64
+    }
+
+    /// Opens a new, empty session for `repository`.
+    public func start(repository: RepositoryName) throws(StorageError) -> Progress {
+        try repositories.checkCreatable(repository)
+        let id = UploadID.random()
+        try FileSystem.makeDirectories(layout.uploadsDirectory)
+        try FileSystem.makeDirectories(layout.uploadDirectory(id))
+        let fd = try FileSystem.open(layout.uploadDataFile(id), O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
+        close(fd)
+        try save(UploadState(repository: repository, size: 0, hasher: SHA256Hasher()), id: id)
+        return Progress(id: id, size: 0)
+    }
+
+    /// The session's current size.
+    public func progress(_ id: UploadID, repository: RepositoryName) throws(StorageError) -> Progress {
+        let state = try load(id, repository: repository)
+        return Progress(id: id, size: state.size)
+    }
+
+    /// Appends the whole of `source`. When `startingAt` is given it must equal the
+    /// current size (else `uploadRangeMismatch`); when `expectedLength` is given the
+    /// body must have exactly that many bytes (else `sizeMismatch`, nothing kept).
+    public func append(
+        _ id: UploadID, repository: RepositoryName, startingAt: UInt64? = nil, expectedLength: UInt64? = nil,
+        from source: any ByteSource
+    ) throws(StorageError) -> Progress {
+        try withSession(id, repository: repository) { (fd, state) throws(StorageError) in
+            if let startingAt, startingAt != state.size { throw .uploadRangeMismatch(currentSize: state.size) }
+            state = try appendBody(fd: fd, id: id, state: state, expectedLength: expectedLength, from: source)
+            try save(state, id: id)
+            return Progress(id: id, size: state.size)
+        }
+    }
+
+    /// Appends an optional last chunk, checks the whole content against `digest`, and
+    /// makes it the blob `digest` of `repository`; the session is gone afterwards.
+    /// On `digestMismatch` nothing becomes visible and the session stays as it was
+    /// before this call's chunk.
+    public func complete(
+        _ id: UploadID, repository: RepositoryName, digest: Digest, startingAt: UInt64? = nil,
+        expectedLength: UInt64? = nil, lastChunk source: (any ByteSource)?
+    ) throws(StorageError) -> UInt64 {
+        try withSession(id, repository: repository) { (fd, state) throws(StorageError) in
+            if let startingAt, startingAt != state.size { throw .uploadRangeMismatch(currentSize: state.size) }
+            var final = state
+            if let source {
+                final = try appendBody(fd: fd, id: id, state: state, expectedLength: expectedLength, from: source)
+            }
+            let computed = digest.algorithm == .sha256
+                ? final.hasher.finalize()
+                : try ContentHasher.digest(ofFile: layout.uploadDataFile(id), algorithm: digest.algorithm)
+            guard computed == digest else {
+                if final.size != state.size, ftruncate(fd, off_t(state.size)) != 0 {
+                    throw FileSystem.fail("ftruncate", layout.uploadDataFile(id))
+                }
+                throw .digestMismatch(expected: digest, computed: computed)
+            }
+            try blobs.commit(verifiedFile: layout.uploadDataFile(id), as: digest, into: repository)
+            try FileSystem.removeTree(layout.uploadDirectory(id))
+            return final.size
+        }
+    }
+
+    /// Cancels the session and removes its data.
+    public func cancel(_ id: UploadID, repository: RepositoryName) throws(StorageError) {
+        try withSession(id, repository: repository) { (_, _) throws(StorageError) in
+            try FileSystem.removeTree(layout.uploadDirectory(id))
+        }
+    }
+
+    // MARK: Internals
+
+    /// Locks the session's data file, loads its state (after the lock, so a session
+    /// completed meanwhile reads as unknown) and trims bytes past the recorded size.
+    private func withSession<T>(
+        _ id: UploadID, repository: RepositoryName, _ body: (Int32, inout UploadState) throws(StorageError) -> T
+    ) throws(StorageError) -> T {
+        let dataPath = layout.uploadDataFile(id)
+        let fd: Int32
+        do { fd = try FileSystem.open(dataPath, O_RDWR) } catch {
+            if case .io(_, _, let code) = error, code == ENOENT || code == ENOTDIR { throw .uploadUnknown(id.value) }
+            throw error
+        }
+        defer { close(fd) }
+        try FileLock.acquire(fd, path: dataPath)
+        var state = try load(id, repository: repository)
+        if ftruncate(fd, off_t(state.size)) != 0 { throw FileSystem.fail("ftruncate", dataPath) }
+        return try body(fd, &state)
+    }
+
+    /// Streams `source` to the end of the data file, hashing as it goes, then fsyncs.
+    /// On any failure the file is cut back to `state.size`.
+    private func appendBody(
+        fd: Int32, id: UploadID, state: UploadState, expectedLength: UInt64?, from source: any ByteSource
+    ) throws(StorageError) -> UploadState {
+        let path = layout.uploadDataFile(id)
+        var next = state
+        do throws(StorageError) {
+            if lseek(fd, off_t(state.size), SEEK_SET) < 0 { throw FileSystem.fail("lseek", path) }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let count = try source.read(into: buffer)
+                if count == 0 { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                try FileSystem.writeAll(fd, chunk, path: path)
+                next.hasher.update(chunk)
+                next.size += UInt64(count)
+                if let expectedLength, next.size - state.size > expectedLength {
+                    throw StorageError.sizeMismatch(expected: expectedLength, received: next.size - state.size)
+                }
+            }
+            let received = next.size - state.size
+            if let expectedLength, received != expectedLength {
+                throw StorageError.sizeMismatch(expected: expectedLength, received: received)
+            }
+            try FileSystem.fsync(fd, path: path)
+            return next
+        } catch {
+            _ = ftruncate(fd, off_t(state.size))
+            throw error
+        }
+    }
+
+    private func load(_ id: UploadID, repository: RepositoryName) throws(StorageError) -> UploadState {
+        let path = layout.uploadStateFile(id)
+        guard let bytes = try FileSystem.readFile(path, limit: 1 << 16) else { throw .uploadUnknown(id.value) }
+        let record: UploadState.Record
+        do { record = try JSONDecoder().decode(UploadState.Record.self, from: Data(bytes)) } catch {
+            throw .corrupt(path: path, reason: "upload state does not parse")
+        }
+        guard record.repository == repository.value else { throw .uploadUnknown(id.value) }
+        let hasher: SHA256Hasher
+        if let saved = Hex.decode(record.sha256State), let restored = SHA256Hasher(savedState: saved) {
+            hasher = restored
+        } else {
+            // Saved by another OpenSSL build: rebuild the state from the bytes on disk.
+            hasher = try Self.rehash(path: layout.uploadDataFile(id), length: record.size)
+        }
+        return UploadState(repository: repository, size: record.size, hasher: hasher)
+    }
+
+    private func save(_ state: UploadState, id: UploadID) throws(StorageError) {
+        let record = UploadState.Record(
+            repository: state.repository.value, size: state.size, sha256State: Hex.encode(state.hasher.savedState),
+            updated: Int64(time(nil)))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let bytes = try? Array(encoder.encode(record)) else {
+            throw .corrupt(path: layout.uploadStateFile(id), reason: "upload state does not encode")
+        }
+        try FileSystem.writeAtomically(bytes, to: layout.uploadStateFile(id), temporaryDirectory: layout.uploadDirectory(id))
+    }
+
+    private static func rehash(path: String, length: UInt64) throws(StorageError) -> SHA256Hasher {
+        let fd = try FileSystem.open(path, O_RDONLY)
+        defer { close(fd) }
+        var hasher = SHA256Hasher()
+        var remaining = length
+        var buffer = [UInt8](repeating: 0, count: bufferSize)
+        while remaining > 0 {
+            let wanted = Int(min(UInt64(buffer.count), remaining))
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, wanted) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { throw .corrupt(path: path, reason: "upload data shorter than its recorded size") }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            remaining -= UInt64(count)
+        }
+        return hasher
+    }
+}
+
+/// One session's state as loaded: the repository, bytes so far and running hash.
+struct UploadState {
+    var repository: RepositoryName
+    var size: UInt64
+    var hasher: SHA256Hasher
+
+    /// The `state` file's JSON.
+    struct Record: Codable {
+        var repository: String
+        var size: UInt64
+        var sha256State: String
+        var updated: Int64
+    }
+}
+
+/// Lowercase hex for small byte strings.
+enum Hex {
+    static func encode(_ bytes: [UInt8]) -> String {
+        let table = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(table[Int(byte >> 4)])
+            out.append(table[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func decode(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count / 2)
+        var index = 0
+        while index < chars.count {
+            guard let high = value(chars[index]), let low = value(chars[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        return out
+    }
+
+    private static func value(_ char: UInt8) -> UInt8? {
+        switch char {
+        case 48...57: char - 48
+        case 97...102: char - 87
+        default: nil
+        }
+    }
+}
