@@ -1,0 +1,83 @@
+import CFastCGI
+
+/// One accepted FastCGI request: its params, its body as a stream, and the way to
+/// answer it. Valid only inside the handler call that received it.
+public final class FastCGIExchange {
+    private let request: UnsafeMutablePointer<FCGX_Request>
+    private var answered = false
+
+    init(request: UnsafeMutablePointer<FCGX_Request>) { self.request = request }
+
+    /// A FastCGI param (`REQUEST_METHOD`, `REQUEST_URI`, `HTTP_HOST`, …); the first of
+    /// duplicates, as libfcgi returns it.
+    public func param(_ name: String) -> String? {
+        guard let value = FCGX_GetParam(name, request.pointee.envp) else { return nil }
+        return String(cString: value)
+    }
+
+    /// Reads up to `buffer.count` body bytes; 0 at the end of the body. Throws
+    /// `FastCGIError.bodyInterrupted` when the client or nginx cut the body off.
+    public func readBody(into buffer: UnsafeMutableRawBufferPointer) throws(FastCGIError) -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        let wanted = Int32(min(buffer.count, Int(Int32.max)))
+        let count = FCGX_GetStr(base.assumingMemoryBound(to: CChar.self), wanted, request.pointee.in)
+        if count < wanted, FCGX_GetError(request.pointee.in) != 0 { throw .bodyInterrupted }
+        return Int(max(count, 0))
+    }
+
+    /// Writes the answer: a CGI `Status` line, the headers, then the body. Only the
+    /// first call writes.
+    public func respond(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        guard !answered else { return }
+        answered = true
+        var head = "Status: \(status) \(HTTPStatus.reason(status))\r\n"
+        for header in headers where FastCGIExchange.isSafeHeader(header) {
+            head += "\(header.name): \(header.value)\r\n"
+        }
+        head += "\r\n"
+        var bytes = Array(head.utf8)
+        bytes.append(contentsOf: body)
+        bytes.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            _ = FCGX_PutStr(base.assumingMemoryBound(to: CChar.self), Int32(buffer.count), request.pointee.out)
+        }
+    }
+
+    /// Header names and values must not smuggle a line break into the answer.
+    private static func isSafeHeader(_ header: (name: String, value: String)) -> Bool {
+        !header.name.isEmpty && !header.name.utf8.contains { $0 == 10 || $0 == 13 || $0 == 58 }
+            && !header.value.utf8.contains { $0 == 10 || $0 == 13 }
+    }
+}
+
+public enum FastCGIError: Error, Sendable {
+    case bodyInterrupted
+    case socket(operation: String, path: String, errno: Int32)
+}
+
+enum HTTPStatus {
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 201: "Created"
+        case 202: "Accepted"
+        case 204: "No Content"
+        case 206: "Partial Content"
+        case 301: "Moved Permanently"
+        case 307: "Temporary Redirect"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 409: "Conflict"
+        case 413: "Payload Too Large"
+        case 416: "Range Not Satisfiable"
+        case 429: "Too Many Requests"
+        case 500: "Internal Server Error"
+        case 503: "Service Unavailable"
+        case 507: "Insufficient Storage"
+        default: "Status"
+        }
+    }
+}

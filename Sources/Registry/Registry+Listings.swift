@@ -1,0 +1,81 @@
+import Storage
+
+extension Registry {
+    /// The largest page a listing returns, whatever `n` asks for.
+    public static let maximumPageSize = 1000
+
+    func tags(of name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+        struct Body: Encodable {
+            let name: String
+            let tags: [String]
+        }
+        let all: [String]
+        do { all = try manifests.tags(of: name) } catch { throw RegistryError(error) }
+        let page = try Page(request, path: "/v2/\(name.value)/tags/list", items: all)
+        return page.response(body: JSON.encode(Body(name: name.value, tags: page.items)))
+    }
+
+    func catalog(_ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+        struct Body: Encodable { let repositories: [String] }
+        let all: [String]
+        do { all = try repositories.catalog().map(\.value) } catch { throw RegistryError(error) }
+        let page = try Page(request, path: "/v2/_catalog", items: all)
+        return page.response(body: JSON.encode(Body(repositories: page.items)))
+    }
+
+    /// Referrers are not indexed yet: every subject has none.
+    func referrers(of digest: Digest, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+        let body = Array("{\"schemaVersion\":2,\"mediaType\":\"\(MediaType.ociIndex)\",\"manifests\":[]}".utf8)
+        return RegistryResponse(status: 200, headers: [("Content-Type", MediaType.ociIndex)], body: body)
+    }
+}
+
+/// One page of a sorted listing: items after `last`, at most `n`, and a `Link` to the
+/// next page when more remain.
+struct Page {
+    let items: [String]
+    let next: String?
+
+    init(_ request: RegistryRequest, path: String, items all: [String]) throws(RegistryError) {
+        let query = request.query
+        var limit = Registry.maximumPageSize
+        if let text = query["n"] {
+            guard let number = Int(text), number >= 0 else {
+                throw RegistryError(.unsupported, "n must be a non-negative integer")
+            }
+            limit = min(number, Registry.maximumPageSize)
+        }
+        var remaining = all[...]
+        if let last = query["last"] { remaining = remaining.drop { $0 <= last } }
+        let page = Array(remaining.prefix(limit))
+        items = page
+        if remaining.count > page.count, let lastItem = page.last {
+            next = "<\(path)?n=\(limit)&last=\(PercentEncoding.encodeQueryValue(lastItem))>; rel=\"next\""
+        } else {
+            next = nil
+        }
+    }
+
+    func response(body: [UInt8]) -> RegistryResponse {
+        var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
+        if let next { headers.append(("Link", next)) }
+        return RegistryResponse(status: 200, headers: headers, body: body)
+    }
+}
+
+enum PercentEncoding {
+    /// Escapes everything but unreserved characters and `/`.
+    static func encodeQueryValue(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case 48...57, 65...90, 97...122, UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = String(byte, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return out
+    }
+}

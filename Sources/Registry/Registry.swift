@@ -1,0 +1,91 @@
+import Storage
+
+/// The OCI Distribution API over a Berth store, as a pure `handle(request) -> response`.
+/// Blob and manifest reads are answered with `X-Accel-Redirect` into the store
+/// location, so nginx sends the bytes.
+public struct Registry: Sendable {
+    /// Choices an operator makes.
+    public struct Options: Sendable {
+        /// The nginx internal location aliasing the storage root.
+        public var storeLocation = "/_berth/store"
+        /// `POST ?mount=<digest>` without `from` links the blob from anywhere in the store.
+        public var automaticCrossMount = false
+
+        public init() {}
+    }
+
+    public let options: Options
+    let repositories: RepositoryStore
+    let blobs: BlobStore
+    let uploads: UploadStore
+    let manifests: ManifestStore
+
+    public init(layout: StoreLayout, options: Options = Options()) {
+        self.options = options
+        repositories = RepositoryStore(layout: layout)
+        blobs = BlobStore(layout: layout)
+        uploads = UploadStore(layout: layout)
+        manifests = ManifestStore(layout: layout)
+    }
+
+    /// Answers one request. Never throws: every failure becomes an OCI error answer.
+    public func handle(_ request: RegistryRequest) -> RegistryResponse {
+        do {
+            let route = try Route.parse(request.path)
+            return try dispatch(route, request)
+        } catch {
+            return error.response
+        }
+    }
+
+    private func dispatch(_ route: Route, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+        let method = request.method == "HEAD" ? "GET" : request.method
+        do {
+            switch (route, method) {
+            case (.base, "GET"):
+                return RegistryResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array("{}".utf8))
+            case (.catalog, "GET"):
+                return try catalog(request)
+            case (.tags(let name), "GET"):
+                return try tags(of: name, request)
+            case (.manifest(let name, let reference), "GET"):
+                return try getManifest(reference, in: name)
+            case (.manifest(let name, let reference), "PUT"):
+                return try putManifest(reference, in: name, request)
+            case (.blob(let name, let digest), "GET"):
+                return try getBlob(digest, in: name)
+            case (.uploadStart(let name), "POST"):
+                return try startUpload(in: name, request)
+            case (.upload(let name, let id), "GET"):
+                return try uploadStatus(id, in: name)
+            case (.upload(let name, let id), "PATCH"):
+                return try appendChunk(id, in: name, request)
+            case (.upload(let name, let id), "PUT"):
+                return try completeUpload(id, in: name, request)
+            case (.upload(let name, let id), "DELETE"):
+                try uploads.cancel(id, repository: name)
+                return RegistryResponse(status: 204)
+            case (.referrers(let name, let digest), "GET"):
+                return try referrers(of: digest, in: name, request)
+            default:
+                throw RegistryError(.unsupported, "\(request.method) is not supported on this endpoint", status: 405,
+                                    headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
+            }
+        } catch let error as StorageError {
+            throw RegistryError(error)
+        } catch let error as RegistryError {
+            throw error
+        } catch {
+            throw RegistryError(.unknown, "unexpected failure: \(error)")
+        }
+    }
+
+    /// Headers that hand a stored blob to nginx.
+    func accelRedirect(_ digest: Digest, in name: RepositoryName, contentType: String) -> RegistryResponse {
+        RegistryResponse(status: 200, headers: [
+            ("X-Accel-Redirect", "\(options.storeLocation)/\(blobs.layout.relativeBlobPath(name, digest))"),
+            ("Content-Type", contentType),
+            ("Docker-Content-Digest", digest.description),
+        ])
+    }
+}

@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Storage
+
+extension RegistryError {
+    /// The one table from storage failures to wire errors. Total: every case has an
+    /// answer, and only failures of the registry itself become a 5xx.
+    public init(_ error: StorageError) {
+        switch error {
+        case .repositoryUnknown(let name):
+            self.init(.nameUnknown, "repository \(name) is not known to this registry")
+        case .blobUnknown(let digest):
+            self.init(.blobUnknown, "blob \(digest) is not in this repository")
+        case .manifestUnknown(let reference):
+            self.init(.manifestUnknown, "manifest \(reference) is not in this repository")
+        case .uploadUnknown(let id):
+            self.init(.blobUploadUnknown, "upload \(id) is not in progress in this repository")
+        case .uploadRangeMismatch(let size):
+            self.init(.blobUploadInvalid, "the chunk must start at byte \(size), where the upload ends",
+                      status: 416, headers: [("Range", RangeHeader.value(forSize: size))])
+        case .sizeMismatch(let expected, let received):
+            self.init(.sizeInvalid, "the body has \(received) bytes but \(expected) were announced")
+        case .digestMismatch(let expected, let computed):
+            self.init(.digestInvalid, "the content hashes to \(computed), not \(expected)")
+        case .manifestInvalid(let reason):
+            self.init(.manifestInvalid, reason)
+        case .manifestBlobUnknown(let digest):
+            self.init(.manifestBlobUnknown, "the manifest references \(digest), which is not in this repository",
+                      detail: digest.description)
+        case .nameCollision(let name, let reason):
+            self.init(.nameInvalid, "repository name \(name) cannot be used here: \(reason)")
+        case .unsupported(let reason):
+            self.init(.unsupported, reason)
+        case .bodyInterrupted:
+            self.init(.blobUploadInvalid, "the request body ended before it was complete")
+        case .lockTimeout:
+            self.init(.tooManyRequests, "the repository is busy, retry shortly", headers: [("Retry-After", "1")])
+        case .io(let operation, _, let code):
+            let reason = String(cString: strerror(code))
+            let status = (code == ENOSPC || code == EDQUOT) ? 507 : 500
+            self.init(.unknown, "storage failure (\(operation)): \(reason)", status: status)
+        case .corrupt(_, let reason):
+            self.init(.unknown, "stored data is damaged: \(reason)")
+        }
+    }
+}
+
+/// The `Range` header of upload answers: `0-<last byte>`, and `0-0` when empty.
+enum RangeHeader {
+    static func value(forSize size: UInt64) -> String { "0-\(size == 0 ? 0 : size - 1)" }
+}

@@ -1,0 +1,62 @@
+import Storage
+
+/// One HTTP request as the registry sees it: method, raw URI, the few headers it reads,
+/// and the body as a stream.
+public struct RegistryRequest {
+    public var method: String
+    /// The raw request target (`REQUEST_URI`): path and query, still percent-encoded.
+    public var uri: String
+    /// Header values keyed by lowercased name (`content-type`, `content-range`, …).
+    public var headers: [String: String]
+    public var body: any ByteSource
+
+    public init(method: String, uri: String, headers: [String: String] = [:], body: any ByteSource = BufferByteSource([])) {
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The path part of the URI.
+    public var path: Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+
+    /// Query parameters, percent-decoded; the first value of a repeated key wins.
+    public var query: [String: String] {
+        guard let mark = uri.firstIndex(of: "?") else { return [:] }
+        var result: [String: String] = [:]
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = PercentDecoding.decode(parts[0]) else { continue }
+            let value = parts.count > 1 ? PercentDecoding.decode(parts[1]) ?? "" : ""
+            if result[key] == nil { result[key] = value }
+        }
+        return result
+    }
+
+    /// Content-Length as a number; nil when absent (a chunked body) or not a number.
+    public var contentLength: UInt64? { headers["content-length"].flatMap { UInt64($0) } }
+}
+
+/// Decodes `%XX` escapes; nil for a malformed escape or bytes that are not UTF-8.
+enum PercentDecoding {
+    static func decode<S: StringProtocol>(_ text: S) -> String? {
+        guard text.contains("%") else { return String(text) }
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 48...57: byte - 48
+        case 65...70: byte - 55
+        case 97...102: byte - 87
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Storage
+
+/// Every endpoint of the Distribution API that Berth answers, with its parameters
+/// already validated. `Route.parse` is the only place a URL path is interpreted.
+///
+/// ```
+/// /v2/                                     base
+/// /v2/_catalog                             catalog
+/// /v2/<name>/tags/list                     tags
+/// /v2/<name>/manifests/<tag|digest>        manifest
+/// /v2/<name>/blobs/<digest>                blob
+/// /v2/<name>/blobs/uploads/                uploadStart
+/// /v2/<name>/blobs/uploads/<uuid>          upload
+/// /v2/<name>/referrers/<digest>            referrers
+/// ```
+/// Paths are read from the right, so names whose components are `blobs`, `manifests`
+/// or `tags` (`org/blobs`) route like any other.
+public enum Route: Equatable, Sendable {
+    case base
+    case catalog
+    case tags(RepositoryName)
+    case manifest(RepositoryName, Reference)
+    case blob(RepositoryName, Digest)
+    case uploadStart(RepositoryName)
+    case upload(RepositoryName, UploadID)
+    case referrers(RepositoryName, Digest)
+
+    /// The methods each route answers.
+    public var allowedMethods: [String] {
+        switch self {
+        case .base, .catalog, .tags, .referrers: ["GET", "HEAD"]
+        case .manifest: ["GET", "HEAD", "PUT", "DELETE"]
+        case .blob: ["GET", "HEAD", "DELETE"]
+        case .uploadStart: ["POST"]
+        case .upload: ["GET", "PATCH", "PUT", "DELETE"]
+        }
+    }
+
+    /// Parses a raw (still percent-encoded) path. Throws the OCI error the path deserves:
+    /// NAME_INVALID, DIGEST_INVALID, MANIFEST_INVALID (bad tag), BLOB_UPLOAD_UNKNOWN
+    /// (bad upload id), or UNSUPPORTED (404) for a path that is no API route.
+    public static func parse(_ rawPath: Substring) throws(RegistryError) -> Route {
+        guard rawPath.hasPrefix("/v2") else { throw notFound }
+        let rest = rawPath.dropFirst(3)
+        if rest.isEmpty || rest == "/" { return .base }
+        guard rest.hasPrefix("/") else { throw notFound }
+        var parts: [String] = []
+        for raw in rest.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+            guard let decoded = PercentDecoding.decode(raw), !decoded.contains("/"), !decoded.contains("\0") else {
+                throw RegistryError(.nameInvalid, "the path contains an invalid escape or character")
+            }
+            parts.append(decoded)
+        }
+        if parts == ["_catalog"] { return .catalog }
+        let count = parts.count
+        guard count >= 3 else { throw notFound }
+        let last = parts[count - 1], previous = parts[count - 2]
+
+        if count >= 4, parts[count - 3] == "blobs", previous == "uploads" {
+            let name = try repositoryName(parts[..<(count - 3)])
+            if last.isEmpty { return .uploadStart(name) }
+            guard let id = UploadID(last) else {
+                throw RegistryError(.blobUploadUnknown, "upload \(String(last.prefix(64))) is not in progress")
+            }
+            return .upload(name, id)
+        }
+        switch previous {
+        case "blobs":
+            let name = try repositoryName(parts[..<(count - 2)])
+            if last == "uploads" { return .uploadStart(name) }
+            return .blob(name, try digest(last))
+        case "manifests":
+            let name = try repositoryName(parts[..<(count - 2)])
+            guard let reference = Reference(last) else {
+                if Digest.looksLikeDigest(last) { throw invalidDigest(last) }
+                throw RegistryError(.manifestInvalid, "\"\(String(last.prefix(140)))\" is not a valid tag")
+            }
+            return .manifest(name, reference)
+        case "referrers":
+            return .referrers(try repositoryName(parts[..<(count - 2)]), try digest(last))
+        case "tags" where last == "list":
+            return .tags(try repositoryName(parts[..<(count - 2)]))
+        default:
+            throw notFound
+        }
+    }
+
+    private static var notFound: RegistryError {
+        RegistryError(.unsupported, "no such endpoint in the OCI distribution API", status: 404)
+    }
+
+    private static func repositoryName(_ parts: ArraySlice<String>) throws(RegistryError) -> RepositoryName {
+        let text = parts.joined(separator: "/")
+        guard let name = RepositoryName(text) else {
+            throw RegistryError(.nameInvalid,
+                                "\"\(String(text.prefix(300)))\" is not a valid repository name (lowercase components [a-z0-9] with . _ __ - separators, joined by /, at most 255 characters)")
+        }
+        return name
+    }
+
+    private static func digest(_ text: String) throws(RegistryError) -> Digest {
+        guard let digest = Digest(text) else { throw invalidDigest(text) }
+        return digest
+    }
+
+    static func invalidDigest(_ text: String) -> RegistryError {
+        RegistryError(.digestInvalid, "\"\(String(text.prefix(140)))\" is not a valid digest (sha256:<64 hex> or sha512:<128 hex>)")
+    }
+}

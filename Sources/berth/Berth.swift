@@ -1,0 +1,8 @@
+import ArgumentParser
+
+@main
+struct Berth: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A private OCI container registry behind nginx.",
+        subcommands: [Serve.self])
+}

@@ -1,0 +1,39 @@
+import FastCGI
+import Registry
+import Storage
+
+/// Turns a FastCGI exchange into the registry's request type.
+enum RequestAdapter {
+    /// The FastCGI params the registry reads, by the header name it reads them under.
+    private static let headerParams: [(header: String, param: String)] = [
+        ("content-type", "CONTENT_TYPE"),
+        ("content-length", "CONTENT_LENGTH"),
+        ("content-range", "HTTP_CONTENT_RANGE"),
+        ("host", "HTTP_HOST"),
+        ("x-request-id", "HTTP_X_REQUEST_ID"),
+        ("remote-user", "REMOTE_USER"),
+    ]
+
+    static func request(from exchange: FastCGIExchange) -> RegistryRequest {
+        var headers: [String: String] = [:]
+        for (header, param) in headerParams {
+            if let value = exchange.param(param), !value.isEmpty { headers[header] = value }
+        }
+        return RegistryRequest(
+            method: exchange.param("REQUEST_METHOD") ?? "GET",
+            uri: exchange.param("REQUEST_URI") ?? "/",
+            headers: headers,
+            body: FastCGIBody(exchange))
+    }
+}
+
+/// The request body as the store's byte stream.
+final class FastCGIBody: ByteSource {
+    private let exchange: FastCGIExchange
+
+    init(_ exchange: FastCGIExchange) { self.exchange = exchange }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int {
+        do { return try exchange.readBody(into: buffer) } catch { throw .bodyInterrupted }
+    }
+}
