@@ -1,0 +1,167 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Storage
+import Testing
+import TestSupport
+
+@Suite struct UploadStoreTests {
+    @Test func chunksAppendedByDifferentStoreInstancesCompleteToTheRightBlob() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("team/app")
+        var random = SeededBytes(seed: 42)
+        let chunks = [random.next(3_000_000), random.next(1), random.next(1_500_000)]
+        let whole = chunks.flatMap { $0 }
+        let digest = ContentHasher.digest(of: whole)
+
+        let session = try fixture.uploads.start(repository: repo)
+        var offset: UInt64 = 0
+        for chunk in chunks {
+            // A new UploadStore per request: all state must come from disk.
+            let store = UploadStore(layout: fixture.layout)
+            let progress = try store.append(session.id, repository: repo, startingAt: offset,
+                                            expectedLength: UInt64(chunk.count), from: BufferByteSource(chunk))
+            offset += UInt64(chunk.count)
+            #expect(progress.size == offset)
+            #expect(try UploadStore(layout: fixture.layout).progress(session.id, repository: repo).size == offset)
+        }
+        let size = try UploadStore(layout: fixture.layout).complete(session.id, repository: repo, digest: digest, lastChunk: nil)
+        #expect(size == UInt64(whole.count))
+        #expect(fixture.blobs.size(of: digest, in: repo) == UInt64(whole.count))
+        #expect(fixture.fileContents(fixture.layout.blobFile(repo, digest)) == whole)
+        #expect(!FileManagerLite.exists(fixture.layout.uploadDirectory(session.id)))
+        #expect(throws: StorageError.uploadUnknown(session.id.value)) {
+            try fixture.uploads.progress(session.id, repository: repo)
+        }
+    }
+
+    @Test func chunkNotStartingAtTheEndIsRefusedAndChangesNothing() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let session = try fixture.uploads.start(repository: repo)
+        _ = try fixture.uploads.append(session.id, repository: repo, startingAt: 0, from: BufferByteSource([1, 2, 3]))
+        #expect(throws: StorageError.uploadRangeMismatch(currentSize: 3)) {
+            try fixture.uploads.append(session.id, repository: repo, startingAt: 2, from: BufferByteSource([9, 9]))
+        }
+        #expect(try fixture.uploads.progress(session.id, repository: repo).size == 3)
+    }
+
+    @Test func digestMismatchMakesNothingVisibleAndKeepsTheSession() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let session = try fixture.uploads.start(repository: repo)
+        _ = try fixture.uploads.append(session.id, repository: repo, from: BufferByteSource([1, 2, 3]))
+        let wrong = ContentHasher.digest(of: [9])
+        #expect(throws: StorageError.self) {
+            try fixture.uploads.complete(session.id, repository: repo, digest: wrong, lastChunk: BufferByteSource([4]))
+        }
+        #expect(fixture.blobs.size(of: wrong, in: repo) == nil)
+        #expect(FileManagerLite.exists(fixture.layout.sharedBlobFile(wrong)) == false)
+        #expect(try fixture.uploads.progress(session.id, repository: repo).size == 3)
+        let right = ContentHasher.digest(of: [1, 2, 3, 4])
+        _ = try fixture.uploads.complete(session.id, repository: repo, digest: right, lastChunk: BufferByteSource([4]))
+        #expect(fixture.blobs.size(of: right, in: repo) == 4)
+    }
+
+    @Test func sizeMismatchAndInterruptedBodiesKeepThePreviousState() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let session = try fixture.uploads.start(repository: repo)
+        _ = try fixture.uploads.append(session.id, repository: repo, from: BufferByteSource([1, 2]))
+        #expect(throws: StorageError.sizeMismatch(expected: 5, received: 3)) {
+            try fixture.uploads.append(session.id, repository: repo, expectedLength: 5, from: BufferByteSource([3, 4, 5]))
+        }
+        #expect(throws: StorageError.bodyInterrupted) {
+            try fixture.uploads.append(session.id, repository: repo, from: BrokenByteSource([7, 7, 7, 7]))
+        }
+        #expect(try fixture.uploads.progress(session.id, repository: repo).size == 2)
+        #expect(fixture.fileContents(fixture.layout.uploadDataFile(session.id)) == [1, 2])
+        let digest = ContentHasher.digest(of: [1, 2, 3])
+        _ = try fixture.uploads.complete(session.id, repository: repo, digest: digest, lastChunk: BufferByteSource([3]))
+        #expect(fixture.fileContents(fixture.layout.blobFile(repo, digest)) == [1, 2, 3])
+    }
+
+    @Test func sessionBelongsToItsRepository() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let session = try fixture.uploads.start(repository: fixture.name("one"))
+        #expect(throws: StorageError.uploadUnknown(session.id.value)) {
+            try fixture.uploads.progress(session.id, repository: fixture.name("two"))
+        }
+    }
+
+    @Test func sha512DigestsAreVerifiedToo() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let bytes = Array("hello sha512".utf8)
+        let digest = ContentHasher.digest(of: bytes, algorithm: .sha512)
+        let session = try fixture.uploads.start(repository: repo)
+        _ = try fixture.uploads.complete(session.id, repository: repo, digest: digest, lastChunk: BufferByteSource(bytes))
+        #expect(fixture.blobs.size(of: digest, in: repo) == UInt64(bytes.count))
+    }
+
+    @Test func cancelRemovesTheSession() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let session = try fixture.uploads.start(repository: repo)
+        try fixture.uploads.cancel(session.id, repository: repo)
+        #expect(!FileManagerLite.exists(fixture.layout.uploadDirectory(session.id)))
+    }
+}
+
+@Suite struct BlobStoreTests {
+    @Test func sameBlobInTwoRepositoriesIsOneInode() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let bytes = SeededBytes(seed: 3).nextArray(4096)
+        let digest = try fixture.pushBlob(bytes, to: "one")
+        try fixture.pushBlob(bytes, to: "two/nested")
+        let first = FileManagerLite.inode(fixture.layout.blobFile(fixture.name("one"), digest))
+        let second = FileManagerLite.inode(fixture.layout.blobFile(fixture.name("two/nested"), digest))
+        #expect(first != nil && first == second)
+        #expect(FileManagerLite.linkCount(fixture.layout.sharedBlobFile(digest)) == 3)
+    }
+
+    @Test func mountLinksOnlyWhatTheSourceHolds() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let digest = try fixture.pushBlob([1, 2, 3], to: "source")
+        let absent = ContentHasher.digest(of: [4])
+        #expect(try fixture.blobs.mount(digest, from: fixture.name("source"), into: fixture.name("target")))
+        #expect(fixture.blobs.size(of: digest, in: fixture.name("target")) == 3)
+        #expect(try !fixture.blobs.mount(absent, from: fixture.name("source"), into: fixture.name("target")))
+        #expect(try !fixture.blobs.mount(digest, from: fixture.name("nowhere"), into: fixture.name("other")))
+        #expect(try fixture.blobs.mountFromAnywhere(digest, into: fixture.name("third")))
+    }
+}
+
+extension SeededBytes {
+    func nextArray(_ count: Int) -> [UInt8] {
+        var copy = self
+        return copy.next(count)
+    }
+}
+
+/// Small stat helpers for assertions.
+enum FileManagerLite {
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    static func inode(_ path: String) -> UInt64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? UInt64(info.st_ino) : nil
+    }
+
+    static func linkCount(_ path: String) -> UInt64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? UInt64(info.st_nlink) : nil
+    }
+}
