@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// A real Berth for integration tests: the `berth serve` binary on a unix socket and
+/// nginx (configured by `scripts/nginx-conf`, as `scripts/run` does) with TLS on a
+/// free loopback port, all under one temp directory.
+public final class RegistryServer: @unchecked Sendable {
+    public let directory: TemporaryDirectory
+    public let port: Int
+    public var store: String { "\(directory.path)/store" }
+    public var socket: String { "\(directory.path)/run/berth.sock" }
+    /// Holds only `ca.crt`, as skopeo's and podman's `--cert-dir` want it.
+    public var certDirectory: String { "\(directory.path)/certs" }
+    public var host: String { "127.0.0.1:\(port)" }
+    public var baseURL: String { "https://\(host)" }
+    private var worker: Process?
+    private var nginx: Process?
+
+    /// The repository checkout (for scripts and the nginx templates).
+    public static var repositoryRoot: String {
+        if let root = ProcessInfo.processInfo.environment["BERTH_REPO"], !root.isEmpty { return root }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }
+
+    /// The `berth` binary under test.
+    public static var binary: String {
+        if let binary = ProcessInfo.processInfo.environment["BERTH_BIN"], !binary.isEmpty { return binary }
+        return "\(repositoryRoot)/.build/debug/berth"
+    }
+
+    public init(workerArguments: [String] = []) throws {
+        directory = TemporaryDirectory(prefix: "berth-it")
+        port = try Self.freePort()
+        let base = directory.path
+        for folder in ["store", "run", "tls", "certs", "nginx"] {
+            try FileManager.default.createDirectory(atPath: "\(base)/\(folder)", withIntermediateDirectories: true)
+        }
+        let certificate = Shell.run("openssl", [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout", "\(base)/tls/server-key.pem", "-out", "\(base)/tls/server.pem",
+        ])
+        guard certificate.succeeded else { throw ServerError.setup("openssl: \(certificate.stderr)") }
+        try FileManager.default.copyItem(atPath: "\(base)/tls/server.pem", toPath: "\(base)/certs/ca.crt")
+
+        worker = try Shell.start(Self.binary, ["serve", "--store", store, "--socket", socket] + workerArguments,
+                                 logFile: "\(base)/worker.log")
+        try waitFor("the worker's socket") { FileManager.default.fileExists(atPath: self.socket) }
+
+        let rendered = Shell.run("\(Self.repositoryRoot)/scripts/nginx-conf", [
+            "\(base)/nginx", "--port", String(port), "--store", store, "--socket", socket,
+            "--cert", "\(base)/tls/server.pem", "--key", "\(base)/tls/server-key.pem",
+            "--user", "root", "--workers", "2",
+        ])
+        guard rendered.succeeded else { throw ServerError.setup("nginx-conf: \(rendered.stderr)\(rendered.stdout)") }
+        nginx = try Shell.start("/usr/sbin/nginx", ["-p", "\(base)/nginx", "-c", "\(base)/nginx/nginx.conf", "-g", "daemon off;"],
+                                logFile: "\(base)/nginx.log")
+        try waitFor("nginx") { self.curl(["\(self.baseURL)/v2/"]).status == 200 }
+    }
+
+    /// Stops nginx and the worker (SIGTERM, as systemd would) and removes everything.
+    public func stop() {
+        for process in [nginx, worker].compactMap({ $0 }) where process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        directory.remove()
+    }
+
+    /// The worker's log (one JSON object per line).
+    public var workerLog: String { (try? String(contentsOfFile: "\(directory.path)/worker.log", encoding: .utf8)) ?? "" }
+
+    /// An HTTP answer as curl saw it.
+    public struct Response: Sendable {
+        public let status: Int
+        public let headers: [String: [String]]
+        public let body: Data
+
+        public func header(_ name: String) -> String? { headers[name.lowercased()]?.first }
+        public var text: String { String(decoding: body, as: UTF8.self) }
+
+        /// The first OCI error code in the body, if it is the spec's error document.
+        public var errorCode: String? {
+            struct Body: Decodable {
+                struct Entry: Decodable { let code: String }
+                let errors: [Entry]
+            }
+            return (try? JSONDecoder().decode(Body.self, from: body))?.errors.first?.code
+        }
+    }
+
+    /// Runs curl against this server (TLS verified against the test CA). `arguments`
+    /// are curl's own; the headers and body of the last answer are returned.
+    public func curl(_ arguments: [String]) -> Response {
+        let id = UUID().uuidString
+        let headerFile = "\(directory.path)/curl-\(id).headers", bodyFile = "\(directory.path)/curl-\(id).body"
+        defer {
+            try? FileManager.default.removeItem(atPath: headerFile)
+            try? FileManager.default.removeItem(atPath: bodyFile)
+        }
+        let result = Shell.run("curl", ["-sS", "--cacert", "\(certDirectory)/ca.crt", "-D", headerFile, "-o", bodyFile,
+                                        "-w", "%{http_code}"] + arguments)
+        let headerText = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
+        // Keep the headers of the last answer only (curl writes one block per answer).
+        let blocks = headerText.components(separatedBy: "\r\n\r\n").filter { !$0.isEmpty }
+        var headers: [String: [String]] = [:]
+        for line in (blocks.last ?? "").components(separatedBy: "\r\n").dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[name, default: []].append(value)
+        }
+        return Response(status: Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1,
+                        headers: headers,
+                        body: FileManager.default.contents(atPath: bodyFile) ?? Data())
+    }
+
+    private func waitFor(_ what: String, _ ready: () -> Bool) throws {
+        for _ in 0..<200 {
+            if ready() { return }
+            usleep(50_000)
+        }
+        throw ServerError.setup("\(what) did not come up; worker log:\n\(workerLog)\nnginx log:\n"
+            + ((try? String(contentsOfFile: "\(directory.path)/nginx.log", encoding: .utf8)) ?? ""))
+    }
+
+    private static func freePort() throws -> Int {
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw ServerError.setup("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    public enum ServerError: Error, CustomStringConvertible {
+        case setup(String)
+        public var description: String {
+            switch self { case .setup(let text): "test server setup failed: \(text)" }
+        }
+    }
+}
