@@ -22,12 +22,6 @@ extension Registry {
         let page = try Page(request, path: "/v2/_catalog", items: all)
         return page.response(body: JSON.encode(Body(repositories: page.items)))
     }
-
-    /// Referrers are not indexed yet: every subject has none.
-    func referrers(of digest: Digest, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
-        let body = Array("{\"schemaVersion\":2,\"mediaType\":\"\(MediaType.ociIndex)\",\"manifests\":[]}".utf8)
-        return RegistryResponse(status: 200, headers: [("Content-Type", MediaType.ociIndex)], body: body)
-    }
 }
 
 /// One page of a sorted listing: items after `last`, at most `n`, and a `Link` to the

@@ -19,6 +19,7 @@ public struct Registry: Sendable {
     let blobs: BlobStore
     let uploads: UploadStore
     let manifests: ManifestStore
+    let referrerIndex: ReferrersStore
 
     public init(layout: StoreLayout, options: Options = Options()) {
         self.options = options
@@ -26,6 +27,7 @@ public struct Registry: Sendable {
         blobs = BlobStore(layout: layout)
         uploads = UploadStore(layout: layout)
         manifests = ManifestStore(layout: layout)
+        referrerIndex = ReferrersStore(layout: layout)
     }
 
     /// Answers one request. Never throws: every failure becomes an OCI error answer.
@@ -52,8 +54,14 @@ public struct Registry: Sendable {
                 return try getManifest(reference, in: name)
             case (.manifest(let name, let reference), "PUT"):
                 return try putManifest(reference, in: name, request)
+            case (.manifest(let name, let reference), "DELETE"):
+                try manifests.delete(reference, in: name)
+                return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
             case (.blob(let name, let digest), "GET"):
                 return try getBlob(digest, in: name)
+            case (.blob(let name, let digest), "DELETE"):
+                try blobs.delete(digest, from: name)
+                return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
             case (.uploadStart(let name), "POST"):
                 return try startUpload(in: name, request)
             case (.upload(let name, let id), "GET"):

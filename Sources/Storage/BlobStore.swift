@@ -71,6 +71,15 @@ public struct BlobStore: Sendable {
         return true
     }
 
+    /// Removes the blob from `repository` (other repositories keep their links; the
+    /// shared copy goes with garbage collection).
+    public func delete(_ digest: Digest, from repository: RepositoryName) throws(StorageError) {
+        let path = layout.blobFile(repository, digest)
+        guard FileSystem.regularFileSize(path) != nil else { throw .blobUnknown(digest) }
+        try FileSystem.remove(path)
+        try FileSystem.fsyncDirectory(layout.blobsDirectory(repository, digest.algorithm))
+    }
+
     private func linkShared(_ digest: Digest, into repository: RepositoryName) throws(StorageError) {
         try FileSystem.link(layout.sharedBlobFile(digest), layout.blobFile(repository, digest))
         try FileSystem.fsyncDirectory(layout.blobsDirectory(repository, digest.algorithm))

@@ -5,11 +5,13 @@ public struct ManifestStore: Sendable {
     public let layout: StoreLayout
     private let blobs: BlobStore
     private let repositories: RepositoryStore
+    private let referrers: ReferrersStore
 
     public init(layout: StoreLayout) {
         self.layout = layout
         self.blobs = BlobStore(layout: layout)
         self.repositories = RepositoryStore(layout: layout)
+        self.referrers = ReferrersStore(layout: layout)
     }
 
     /// A stored manifest as the pull path needs it.
@@ -48,8 +50,34 @@ public struct ManifestStore: Sendable {
             case .digest: index.addUntagged(descriptor)
             }
             try writeIndex(index, repository)
+            if let subject = document.subject {
+                let referrer = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count),
+                                          artifactType: document.artifactType, annotations: document.annotations)
+                try referrers.record(referrer, subject: subject.digest, repository: repository)
+            }
         }
         return Pushed(digest: digest, document: document)
+    }
+
+    /// Deletes a tag (the manifest stays, reachable by digest and its other tags), or a
+    /// manifest by digest (with all its tags and its referrers entry).
+    public func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
+        guard repositories.exists(repository) else { throw .manifestUnknown(reference) }
+        try repositories.withLock(repository) { () throws(StorageError) in
+            var index = try readIndex(repository)
+            switch reference {
+            case .tag(let tag):
+                guard index.removeTag(tag) else { throw .manifestUnknown(reference) }
+                try writeIndex(index, repository)
+            case .digest(let digest):
+                guard index.removeManifest(digest) else { throw .manifestUnknown(reference) }
+                try writeIndex(index, repository)
+                if let body = try FileSystem.readFile(layout.blobFile(repository, digest), limit: ManifestDocument.maximumSize),
+                   let subject = try? ManifestDocument(body: body, contentType: nil).subject {
+                    try referrers.remove(digest, subject: subject.digest, repository: repository)
+                }
+            }
+        }
     }
 
     /// The manifest a tag or digest names in `repository`.

@@ -11,6 +11,8 @@
 ///     blobs/<algorithm>/<hex>       one copy of every blob; repositories link to it
 ///     uploads/<uuid>/data           bytes received so far
 ///     uploads/<uuid>/state          repository, offset and hash state, replaced whole
+///     referrers/<repository>/_subject/<alg>/<hex>/<alg>-<hex>.json
+///                                   descriptor of one manifest whose subject is <alg>:<hex>
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
 ///     locks/_create                 held while a repository layout is created
 ///     tmp/                          temp files, renamed into place when complete
@@ -60,6 +62,14 @@ public struct StoreLayout: Sendable {
     public func uploadDirectory(_ id: UploadID) -> String { "\(uploadsDirectory)/\(id.value)" }
     public func uploadDataFile(_ id: UploadID) -> String { "\(uploadDirectory(id))/data" }
     public func uploadStateFile(_ id: UploadID) -> String { "\(uploadDirectory(id))/state" }
+
+    /// `_subject` cannot be a repository component, so nested names never collide.
+    public func referrersDirectory(_ name: RepositoryName, subject: Digest) -> String {
+        "\(bookkeepingDirectory)/referrers/\(name.value)/_subject/\(subject.algorithm.rawValue)/\(subject.hex)"
+    }
+    public func referrerFile(_ name: RepositoryName, subject: Digest, referrer: Digest) -> String {
+        "\(referrersDirectory(name, subject: subject))/\(referrer.algorithm.rawValue)-\(referrer.hex).json"
+    }
 
     public var locksDirectory: String { "\(bookkeepingDirectory)/locks" }
     /// `_lock` cannot be a repository component, so it never collides with a nested name.

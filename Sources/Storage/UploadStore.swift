@@ -176,12 +176,7 @@ public struct UploadStore: Sendable {
         let record = UploadState.Record(
             repository: state.repository.value, size: state.size, sha256State: Hex.encode(state.hasher.savedState),
             updated: Int64(time(nil)))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let bytes = try? Array(encoder.encode(record)) else {
-            throw .corrupt(path: layout.uploadStateFile(id), reason: "upload state does not encode")
-        }
-        try FileSystem.writeAtomically(bytes, to: layout.uploadStateFile(id), temporaryDirectory: layout.uploadDirectory(id))
+        try FileSystem.writeAtomically(JSONCoding.encode(record), to: layout.uploadStateFile(id), temporaryDirectory: layout.uploadDirectory(id))
     }
 
     private static func rehash(path: String, length: UInt64) throws(StorageError) -> SHA256Hasher {
