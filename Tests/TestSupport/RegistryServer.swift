@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FastCGI
 import Foundation
 
 /// A real Berth for integration tests: the `berth serve` binary on a unix socket and
@@ -31,7 +32,16 @@ public final class RegistryServer: @unchecked Sendable {
         return "\(repositoryRoot)/.build/debug/berth"
     }
 
-    public init(workerArguments: [String] = []) throws {
+    /// How the worker gets its listening socket.
+    public enum Listening: Sendable {
+        /// `berth serve --socket <path>`: the worker creates the socket.
+        case ownSocket
+        /// The socket is created here and handed over as fd 0, as systemd's
+        /// `StandardInput=socket` and spawn-fcgi do; the worker gets no `--socket`.
+        case inheritedOnStandardInput
+    }
+
+    public init(workerArguments: [String] = [], listening: Listening = .ownSocket) throws {
         directory = TemporaryDirectory(prefix: "berth-it")
         port = try Self.freePort()
         let base = directory.path
@@ -46,8 +56,17 @@ public final class RegistryServer: @unchecked Sendable {
         guard certificate.succeeded else { throw ServerError.setup("openssl: \(certificate.stderr)") }
         try FileManager.default.copyItem(atPath: "\(base)/tls/server.pem", toPath: "\(base)/certs/ca.crt")
 
-        worker = try Shell.start(Self.binary, ["serve", "--store", store, "--socket", socket] + workerArguments,
-                                 logFile: "\(base)/worker.log")
+        switch listening {
+        case .ownSocket:
+            worker = try Shell.start(Self.binary, ["serve", "--store", store, "--socket", socket] + workerArguments,
+                                     logFile: "\(base)/worker.log")
+        case .inheritedOnStandardInput:
+            let listener = try FastCGIServer.listenUnix(path: socket, mode: 0o660)
+            let handle = FileHandle(fileDescriptor: listener, closeOnDealloc: true)
+            worker = try Shell.start(Self.binary, ["serve", "--store", store] + workerArguments,
+                                     logFile: "\(base)/worker.log", standardInput: handle)
+            try handle.close()
+        }
         try waitFor("the worker's socket") { FileManager.default.fileExists(atPath: self.socket) }
 
         let rendered = Shell.run("\(Self.repositoryRoot)/scripts/nginx-conf", [

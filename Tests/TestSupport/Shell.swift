@@ -54,7 +54,7 @@ public enum Shell {
 
     /// Starts a long-running process with its output going to `logFile`.
     public static func start(_ executable: String, _ arguments: [String], logFile: String,
-                             environment: [String: String] = [:]) throws -> Process {
+                             environment: [String: String] = [:], standardInput: FileHandle? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -65,7 +65,7 @@ public enum Shell {
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         process.standardOutput = log
         process.standardError = log
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = standardInput ?? FileHandle.nullDevice
         try process.run()
         return process
     }
