@@ -8,25 +8,17 @@ extension Registry {
 
     /// `POST …/blobs/uploads/`: a cross-repository mount, a monolithic upload
     /// (`?digest=` with the body), or a new session.
-    func startUpload(in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+    func startUpload(in name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
         let query = request.query
-        do {
-            if let mountText = query["mount"] {
-                guard let digest = Digest(mountText) else { throw Route.invalidDigest(mountText) }
-                if try mount(digest, from: query["from"], into: name) { return blobCreated(digest, in: name) }
-            } else if let digestText = query["digest"] {
-                guard let digest = Digest(digestText) else { throw Route.invalidDigest(digestText) }
-                return try uploadMonolithic(digest, into: name, request)
-            }
-            let progress = try uploads.start(repository: name)
-            return uploadAccepted(progress, in: name, status: 202)
-        } catch let error as StorageError {
-            throw RegistryError(error)
-        } catch let error as RegistryError {
-            throw error
-        } catch {
-            throw RegistryError(.unknown, "unexpected failure: \(error)")
+        if let mountText = query["mount"] {
+            guard let digest = Digest(mountText) else { throw Route.invalidDigest(mountText) }
+            if try mount(digest, from: query["from"], into: name) { return blobCreated(digest, in: name) }
+        } else if let digestText = query["digest"] {
+            guard let digest = Digest(digestText) else { throw Route.invalidDigest(digestText) }
+            return try uploadMonolithic(digest, into: name, request)
         }
+        let progress = try uploads.start(repository: name)
+        return uploadAccepted(progress, in: name, status: 202)
     }
 
     private func mount(_ digest: Digest, from: String?, into name: RepositoryName) throws -> Bool {
@@ -57,33 +49,25 @@ extension Registry {
     /// `PATCH`: appends a chunk. With `Content-Range` the chunk must start where the
     /// upload ends (416 otherwise) and have exactly that length; without it the body is
     /// streamed and appended whatever its length.
-    func appendChunk(_ id: UploadID, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+    func appendChunk(_ id: UploadID, in name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
         let range = try ContentRange.parse(request.headers["content-range"])
-        do {
-            let progress = try uploads.append(
-                id, repository: name, startingAt: range?.start,
-                expectedLength: range?.length ?? request.contentLength, from: request.body)
-            return uploadAccepted(progress, in: name, status: 202)
-        } catch {
-            throw RegistryError(error)
-        }
+        let progress = try uploads.append(
+            id, repository: name, startingAt: range?.start,
+            expectedLength: range?.length ?? request.contentLength, from: request.body)
+        return uploadAccepted(progress, in: name, status: 202)
     }
 
     /// `PUT ?digest=`: an optional last chunk, then verification and commit.
-    func completeUpload(_ id: UploadID, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+    func completeUpload(_ id: UploadID, in name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
         guard let digestText = request.query["digest"] else {
             throw RegistryError(.digestInvalid, "completing an upload needs ?digest=<algorithm>:<hex>")
         }
         guard let digest = Digest(digestText) else { throw Route.invalidDigest(digestText) }
         let range = try ContentRange.parse(request.headers["content-range"])
         let hasBody = request.contentLength != 0
-        do {
-            _ = try uploads.complete(
-                id, repository: name, digest: digest, startingAt: range?.start,
-                expectedLength: range?.length ?? request.contentLength, lastChunk: hasBody ? request.body : nil)
-        } catch {
-            throw RegistryError(error)
-        }
+        _ = try uploads.complete(
+            id, repository: name, digest: digest, startingAt: range?.start,
+            expectedLength: range?.length ?? request.contentLength, lastChunk: hasBody ? request.body : nil)
         return blobCreated(digest, in: name)
     }
 

@@ -4,22 +4,18 @@ extension Registry {
     /// The largest page a listing returns, whatever `n` asks for.
     public static let maximumPageSize = 1000
 
-    func tags(of name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+    func tags(of name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
         struct Body: Encodable {
             let name: String
             let tags: [String]
         }
-        let all: [String]
-        do { all = try manifests.tags(of: name) } catch { throw RegistryError(error) }
-        let page = try Page(request, path: "/v2/\(name.value)/tags/list", items: all)
+        let page = try Page(request, path: "/v2/\(name.value)/tags/list", items: try manifests.tags(of: name))
         return page.response(body: JSON.encode(Body(name: name.value, tags: page.items)))
     }
 
-    func catalog(_ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+    func catalog(_ request: RegistryRequest) throws -> RegistryResponse {
         struct Body: Encodable { let repositories: [String] }
-        let all: [String]
-        do { all = try repositories.catalog().map(\.value) } catch { throw RegistryError(error) }
-        let page = try Page(request, path: "/v2/_catalog", items: all)
+        let page = try Page(request, path: "/v2/_catalog", items: try repositories.catalog().map(\.value))
         return page.response(body: JSON.encode(Body(repositories: page.items)))
     }
 }

@@ -7,20 +7,11 @@ extension Registry {
     }
 
     /// `PUT …/manifests/<reference>`: reads at most 4 MiB, validates, stores.
-    func putManifest(_ reference: Reference, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+    func putManifest(_ reference: Reference, in name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
         let limit = ManifestDocument.maximumSize
         if let length = request.contentLength, length > UInt64(limit) { throw manifestTooLarge }
-        let pushed: ManifestStore.Pushed
-        do {
-            guard let body = try request.body.readAll(limit: limit) else { throw manifestTooLarge }
-            pushed = try manifests.put(body, contentType: request.headers["content-type"], reference: reference, repository: name)
-        } catch let error as StorageError {
-            throw RegistryError(error)
-        } catch let error as RegistryError {
-            throw error
-        } catch {
-            throw RegistryError(.unknown, "unexpected failure: \(error)")
-        }
+        guard let body = try request.body.readAll(limit: limit) else { throw manifestTooLarge }
+        let pushed = try manifests.put(body, contentType: request.headers["content-type"], reference: reference, repository: name)
         var headers: [(name: String, value: String)] = [
             ("Location", "/v2/\(name.value)/manifests/\(pushed.digest)"),
             ("Docker-Content-Digest", pushed.digest.description),

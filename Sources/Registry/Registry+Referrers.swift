@@ -4,14 +4,13 @@ extension Registry {
     /// `GET /v2/<name>/referrers/<digest>`: an OCI index of the manifests whose subject is
     /// `digest` (empty, with 200, when there are none or the subject is unknown), filtered
     /// by `?artifactType=` when given.
-    func referrers(of subject: Digest, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+    func referrers(of subject: Digest, in name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
         struct Body: Encodable {
             let schemaVersion = 2
             let mediaType = MediaType.ociIndex
             let manifests: [Descriptor]
         }
-        var found: [Descriptor]
-        do { found = try referrerIndex.referrers(of: subject, in: name) } catch { throw RegistryError(error) }
+        var found = try referrerIndex.referrers(of: subject, in: name)
         var headers: [(name: String, value: String)] = [("Content-Type", MediaType.ociIndex)]
         if let artifactType = request.query["artifactType"] {
             found = found.filter { $0.artifactType == artifactType }

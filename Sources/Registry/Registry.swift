@@ -42,7 +42,7 @@ public struct Registry: Sendable {
 
     private func dispatch(_ route: Route, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
         let method = request.method == "HEAD" ? "GET" : request.method
-        do {
+        return try RegistryError.mapping { () throws -> RegistryResponse in
             switch (route, method) {
             case (.base, "GET"):
                 return RegistryResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array("{}".utf8))
@@ -79,12 +79,6 @@ public struct Registry: Sendable {
                 throw RegistryError(.unsupported, "\(request.method) is not supported on this endpoint", status: 405,
                                     headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
             }
-        } catch let error as StorageError {
-            throw RegistryError(error)
-        } catch let error as RegistryError {
-            throw error
-        } catch {
-            throw RegistryError(.unknown, "unexpected failure: \(error)")
         }
     }
 

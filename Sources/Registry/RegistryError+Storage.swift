@@ -46,6 +46,22 @@ extension RegistryError {
     }
 }
 
+extension RegistryError {
+    /// Runs `body`; a storage failure becomes its wire error, a registry error passes,
+    /// anything else is the registry's own fault (500).
+    static func mapping<T>(_ body: () throws -> T) throws(RegistryError) -> T {
+        do {
+            return try body()
+        } catch let error as RegistryError {
+            throw error
+        } catch let error as StorageError {
+            throw RegistryError(error)
+        } catch {
+            throw RegistryError(.unknown, "unexpected failure: \(error)")
+        }
+    }
+}
+
 /// The `Range` header of upload answers: `0-<last byte>`, and `0-0` when empty.
 enum RangeHeader {
     static func value(forSize size: UInt64) -> String { "0-\(size == 0 ? 0 : size - 1)" }

@@ -104,15 +104,8 @@ public enum ContentHasher {
     }
 
     static func digest(_ algorithm: Digest.Algorithm, bytes: [UInt8]) -> Digest {
-        let table = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        hex.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            hex.append(table[Int(byte >> 4)])
-            hex.append(table[Int(byte & 0x0f)])
-        }
         // A hash output of the right length always forms a valid digest.
-        guard let digest = Digest(algorithm: algorithm, hex: String(decoding: hex, as: UTF8.self)) else {
+        guard let digest = Digest(algorithm: algorithm, hex: Hex.encode(bytes)) else {
             preconditionFailure("hash output of unexpected length")
         }
         return digest
