@@ -9,24 +9,25 @@ extension Registry {
             let name: String
             let tags: [String]
         }
-        let page = try Page(request, path: "/v2/\(name.value)/tags/list", items: try manifests.tags(of: name))
+        let page = try Page(request, path: "/v2/\(name.value)/tags/list", items: try manifests.tags(of: name), key: { $0 })
         return page.response(body: JSON.encode(Body(name: name.value, tags: page.items)))
     }
 
     func catalog(_ request: RegistryRequest) throws -> RegistryResponse {
         struct Body: Encodable { let repositories: [String] }
-        let page = try Page(request, path: "/v2/_catalog", items: try repositories.catalog().map(\.value))
+        let page = try Page(request, path: "/v2/_catalog", items: try repositories.catalog().map(\.value), key: { $0 })
         return page.response(body: JSON.encode(Body(repositories: page.items)))
     }
 }
 
-/// One page of a sorted listing: items after `last`, at most `n`, and a `Link` to the
-/// next page when more remain.
-struct Page {
-    let items: [String]
+/// One page of a listing sorted by `key`: items after `last`, at most `n` (capped at
+/// `Registry.maximumPageSize`), and a `Link` to the next page when more remain.
+struct Page<Item> {
+    let items: [Item]
     let next: String?
 
-    init(_ request: RegistryRequest, path: String, items all: [String]) throws(RegistryError) {
+    init(_ request: RegistryRequest, path: String, items all: [Item], key: (Item) -> String,
+         extraQuery: String = "") throws(RegistryError) {
         let query = request.query
         var limit = Registry.maximumPageSize
         if let text = query["n"] {
@@ -36,18 +37,19 @@ struct Page {
             limit = min(number, Registry.maximumPageSize)
         }
         var remaining = all[...]
-        if let last = query["last"] { remaining = remaining.drop { $0 <= last } }
+        if let last = query["last"] { remaining = remaining.drop { key($0) <= last } }
         let page = Array(remaining.prefix(limit))
         items = page
         if remaining.count > page.count, let lastItem = page.last {
-            next = "<\(path)?n=\(limit)&last=\(PercentEncoding.encodeQueryValue(lastItem))>; rel=\"next\""
+            next = "<\(path)?n=\(limit)&last=\(PercentEncoding.encodeQueryValue(key(lastItem)))\(extraQuery)>; rel=\"next\""
         } else {
             next = nil
         }
     }
 
-    func response(body: [UInt8]) -> RegistryResponse {
-        var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
+    func response(body: [UInt8], contentType: String = "application/json",
+                  extraHeaders: [(name: String, value: String)] = []) -> RegistryResponse {
+        var headers: [(name: String, value: String)] = [("Content-Type", contentType)] + extraHeaders
         if let next { headers.append(("Link", next)) }
         return RegistryResponse(status: 200, headers: headers, body: body)
     }

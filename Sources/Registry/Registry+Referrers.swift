@@ -3,7 +3,7 @@ import Storage
 extension Registry {
     /// `GET /v2/<name>/referrers/<digest>`: an OCI index of the manifests whose subject is
     /// `digest` (empty, with 200, when there are none or the subject is unknown), filtered
-    /// by `?artifactType=` when given.
+    /// by `?artifactType=` when given, in pages ordered by digest (`n`, `last`, `Link`).
     func referrers(of subject: Digest, in name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
         struct Body: Encodable {
             let schemaVersion = 2
@@ -11,11 +11,16 @@ extension Registry {
             let manifests: [Descriptor]
         }
         var found = try referrerIndex.referrers(of: subject, in: name)
-        var headers: [(name: String, value: String)] = [("Content-Type", MediaType.ociIndex)]
+        var filterHeaders: [(name: String, value: String)] = []
+        var filterQuery = ""
         if let artifactType = request.query["artifactType"] {
             found = found.filter { $0.artifactType == artifactType }
-            headers.append(("OCI-Filters-Applied", "artifactType"))
+            filterHeaders.append(("OCI-Filters-Applied", "artifactType"))
+            filterQuery = "&artifactType=\(PercentEncoding.encodeQueryValue(artifactType))"
         }
-        return RegistryResponse(status: 200, headers: headers, body: JSON.encode(Body(manifests: found)))
+        let page = try Page(request, path: "/v2/\(name.value)/referrers/\(subject)", items: found, key: \.digest,
+                            extraQuery: filterQuery)
+        return page.response(body: JSON.encode(Body(manifests: page.items)), contentType: MediaType.ociIndex,
+                             extraHeaders: filterHeaders)
     }
 }

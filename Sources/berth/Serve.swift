@@ -24,8 +24,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Octal permissions of the socket created by --socket.")
     var socketMode: String = "660"
 
-    @Option(help: "Requests served at once (threads).")
-    var threads: Int = 8
+    @Option(help: "Requests served at once (threads). A long upload holds one for its duration.")
+    var threads: Int = 32
 
     @Flag(help: "Let POST ?mount=<digest> without from= link a blob found anywhere in the store.")
     var automaticCrossMount = false
