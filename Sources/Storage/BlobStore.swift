@@ -19,30 +19,30 @@ public struct BlobStore: Sendable {
         FileSystem.regularFileSize(layout.blobFile(repository, digest))
     }
 
-    /// Makes the verified file at `path` the blob `digest` of `repository`. The file is
-    /// moved (renamed) into the shared store, or dropped if the shared copy exists.
+    /// Makes the verified file at `path` the blob `digest` of `repository`. An existing
+    /// shared copy is linked and the file dropped; otherwise the file becomes the shared
+    /// copy (linked, never renamed over one that appeared meanwhile). Linking first means
+    /// a garbage collection that removes the shared copy concurrently loses nothing.
     /// The caller guarantees the file is fsynced and hashes to `digest`.
     func commit(verifiedFile path: String, as digest: Digest, into repository: RepositoryName) throws(StorageError) {
         try repositories.create(repository)
-        let shared = layout.sharedBlobFile(digest)
-        if FileSystem.regularFileSize(shared) == nil {
-            try FileSystem.makeDirectories(layout.sharedBlobsDirectory(digest.algorithm))
-            try FileSystem.rename(path, shared)
-            try FileSystem.fsyncDirectory(layout.sharedBlobsDirectory(digest.algorithm))
-        } else {
+        if try linkSharedIfPresent(digest, into: repository) {
             try FileSystem.remove(path)
+            return
         }
+        try FileSystem.makeDirectories(layout.sharedBlobsDirectory(digest.algorithm))
+        try FileSystem.link(path, layout.sharedBlobFile(digest))
+        try FileSystem.fsyncDirectory(layout.sharedBlobsDirectory(digest.algorithm))
+        try FileSystem.remove(path)
         try linkShared(digest, into: repository)
     }
 
     /// Stores small bytes (a manifest) as the blob `digest` of `repository`.
     func put(_ bytes: [UInt8], as digest: Digest, into repository: RepositoryName) throws(StorageError) {
         try repositories.create(repository)
-        let shared = layout.sharedBlobFile(digest)
-        if FileSystem.regularFileSize(shared) == nil {
-            try FileSystem.makeDirectories(layout.sharedBlobsDirectory(digest.algorithm))
-            try FileSystem.writeAtomically(bytes, to: shared, temporaryDirectory: layout.temporaryDirectory)
-        }
+        if try linkSharedIfPresent(digest, into: repository) { return }
+        try FileSystem.makeDirectories(layout.sharedBlobsDirectory(digest.algorithm))
+        try FileSystem.writeAtomically(bytes, to: layout.sharedBlobFile(digest), temporaryDirectory: layout.temporaryDirectory)
         try linkShared(digest, into: repository)
     }
 
@@ -78,6 +78,15 @@ public struct BlobStore: Sendable {
         guard FileSystem.regularFileSize(path) != nil else { throw .blobUnknown(digest) }
         try FileSystem.remove(path)
         try FileSystem.fsyncDirectory(layout.blobsDirectory(repository, digest.algorithm))
+    }
+
+    /// Links the shared copy into `repository`; false when there is no shared copy.
+    private func linkSharedIfPresent(_ digest: Digest, into repository: RepositoryName) throws(StorageError) -> Bool {
+        guard try FileSystem.linkIfSourceExists(layout.sharedBlobFile(digest), layout.blobFile(repository, digest)) else {
+            return false
+        }
+        try FileSystem.fsyncDirectory(layout.blobsDirectory(repository, digest.algorithm))
+        return true
     }
 
     private func linkShared(_ digest: Digest, into repository: RepositoryName) throws(StorageError) {

@@ -187,3 +187,28 @@ extension FileSystem {
         throw fail("link", destination)
     }
 }
+
+extension FileSystem {
+    /// What garbage collection and scrub need to know of a file.
+    struct Status {
+        let size: UInt64
+        let linkCount: UInt64
+        let inode: UInt64
+        let device: UInt64
+        /// The later of modification and status change (a new hard link changes the latter).
+        let lastChange: Int
+        let isRegularFile: Bool
+    }
+
+    static func status(_ path: String) -> Status? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return Status(size: UInt64(info.st_size), linkCount: UInt64(info.st_nlink), inode: UInt64(info.st_ino),
+                      device: UInt64(info.st_dev), lastChange: max(info.st_mtim.tv_sec, info.st_ctim.tv_sec),
+                      isRegularFile: (info.st_mode & S_IFMT) == S_IFREG)
+    }
+
+    /// Takes an flock without waiting; false when another holder has it. The lock goes
+    /// when `fd` is closed.
+    static func tryLock(_ fd: Int32) -> Bool { flock(fd, LOCK_EX | LOCK_NB) == 0 }
+}

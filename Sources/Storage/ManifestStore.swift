@@ -44,6 +44,9 @@ public struct ManifestStore: Sendable {
         try blobs.put(body, as: digest, into: repository)
         let descriptor = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count))
         try repositories.withLock(repository) { () throws(StorageError) in
+            // Again under the lock: garbage collection (which holds it) may have removed
+            // an unreferenced blob since the first check.
+            try checkReferences(of: document, in: repository)
             var index = try readIndex(repository)
             switch reference {
             case .tag(let tag): index.setTag(tag, to: descriptor)

@@ -16,6 +16,7 @@
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
 ///     locks/_create                 held while a repository layout is created
 ///     tmp/                          temp files, renamed into place when complete
+///     quarantine/<alg>-<hex>        corrupt blobs moved aside by `berth scrub --repair`
 /// ```
 /// Inputs are validated value types, so no path can leave the root.
 public struct StoreLayout: Sendable {
@@ -77,4 +78,8 @@ public struct StoreLayout: Sendable {
     public var creationLockFile: String { "\(locksDirectory)/_create" }
 
     public var temporaryDirectory: String { "\(bookkeepingDirectory)/tmp" }
+    public var quarantineDirectory: String { "\(bookkeepingDirectory)/quarantine" }
+    public func quarantineFile(_ digest: Digest) -> String {
+        "\(quarantineDirectory)/\(digest.algorithm.rawValue)-\(digest.hex)"
+    }
 }

@@ -1,0 +1,192 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Frees what nothing references any more, safely while pushes run:
+/// - per repository, under its lock: blobs no kept manifest reaches (following indexes
+///   to their children, configs, layers and the referrers of kept manifests), untagged
+///   manifests older than `untaggedManifestAge` when that is set, and stale referrer entries;
+/// - shared blob copies no repository links any more (the bytes go with the last link);
+/// - upload sessions idle longer than `uploadAge`, and leftover temp files.
+/// Nothing changed within `gracePeriod` is touched, so a push in flight keeps the blobs
+/// it uploaded but has not referenced yet.
+public struct GarbageCollector: Sendable {
+    public struct Options: Sendable {
+        public var gracePeriod = 3600
+        public var uploadAge = 86_400
+        /// nil: untagged manifests are kept.
+        public var untaggedManifestAge: Int?
+        public var dryRun = false
+
+        public init() {}
+    }
+
+    /// One thing removed (or, in a dry run, that would be).
+    public struct Removal: Sendable, Equatable {
+        public enum Kind: String, Sendable { case blobLink = "blob", sharedBlob = "shared-blob", manifest, upload, referrer, temp }
+        public let kind: Kind
+        public let path: String
+        /// Bytes freed on disk by this removal (0 while other links keep the data).
+        public let bytesFreed: UInt64
+    }
+
+    public struct Report: Sendable {
+        public var removals: [Removal] = []
+        public var repositoriesScanned = 0
+        public var bytesFreed: UInt64 { removals.reduce(0) { $0 + $1.bytesFreed } }
+        public func count(_ kind: Removal.Kind) -> Int { removals.filter { $0.kind == kind }.count }
+    }
+
+    public let layout: StoreLayout
+    public let options: Options
+    private let repositories: RepositoryStore
+    private let manifests: ManifestStore
+    private let referrers: ReferrersStore
+
+    public init(layout: StoreLayout, options: Options = Options()) {
+        self.layout = layout
+        self.options = options
+        repositories = RepositoryStore(layout: layout)
+        manifests = ManifestStore(layout: layout)
+        referrers = ReferrersStore(layout: layout)
+    }
+
+    public func run(now: Int = Int(time(nil))) throws(StorageError) -> Report {
+        var report = Report()
+        for repository in try repositories.catalog() {
+            try repositories.withLock(repository) { () throws(StorageError) in
+                try collect(repository, now: now, into: &report)
+            }
+            report.repositoriesScanned += 1
+        }
+        try collectSharedBlobs(now: now, into: &report)
+        try collectUploads(now: now, into: &report)
+        try collectTemporaryFiles(now: now, into: &report)
+        return report
+    }
+
+    // MARK: Repositories
+
+    private func collect(_ repository: RepositoryName, now: Int, into report: inout Report) throws(StorageError) {
+        var index = try manifests.readIndex(repository)
+        let listed = index.manifests.compactMap { Digest($0.digest) }
+        var roots: [Digest] = []
+        var prunable: Set<Digest> = []
+        for descriptor in index.manifests {
+            guard let digest = Digest(descriptor.digest) else { continue }
+            if descriptor.tag == nil, let age = options.untaggedManifestAge, isOlder(layout.blobFile(repository, digest), than: age, now: now) {
+                prunable.insert(digest)
+            } else {
+                roots.append(digest)
+            }
+        }
+        let reached = try reachable(from: roots, in: repository)
+        let pruned = prunable.subtracting(reached.manifests)
+        if !pruned.isEmpty {
+            for digest in pruned.sorted() {
+                index.removeManifest(digest)
+                report.removals.append(Removal(kind: .manifest, path: "\(repository.value)@\(digest)", bytesFreed: 0))
+            }
+            if !options.dryRun {
+                try FileSystem.writeAtomically(index.encoded(), to: layout.indexFile(repository),
+                                               temporaryDirectory: layout.temporaryDirectory)
+            }
+        }
+        let kept = reached.blobs
+        for algorithm in Digest.Algorithm.allCases {
+            let directory = layout.blobsDirectory(repository, algorithm)
+            for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
+                guard let digest = Digest(algorithm: algorithm, hex: entry.name), !kept.contains(digest) else { continue }
+                let path = "\(directory)/\(entry.name)"
+                guard let status = FileSystem.status(path), now - status.lastChange >= options.gracePeriod else { continue }
+                report.removals.append(Removal(kind: .blobLink, path: path, bytesFreed: status.linkCount == 1 ? status.size : 0))
+                if !options.dryRun { try FileSystem.remove(path) }
+            }
+        }
+        try collectReferrerEntries(repository, listed: Set(listed).subtracting(pruned), into: &report)
+    }
+
+    /// Manifests and blobs reachable from `roots`: index children, configs and layers,
+    /// and the referrers of every reached manifest.
+    private func reachable(from roots: [Digest], in repository: RepositoryName) throws(StorageError) -> (manifests: Set<Digest>, blobs: Set<Digest>) {
+        var manifestsSeen: Set<Digest> = []
+        var blobs: Set<Digest> = []
+        var queue = roots
+        while let digest = queue.popLast() {
+            guard manifestsSeen.insert(digest).inserted else { continue }
+            blobs.insert(digest)
+            if let body = try FileSystem.readFile(layout.blobFile(repository, digest), limit: ManifestDocument.maximumSize),
+               let document = try? ManifestDocument(body: body, contentType: nil) {
+                for blob in document.blobs { blobs.insert(blob.digest) }
+                queue.append(contentsOf: document.children.map(\.digest))
+            }
+            queue.append(contentsOf: try referrers.referrers(of: digest, in: repository).compactMap { Digest($0.digest) })
+        }
+        return (manifestsSeen, blobs)
+    }
+
+    /// Removes referrer entries whose manifest is no longer listed in the repository.
+    private func collectReferrerEntries(_ repository: RepositoryName, listed: Set<Digest>, into report: inout Report) throws(StorageError) {
+        let base = "\(layout.bookkeepingDirectory)/referrers/\(repository.value)/_subject"
+        for algorithm in try FileSystem.listDirectory(base) where algorithm.isDirectory {
+            for subject in try FileSystem.listDirectory("\(base)/\(algorithm.name)") where subject.isDirectory {
+                let directory = "\(base)/\(algorithm.name)/\(subject.name)"
+                for entry in try FileSystem.listDirectory(directory) where entry.name.hasSuffix(".json") {
+                    let name = entry.name.dropLast(".json".count)
+                    guard let dash = name.firstIndex(of: "-"),
+                          let digest = Digest("\(name[..<dash]):\(name[name.index(after: dash)...])"),
+                          !listed.contains(digest) else { continue }
+                    report.removals.append(Removal(kind: .referrer, path: "\(directory)/\(entry.name)", bytesFreed: 0))
+                    if !options.dryRun { try FileSystem.remove("\(directory)/\(entry.name)") }
+                }
+            }
+        }
+    }
+
+    // MARK: Store-wide
+
+    /// Shared copies that only `_berth/blobs` still links: no repository holds them.
+    private func collectSharedBlobs(now: Int, into report: inout Report) throws(StorageError) {
+        for algorithm in Digest.Algorithm.allCases {
+            let directory = layout.sharedBlobsDirectory(algorithm)
+            for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
+                let path = "\(directory)/\(entry.name)"
+                guard let status = FileSystem.status(path), status.linkCount == 1,
+                      now - status.lastChange >= options.gracePeriod else { continue }
+                report.removals.append(Removal(kind: .sharedBlob, path: path, bytesFreed: status.size))
+                if !options.dryRun { try FileSystem.remove(path) }
+            }
+        }
+    }
+
+    /// Sessions idle past `uploadAge`; a session a request holds right now is skipped.
+    private func collectUploads(now: Int, into report: inout Report) throws(StorageError) {
+        for entry in try FileSystem.listDirectory(layout.uploadsDirectory) where entry.isDirectory {
+            guard let id = UploadID(entry.name) else { continue }
+            let directory = layout.uploadDirectory(id)
+            let newest = [layout.uploadStateFile(id), layout.uploadDataFile(id), directory]
+                .compactMap { FileSystem.status($0)?.lastChange }.max() ?? 0
+            guard now - newest >= options.uploadAge else { continue }
+            let size = FileSystem.status(layout.uploadDataFile(id))?.size ?? 0
+            let fd = open(layout.uploadDataFile(id), O_RDWR | O_CLOEXEC)
+            defer { if fd >= 0 { close(fd) } }
+            if fd >= 0, !FileSystem.tryLock(fd) { continue }
+            report.removals.append(Removal(kind: .upload, path: directory, bytesFreed: size))
+            if !options.dryRun { try FileSystem.removeTree(directory) }
+        }
+    }
+
+    private func collectTemporaryFiles(now: Int, into report: inout Report) throws(StorageError) {
+        for entry in try FileSystem.listDirectory(layout.temporaryDirectory) where !entry.isDirectory {
+            let path = "\(layout.temporaryDirectory)/\(entry.name)"
+            guard let status = FileSystem.status(path), now - status.lastChange >= options.gracePeriod else { continue }
+            report.removals.append(Removal(kind: .temp, path: path, bytesFreed: status.size))
+            if !options.dryRun { try FileSystem.remove(path) }
+        }
+    }
+
+    private func isOlder(_ path: String, than age: Int, now: Int) -> Bool {
+        guard let status = FileSystem.status(path) else { return true }
+        return now - status.lastChange >= age
+    }
+}

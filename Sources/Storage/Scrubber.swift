@@ -1,0 +1,139 @@
+/// Checks the whole store: every blob hashes to its name (each inode hashed once),
+/// every `index.json` parses and names manifests that are present with their size,
+/// every manifest's references are in its repository. With `repair`, corrupt blobs are
+/// moved to `_berth/quarantine/` (all their links removed) and index entries whose
+/// manifest is gone are dropped; problems that cannot be repaired are only reported.
+public struct Scrubber: Sendable {
+    public struct Problem: Sendable, Equatable, CustomStringConvertible {
+        public let repository: String?
+        public let path: String
+        public let what: String
+        public let repaired: Bool
+
+        public var description: String {
+            "\(repository.map { "[\($0)] " } ?? "")\(path): \(what)\(repaired ? " (repaired)" : "")"
+        }
+    }
+
+    public struct Report: Sendable {
+        public var problems: [Problem] = []
+        public var blobsHashed = 0
+        public var bytesHashed: UInt64 = 0
+        public var repositoriesChecked = 0
+        public var unrepaired: Int { problems.filter { !$0.repaired }.count }
+    }
+
+    public let layout: StoreLayout
+    public let repair: Bool
+    private let repositories: RepositoryStore
+    private let manifests: ManifestStore
+
+    public init(layout: StoreLayout, repair: Bool = false) {
+        self.layout = layout
+        self.repair = repair
+        repositories = RepositoryStore(layout: layout)
+        manifests = ManifestStore(layout: layout)
+    }
+
+    private struct InodeKey: Hashable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    public func run() throws(StorageError) -> Report {
+        var report = Report()
+        var verdicts: [InodeKey: Bool] = [:]
+        // Shared copies first: a repository link to the same inode then needs no hashing.
+        for algorithm in Digest.Algorithm.allCases {
+            let directory = layout.sharedBlobsDirectory(algorithm)
+            for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
+                try check(blob: "\(directory)/\(entry.name)", named: entry.name, algorithm, repository: nil,
+                          verdicts: &verdicts, report: &report)
+            }
+        }
+        for repository in try repositories.catalog() {
+            report.repositoriesChecked += 1
+            for algorithm in Digest.Algorithm.allCases {
+                let directory = layout.blobsDirectory(repository, algorithm)
+                for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
+                    try check(blob: "\(directory)/\(entry.name)", named: entry.name, algorithm, repository: repository,
+                              verdicts: &verdicts, report: &report)
+                }
+            }
+            try repositories.withLock(repository) { () throws(StorageError) in
+                try checkIndex(of: repository, report: &report)
+            }
+        }
+        return report
+    }
+
+    private func check(blob path: String, named name: String, _ algorithm: Digest.Algorithm, repository: RepositoryName?,
+                       verdicts: inout [InodeKey: Bool], report: inout Report) throws(StorageError) {
+        guard let digest = Digest(algorithm: algorithm, hex: name) else {
+            report.problems.append(Problem(repository: repository?.value, path: path, what: "file name is not a digest", repaired: false))
+            return
+        }
+        guard let status = FileSystem.status(path), status.isRegularFile else { return }
+        let key = InodeKey(device: status.device, inode: status.inode)
+        let intact: Bool
+        if let known = verdicts[key] {
+            intact = known
+        } else {
+            intact = try ContentHasher.digest(ofFile: path, algorithm: algorithm) == digest
+            verdicts[key] = intact
+            report.blobsHashed += 1
+            report.bytesHashed += status.size
+        }
+        guard !intact else { return }
+        var repaired = false
+        if repair {
+            try FileSystem.makeDirectories(layout.quarantineDirectory)
+            _ = try FileSystem.link(path, layout.quarantineFile(digest))
+            try FileSystem.remove(path)
+            repaired = true
+        }
+        report.problems.append(Problem(repository: repository?.value, path: path,
+                                       what: "content does not hash to \(digest)", repaired: repaired))
+    }
+
+    private func checkIndex(of repository: RepositoryName, report: inout Report) throws(StorageError) {
+        let indexPath = layout.indexFile(repository)
+        var index: ImageIndex
+        do { index = try manifests.readIndex(repository) } catch {
+            report.problems.append(Problem(repository: repository.value, path: indexPath, what: "\(error)", repaired: false))
+            return
+        }
+        var dropped = false
+        for descriptor in index.manifests {
+            guard let digest = Digest(descriptor.digest) else {
+                report.problems.append(Problem(repository: repository.value, path: indexPath,
+                                               what: "descriptor with invalid digest \(descriptor.digest)", repaired: false))
+                continue
+            }
+            let blobPath = layout.blobFile(repository, digest)
+            guard let size = FileSystem.regularFileSize(blobPath), size == UInt64(max(descriptor.size, 0)) else {
+                if repair { index.removeManifest(digest); dropped = true }
+                report.problems.append(Problem(repository: repository.value, path: blobPath,
+                                               what: "manifest \(digest)\(descriptor.tag.map { " (tag \($0))" } ?? "") listed in index.json is missing or has the wrong size",
+                                               repaired: repair))
+                continue
+            }
+            guard let body = try FileSystem.readFile(blobPath, limit: ManifestDocument.maximumSize) else { continue }
+            let document: ManifestDocument
+            do { document = try ManifestDocument(body: body, contentType: descriptor.mediaType) } catch {
+                report.problems.append(Problem(repository: repository.value, path: blobPath,
+                                               what: "manifest does not validate: \(error)", repaired: false))
+                continue
+            }
+            for reference in document.requiredBlobs + document.children
+            where FileSystem.regularFileSize(layout.blobFile(repository, reference.digest)) == nil {
+                report.problems.append(Problem(repository: repository.value, path: blobPath,
+                                               what: "manifest \(digest) references \(reference.digest), which is missing",
+                                               repaired: false))
+            }
+        }
+        if dropped {
+            try FileSystem.writeAtomically(index.encoded(), to: indexPath, temporaryDirectory: layout.temporaryDirectory)
+        }
+    }
+}

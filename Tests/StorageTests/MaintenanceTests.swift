@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Storage
+import Testing
+import TestSupport
+
+@Suite struct GarbageCollectorTests {
+    /// Two hours from now: past the default one-hour grace period.
+    var later: Int { Int(time(nil)) + 7200 }
+
+    @Test func removesOnlyWhatNoKeptManifestReachesAndFreesBytesWithTheLastLink() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let child = try fixture.imageManifest(in: "app", seed: 1)
+        let childDigest = ContentHasher.digest(of: child)
+        _ = try fixture.manifests.put(child, contentType: nil, reference: .digest(childDigest), repository: repo)
+        let index = fixture.indexManifest(children: [(childDigest, child.count)])
+        _ = try fixture.manifests.put(index, contentType: nil, reference: .tag(Tag("latest")!), repository: repo)
+        let referrer = try fixture.imageManifest(in: "app", seed: 3, layerCount: 1, subject: (childDigest, child.count))
+        let referrerDigest = ContentHasher.digest(of: referrer)
+        _ = try fixture.manifests.put(referrer, contentType: nil, reference: .digest(referrerDigest), repository: repo)
+        let orphan = try fixture.pushBlob(Array("orphan".utf8), to: "app")
+        let shared = try fixture.pushBlob(Array("shared".utf8), to: "app")
+        try fixture.pushBlob(Array("shared".utf8), to: "other")
+        // A layer the tag reaches in "app", but unreferenced in "other".
+        let keptLayer = try ManifestDocument(body: child, contentType: nil).blobs[1]
+        let layerBytes = try #require(fixture.fileContents(fixture.layout.blobFile(repo, keptLayer.digest)))
+        try fixture.pushBlob(layerBytes, to: "other")
+
+        let dryRun = try GarbageCollector(layout: fixture.layout, options: { var o = GarbageCollector.Options(); o.dryRun = true; return o }())
+            .run(now: later)
+        #expect(dryRun.count(.blobLink) == 4)
+        #expect(fixture.blobs.size(of: orphan, in: repo) != nil)
+
+        let young = try GarbageCollector(layout: fixture.layout).run()
+        #expect(young.removals.isEmpty)
+
+        let report = try GarbageCollector(layout: fixture.layout).run(now: later)
+        #expect(fixture.blobs.size(of: orphan, in: repo) == nil)
+        #expect(fixture.blobs.size(of: shared, in: repo) == nil)
+        #expect(fixture.blobs.size(of: shared, in: fixture.name("other")) == nil)
+        #expect(fixture.blobs.size(of: keptLayer.digest, in: fixture.name("other")) == nil)
+        #expect(fixture.blobs.size(of: keptLayer.digest, in: repo) != nil)
+        // Removing a link frees nothing while other links remain; the bytes go with the last one.
+        #expect(report.removals.filter { $0.kind == .blobLink }.allSatisfy { $0.bytesFreed == 0 })
+        #expect(report.count(.sharedBlob) == 2)
+        #expect(report.removals.contains { $0.kind == .sharedBlob && $0.path.hasSuffix(orphan.hex) && $0.bytesFreed == 6 })
+        #expect(FileManagerLite.exists(fixture.layout.sharedBlobFile(keptLayer.digest)))
+        // Everything the tag reaches survives: index, child, its config and layers, its referrer.
+        for digest in [childDigest, referrerDigest, ContentHasher.digest(of: index)] {
+            #expect(try fixture.manifests.resolve(.digest(digest), in: repo).digest == digest)
+        }
+        let childDocument = try ManifestDocument(body: child, contentType: nil)
+        for blob in childDocument.blobs { #expect(fixture.blobs.size(of: blob.digest, in: repo) != nil) }
+    }
+
+    @Test func untaggedManifestsGoOnlyWhenAskedAndNotWhileAnIndexNeedsThem() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let loose = try fixture.imageManifest(in: "app", seed: 1)
+        let looseDigest = ContentHasher.digest(of: loose)
+        _ = try fixture.manifests.put(loose, contentType: nil, reference: .digest(looseDigest), repository: repo)
+        let child = try fixture.imageManifest(in: "app", seed: 2)
+        let childDigest = ContentHasher.digest(of: child)
+        _ = try fixture.manifests.put(child, contentType: nil, reference: .digest(childDigest), repository: repo)
+        _ = try fixture.manifests.put(fixture.indexManifest(children: [(childDigest, child.count)]), contentType: nil,
+                                      reference: .tag(Tag("v1")!), repository: repo)
+
+        _ = try GarbageCollector(layout: fixture.layout).run(now: later)
+        #expect(try fixture.manifests.resolve(.digest(looseDigest), in: repo).digest == looseDigest)
+
+        var options = GarbageCollector.Options()
+        options.untaggedManifestAge = 60
+        let report = try GarbageCollector(layout: fixture.layout, options: options).run(now: later)
+        #expect(report.count(.manifest) == 1)
+        #expect(throws: StorageError.self) { try fixture.manifests.resolve(.digest(looseDigest), in: repo) }
+        #expect(try fixture.manifests.resolve(.digest(childDigest), in: repo).digest == childDigest)
+    }
+
+    @Test func idleUploadSessionsAndTempFilesGo() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let session = try fixture.uploads.start(repository: fixture.name("app"))
+        _ = try fixture.uploads.append(session.id, repository: fixture.name("app"), from: BufferByteSource([1, 2, 3]))
+        let report = try GarbageCollector(layout: fixture.layout).run(now: Int(time(nil)) + 90_000)
+        #expect(report.count(.upload) == 1)
+        #expect(throws: StorageError.uploadUnknown(session.id.value)) {
+            try fixture.uploads.progress(session.id, repository: fixture.name("app"))
+        }
+    }
+}
+
+@Suite struct ScrubberTests {
+    @Test func findsAndQuarantinesACorruptBlobAndDropsAMissingManifest() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let manifest = try fixture.imageManifest(in: "app")
+        let digest = try fixture.manifests.put(manifest, contentType: nil, reference: .tag(Tag("v1")!), repository: repo).digest
+        #expect(try Scrubber(layout: fixture.layout).run().problems.isEmpty)
+
+        let layer = try ManifestDocument(body: manifest, contentType: nil).blobs[1].digest
+        let file = fopen(fixture.layout.blobFile(repo, layer), "r+")
+        fputs("X", file)
+        fclose(file)
+        let found = try Scrubber(layout: fixture.layout).run()
+        #expect(found.unrepaired == 2)  // the shared copy and the repository's link
+        #expect(found.problems.allSatisfy { $0.what.contains("does not hash") })
+
+        let repaired = try Scrubber(layout: fixture.layout, repair: true).run()
+        let hashProblems = repaired.problems.filter { $0.what.contains("does not hash") }
+        #expect(hashProblems.count == 2 && hashProblems.allSatisfy(\.repaired))
+        // What is left cannot be repaired: the manifest references the quarantined layer.
+        #expect(repaired.unrepaired == 1)
+        #expect(fixture.blobs.size(of: layer, in: repo) == nil)
+        #expect(FileManagerLite.exists(fixture.layout.quarantineFile(layer)))
+        // The manifest now references a missing layer: reported, not repairable.
+        let after = try Scrubber(layout: fixture.layout).run()
+        #expect(after.problems.map(\.what).contains { $0.contains("references \(layer)") })
+
+        unlink(fixture.layout.blobFile(repo, digest))
+        let dropped = try Scrubber(layout: fixture.layout, repair: true).run()
+        #expect(dropped.problems.contains { $0.repaired && $0.what.contains("tag v1") })
+        #expect(try fixture.manifests.tags(of: repo).isEmpty)
+    }
+}
