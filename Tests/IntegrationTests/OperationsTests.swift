@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// What an operator runs: the systemd units, and gc and scrub on a live store.
+@Suite(.serialized) struct OperationsTests {
+    static let installedBinary = "/usr/local/bin/berth"
+
+    /// The units as shipped, with the binary path pointing at the build under test.
+    func renderedUnits(into directory: String) throws -> [String] {
+        let source = "\(RegistryServer.repositoryRoot)/systemd"
+        var names: [String] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: source).sorted() {
+            let text = try String(contentsOfFile: "\(source)/\(name)", encoding: .utf8)
+            try text.replacingOccurrences(of: Self.installedBinary, with: RegistryServer.binary)
+                .write(toFile: "\(directory)/\(name)", atomically: true, encoding: .utf8)
+            names.append(name)
+        }
+        return names
+    }
+
+    @Test func systemdUnitsVerify() throws {
+        let directory = TemporaryDirectory(prefix: "berth-units")
+        defer { directory.remove() }
+        let names = try renderedUnits(into: directory.path)
+        #expect(Set(names) == ["berth.socket", "berth.service", "berth-gc.service", "berth-gc.timer",
+                               "berth-scrub.service", "berth-scrub.timer"])
+        let verify = Shell.run("systemd-analyze", ["verify"] + names.map { "\(directory.path)/\($0)" })
+        #expect(verify.succeeded, "\(verify.stderr)")
+        #expect(verify.stderr.isEmpty, "\(verify.stderr)")
+    }
+
+    /// The service's ExecStart, run as systemd runs it: the socket on fd 0, no --socket.
+    @Test func serviceCommandLineServesOnTheInheritedSocket() throws {
+        let unit = try String(contentsOfFile: "\(RegistryServer.repositoryRoot)/systemd/berth.service", encoding: .utf8)
+        let execStart = unit.split(separator: "\n").first { $0.hasPrefix("ExecStart=") }.map { String($0.dropFirst("ExecStart=".count)) }
+        #expect(execStart == "\(Self.installedBinary) serve --store /var/lib/berth")
+        #expect(unit.contains("StandardInput=socket"))
+
+        let server = try RegistryServer(listening: .inheritedOnStandardInput)
+        defer { server.stop() }
+        let source = try ImageBuilder.build(layout: "\(server.directory.path)/source", tag: "v1", layerSizes: [100_000], seed: 21)
+        let push = Shell.run("skopeo", ["copy", "--dest-cert-dir", server.certDirectory, "oci:\(source):v1",
+                                        "docker://\(server.host)/ops/app:v1"],
+                             environment: ["XDG_DATA_HOME": "\(server.directory.path)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000"])
+        #expect(push.succeeded, "\(push.stderr)")
+
+        // gc and scrub on the live store: nothing young is removed, nothing is wrong.
+        let gc = Shell.run(RegistryServer.binary, ["gc", "--store", server.store])
+        #expect(gc.succeeded, "\(gc.stderr)")
+        #expect(gc.stdout.contains("blobs=0 shared-blobs=0"), "\(gc.stdout)")
+        let scrub = Shell.run(RegistryServer.binary, ["scrub", "--store", server.store])
+        #expect(scrub.succeeded, "\(scrub.stdout)\(scrub.stderr)")
+        #expect(scrub.stdout.contains("problems=0"), "\(scrub.stdout)")
+        #expect(server.curl(["\(server.baseURL)/v2/ops/app/manifests/v1"]).status == 200)
+    }
+}
