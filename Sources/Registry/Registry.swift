@@ -54,6 +54,10 @@ public struct Registry: Sendable {
                 return try getManifest(reference, in: name)
             case (.manifest(let name, let reference), "PUT"):
                 return try putManifest(reference, in: name, request)
+            case (.invalidTag(_, let text), "PUT"):
+                throw RegistryError(.manifestInvalid, "\"\(text)\" is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})")
+            case (.invalidTag(_, let text), "GET"), (.invalidTag(_, let text), "DELETE"):
+                throw RegistryError(.manifestUnknown, "no manifest can be named \"\(text)\": it is neither a tag nor a digest")
             case (.manifest(let name, let reference), "DELETE"):
                 try manifests.delete(reference, in: name)
                 return RegistryResponse(status: 202, headers: [("Content-Length", "0")])

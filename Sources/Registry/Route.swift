@@ -20,6 +20,9 @@ public enum Route: Equatable, Sendable {
     case catalog
     case tags(RepositoryName)
     case manifest(RepositoryName, Reference)
+    /// A manifest reference that is neither a tag nor a digest: no such manifest can
+    /// exist (404 to reads and deletes), and none can be pushed under it (400).
+    case invalidTag(RepositoryName, String)
     case blob(RepositoryName, Digest)
     case uploadStart(RepositoryName)
     case upload(RepositoryName, UploadID)
@@ -29,7 +32,7 @@ public enum Route: Equatable, Sendable {
     public var allowedMethods: [String] {
         switch self {
         case .base, .catalog, .tags, .referrers: ["GET", "HEAD"]
-        case .manifest: ["GET", "HEAD", "PUT", "DELETE"]
+        case .manifest, .invalidTag: ["GET", "HEAD", "PUT", "DELETE"]
         case .blob: ["GET", "HEAD", "DELETE"]
         case .uploadStart: ["POST"]
         case .upload: ["GET", "PATCH", "PUT", "DELETE"]
@@ -37,7 +40,7 @@ public enum Route: Equatable, Sendable {
     }
 
     /// Parses a raw (still percent-encoded) path. Throws the OCI error the path deserves:
-    /// NAME_INVALID, DIGEST_INVALID, MANIFEST_INVALID (bad tag), BLOB_UPLOAD_UNKNOWN
+    /// NAME_INVALID, DIGEST_INVALID, BLOB_UPLOAD_UNKNOWN
     /// (bad upload id), or UNSUPPORTED (404) for a path that is no API route.
     public static func parse(_ rawPath: Substring) throws(RegistryError) -> Route {
         guard rawPath.hasPrefix("/v2") else { throw notFound }
@@ -73,7 +76,7 @@ public enum Route: Equatable, Sendable {
             let name = try repositoryName(parts[..<(count - 2)])
             guard let reference = Reference(last) else {
                 if Digest.looksLikeDigest(last) { throw invalidDigest(last) }
-                throw RegistryError(.manifestInvalid, "\"\(String(last.prefix(140)))\" is not a valid tag")
+                return .invalidTag(name, String(last.prefix(140)))
             }
             return .manifest(name, reference)
         case "referrers":

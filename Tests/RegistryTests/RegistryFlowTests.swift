@@ -162,6 +162,8 @@ struct RegistryFixture {
             ("schema1", fixture.send("PUT", "/v2/app/manifests/v1", headers: ["content-type": MediaType.dockerSchema1Signed], body: Array("{}".utf8)), "MANIFEST_INVALID", 400),
             ("missing layer", fixture.send("PUT", "/v2/app/manifests/v1", body: missingLayer), "MANIFEST_BLOB_UNKNOWN", 400),
             ("unknown tag", fixture.send("GET", "/v2/app/manifests/nope"), "MANIFEST_UNKNOWN", 404),
+            ("impossible tag", fixture.send("HEAD", "/v2/app/manifests/.INVALID"), "MANIFEST_UNKNOWN", 404),
+            ("push to impossible tag", fixture.send("PUT", "/v2/app/manifests/-x", body: manifest), "MANIFEST_INVALID", 400),
             ("unknown repo tags", fixture.send("GET", "/v2/nobody/tags/list"), "NAME_UNKNOWN", 404),
             ("wrong method", fixture.send("POST", "/v2/app/manifests/v1", body: manifest), "UNSUPPORTED", 405),
             ("too large", fixture.send("PUT", "/v2/app/manifests/big", headers: ["content-length": "5000000"]), "MANIFEST_INVALID", 413),

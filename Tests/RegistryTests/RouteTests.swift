@@ -24,6 +24,10 @@ import Testing
         #expect(try Route.parse("/v2/a/referrers/sha256:\(Self.hex)") == .referrers(name("a"), Self.digest))
     }
 
+    @Test func invalidTagIsItsOwnRoute() throws {
+        #expect(try Route.parse("/v2/a/manifests/.bad") == .invalidTag(name("a"), ".bad"))
+    }
+
     @Test func namesMadeOfRouteWordsRouteLikeAnyOther() throws {
         #expect(try Route.parse("/v2/org/blobs/blobs/sha256:\(Self.hex)") == .blob(name("org/blobs"), Self.digest))
         #expect(try Route.parse("/v2/org/blobs/blobs/uploads/") == .uploadStart(name("org/blobs")))
@@ -46,7 +50,6 @@ import Testing
         ("/v2/a/blobs/sha256:ABC", .digestInvalid),
         ("/v2/a/blobs/md5:abc", .digestInvalid),
         ("/v2/a/manifests/sha256:short", .digestInvalid),
-        ("/v2/a/manifests/-bad-tag", .manifestInvalid),
         ("/v2/a/blobs/uploads/..%2f..%2fetc", .nameInvalid),
         ("/v2/a/blobs/uploads/....", .blobUploadUnknown),
         ("/v2/a/blobs/uploads/not-a-uuid", .blobUploadUnknown),

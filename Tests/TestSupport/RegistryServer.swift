@@ -16,8 +16,14 @@ public final class RegistryServer: @unchecked Sendable {
     public var certDirectory: String { "\(directory.path)/certs" }
     public var host: String { "127.0.0.1:\(port)" }
     public var baseURL: String { "https://\(host)" }
-    private var worker: Process?
+    private var workers: [Process?] = []
     private var nginx: Process?
+    private let listening: Listening
+    private let workerArguments: [String]
+    /// The listening socket kept open here in `.inheritedOnStandardInput` mode, so
+    /// workers can be killed and started again on it.
+    private var listener: FileHandle?
+    private let lock = NSLock()
 
     /// The repository checkout (for scripts and the nginx templates).
     public static var repositoryRoot: String {
@@ -41,8 +47,13 @@ public final class RegistryServer: @unchecked Sendable {
         case inheritedOnStandardInput
     }
 
-    public init(workerArguments: [String] = [], listening: Listening = .ownSocket) throws {
+    /// Starts `workerCount` worker processes (more than one only with an inherited
+    /// socket, which they all accept on) and nginx in front of them.
+    public init(workerArguments: [String] = [], listening: Listening = .ownSocket, workerCount: Int = 1) throws {
+        precondition(workerCount == 1 || listening == .inheritedOnStandardInput, "several workers share an inherited socket")
         directory = TemporaryDirectory(prefix: "berth-it")
+        self.listening = listening
+        self.workerArguments = workerArguments
         port = try Self.freePort()
         let base = directory.path
         for folder in ["store", "run", "tls", "certs", "nginx"] {
@@ -56,17 +67,11 @@ public final class RegistryServer: @unchecked Sendable {
         guard certificate.succeeded else { throw ServerError.setup("openssl: \(certificate.stderr)") }
         try FileManager.default.copyItem(atPath: "\(base)/tls/server.pem", toPath: "\(base)/certs/ca.crt")
 
-        switch listening {
-        case .ownSocket:
-            worker = try Shell.start(Self.binary, ["serve", "--store", store, "--socket", socket] + workerArguments,
-                                     logFile: "\(base)/worker.log")
-        case .inheritedOnStandardInput:
-            let listener = try FastCGIServer.listenUnix(path: socket, mode: 0o660)
-            let handle = FileHandle(fileDescriptor: listener, closeOnDealloc: true)
-            worker = try Shell.start(Self.binary, ["serve", "--store", store] + workerArguments,
-                                     logFile: "\(base)/worker.log", standardInput: handle)
-            try handle.close()
+        if listening == .inheritedOnStandardInput {
+            listener = FileHandle(fileDescriptor: try FastCGIServer.listenUnix(path: socket, mode: 0o660), closeOnDealloc: true)
         }
+        workers = Array(repeating: nil, count: workerCount)
+        for index in 0..<workerCount { try startWorker(index) }
         try waitFor("the worker's socket") { FileManager.default.fileExists(atPath: self.socket) }
 
         let rendered = Shell.run("\(Self.repositoryRoot)/scripts/nginx-conf", [
@@ -82,12 +87,35 @@ public final class RegistryServer: @unchecked Sendable {
 
     /// Stops nginx and the worker (SIGTERM, as systemd would) and removes everything.
     public func stop() {
-        for process in [nginx, worker].compactMap({ $0 }) where process.isRunning {
+        for process in ([nginx] + lock.withLock { workers }).compactMap({ $0 }) where process.isRunning {
             process.terminate()
             process.waitUntilExit()
         }
+        try? listener?.close()
         directory.remove()
     }
+
+    /// Starts worker `index` (again). Each worker logs to `worker.log` (appending).
+    public func startWorker(_ index: Int) throws {
+        let arguments: [String]
+        switch listening {
+        case .ownSocket: arguments = ["serve", "--store", store, "--socket", socket] + workerArguments
+        case .inheritedOnStandardInput: arguments = ["serve", "--store", store] + workerArguments
+        }
+        let process = try Shell.start(Self.binary, arguments, logFile: "\(directory.path)/worker.log",
+                                      standardInput: listener, append: true)
+        lock.withLock { workers[index] = process }
+    }
+
+    /// Kills worker `index` with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    public func killWorker(_ index: Int) {
+        guard let process = lock.withLock({ workers[index] }) else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// The worker processes' ids (for tests that signal them).
+    public var workerProcessIDs: [Int32] { lock.withLock { workers.compactMap { $0?.processIdentifier } } }
 
     /// The worker's log (one JSON object per line).
     public var workerLog: String { (try? String(contentsOfFile: "\(directory.path)/worker.log", encoding: .utf8)) ?? "" }

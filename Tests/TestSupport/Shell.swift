@@ -54,15 +54,18 @@ public enum Shell {
 
     /// Starts a long-running process with its output going to `logFile`.
     public static func start(_ executable: String, _ arguments: [String], logFile: String,
-                             environment: [String: String] = [:], standardInput: FileHandle? = nil) throws -> Process {
+                             environment: [String: String] = [:], standardInput: FileHandle? = nil,
+                             append: Bool = false) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
         for (key, value) in environment { merged[key] = value }
         process.environment = merged
-        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
+        // O_APPEND: several processes may share one log without overwriting each other.
+        let fd = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC), 0o644)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
+        let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         process.standardOutput = log
         process.standardError = log
         process.standardInput = standardInput ?? FileHandle.nullDevice
