@@ -49,7 +49,10 @@ public final class RegistryServer: @unchecked Sendable {
 
     /// Starts `workerCount` worker processes (more than one only with an inherited
     /// socket, which they all accept on) and nginx in front of them.
-    public init(workerArguments: [String] = [], listening: Listening = .ownSocket, workerCount: Int = 1) throws {
+    /// `prepareStore` runs on the (empty) store directory before any worker starts, e.g.
+    /// to mount a small filesystem there.
+    public init(workerArguments: [String] = [], listening: Listening = .ownSocket, workerCount: Int = 1,
+                prepareStore: ((String) throws -> Void)? = nil) throws {
         precondition(workerCount == 1 || listening == .inheritedOnStandardInput, "several workers share an inherited socket")
         directory = TemporaryDirectory(prefix: "berth-it")
         self.listening = listening
@@ -67,6 +70,7 @@ public final class RegistryServer: @unchecked Sendable {
         guard certificate.succeeded else { throw ServerError.setup("openssl: \(certificate.stderr)") }
         try FileManager.default.copyItem(atPath: "\(base)/tls/server.pem", toPath: "\(base)/certs/ca.crt")
 
+        try prepareStore?(store)
         if listening == .inheritedOnStandardInput {
             listener = FileHandle(fileDescriptor: try FastCGIServer.listenUnix(path: socket, mode: 0o660), closeOnDealloc: true)
         }
