@@ -12,7 +12,7 @@ extension Registry {
         let query = request.query
         if let mountText = query["mount"] {
             guard let digest = Digest(mountText) else { throw Route.invalidDigest(mountText) }
-            if try mount(digest, from: query["from"], into: name) { return blobCreated(digest, in: name) }
+            if try mount(digest, from: query["from"], into: name, request) { return blobCreated(digest, in: name) }
         } else if let digestText = query["digest"] {
             guard let digest = Digest(digestText) else { throw Route.invalidDigest(digestText) }
             return try uploadMonolithic(digest, into: name, request)
@@ -21,12 +21,19 @@ extension Registry {
         return uploadAccepted(progress, in: name, status: 202)
     }
 
-    private func mount(_ digest: Digest, from: String?, into name: RepositoryName) throws -> Bool {
+    /// Links the blob from `from` (or, with automatic cross-mount, from anywhere the user
+    /// may read). A source that is invalid, unknown, unreadable for the user or without
+    /// the blob gives false: the caller opens a plain session, so nothing leaks.
+    private func mount(_ digest: Digest, from: String?, into name: RepositoryName, _ request: RegistryRequest) throws -> Bool {
         guard let from else {
-            return options.automaticCrossMount ? try blobs.mountFromAnywhere(digest, into: name) : false
+            guard options.automaticCrossMount else { return false }
+            guard options.policy != nil else { return try blobs.mountFromAnywhere(digest, into: name) }
+            for source in try repositories.catalog() where source != name && mayRead(source, request) {
+                if try blobs.mount(digest, from: source, into: name) { return true }
+            }
+            return false
         }
-        // An invalid or unknown source falls back to a plain upload session, as the spec asks.
-        guard let source = RepositoryName(from) else { return false }
+        guard let source = RepositoryName(from), mayRead(source, request) else { return false }
         return try blobs.mount(digest, from: source, into: name)
     }
 

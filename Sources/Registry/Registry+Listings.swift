@@ -15,7 +15,7 @@ extension Registry {
 
     func catalog(_ request: RegistryRequest) throws -> RegistryResponse {
         struct Body: Encodable { let repositories: [String] }
-        let page = try Page(request, path: "/v2/_catalog", items: try repositories.catalog().map(\.value), key: { $0 })
+        let page = try Page(request, path: "/v2/_catalog", items: try repositories.catalog().filter { mayRead($0, request) }.map(\.value), key: { $0 })
         return page.response(body: JSON.encode(Body(repositories: page.items)))
     }
 }

@@ -8,8 +8,11 @@ public struct Registry: Sendable {
     public struct Options: Sendable {
         /// The nginx internal location aliasing the storage root.
         public var storeLocation = "/_berth/store"
-        /// `POST ?mount=<digest>` without `from` links the blob from anywhere in the store.
+        /// `POST ?mount=<digest>` without `from` links the blob from anywhere in the store
+        /// (with a policy: from a repository the user may read).
         public var automaticCrossMount = false
+        /// Who may read, write and delete which repositories; nil: everyone may do everything.
+        public var policy: AccessPolicy?
 
         public init() {}
     }
@@ -34,6 +37,7 @@ public struct Registry: Sendable {
     public func handle(_ request: RegistryRequest) -> RegistryResponse {
         do {
             let route = try Route.parse(request.path)
+            try authorize(route, request)
             return try dispatch(route, request)
         } catch {
             return error.response

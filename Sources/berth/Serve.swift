@@ -30,6 +30,9 @@ struct Serve: ParsableCommand {
     @Flag(help: "Let POST ?mount=<digest> without from= link a blob found anywhere in the store.")
     var automaticCrossMount = false
 
+    @Option(help: "Access policy file (user, repository pattern, read/write/delete per line). Default: no checks.")
+    var policy: String?
+
     func validate() throws {
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
         guard mode_t(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode must be octal, e.g. 660") }
@@ -48,6 +51,7 @@ struct Serve: ParsableCommand {
         }
         var options = Registry.Options()
         options.automaticCrossMount = automaticCrossMount
+        if let policy { options.policy = try PolicyFile.load(policy) }
         let registry = Registry(layout: StoreLayout(root: root), options: options)
         let log = AccessLog()
         log.event("started", ["store": root, "socket": socket ?? "fd 0", "threads": String(threads)])
@@ -61,6 +65,25 @@ struct Serve: ParsableCommand {
         let signal = server.run()
         log.event("stopped", ["signal": String(signal)])
         if let socket { unlink(socket) }
+    }
+}
+
+enum PolicyFile {
+    static func load(_ path: String) throws -> AccessPolicy {
+        guard let file = fopen(path, "r") else {
+            throw ValidationError("cannot read policy \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count == 0 { break }
+            bytes.append(contentsOf: buffer[0..<count])
+        }
+        do { return try AccessPolicy(text: String(decoding: bytes, as: UTF8.self)) } catch {
+            throw ValidationError("\(path): \(error)")
+        }
     }
 }
 

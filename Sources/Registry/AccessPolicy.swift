@@ -1,0 +1,97 @@
+import Storage
+
+/// Who may do what to which repositories, read from a policy file:
+///
+/// ```
+/// # user        repositories   permissions
+/// alice         team/**        read,write,delete
+/// *             public/*       read            (* = any authenticated user)
+/// anonymous     public/**      read            (no user: nginx did not authenticate)
+/// ```
+/// Patterns are matched against the whole name: `*` stands for one path component
+/// (or part of one), `**` for any number of components. A request is allowed when any
+/// line for its user (or `*`, or `anonymous`) grants the permission on its repository;
+/// everything else is denied. The user comes from nginx (`auth_basic`, REMOTE_USER).
+public struct AccessPolicy: Sendable {
+    public enum Permission: String, Sendable, CaseIterable {
+        case read, write, delete
+    }
+
+    struct Rule: Sendable {
+        let user: String
+        let pattern: [Substring]
+        let permissions: Set<Permission>
+    }
+
+    let rules: [Rule]
+
+    public struct ParseError: Error, CustomStringConvertible {
+        public let line: Int
+        public let reason: String
+        public var description: String { "policy line \(line): \(reason)" }
+    }
+
+    /// Parses the policy text; a bad line is an error naming the line.
+    public init(text: String) throws(ParseError) {
+        var rules: [Rule] = []
+        for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if fields.isEmpty { continue }
+            guard fields.count == 3 else {
+                throw ParseError(line: offset + 1, reason: "expected <user> <repository pattern> <permissions>")
+            }
+            var permissions: Set<Permission> = []
+            for word in fields[2].split(separator: ",") {
+                guard let permission = Permission(rawValue: String(word)) else {
+                    throw ParseError(line: offset + 1, reason: "unknown permission \"\(word)\" (read, write, delete)")
+                }
+                permissions.insert(permission)
+            }
+            let pattern = fields[1].split(separator: "/", omittingEmptySubsequences: false)
+            guard !pattern.contains(where: \.isEmpty) else {
+                throw ParseError(line: offset + 1, reason: "empty component in pattern \"\(fields[1])\"")
+            }
+            rules.append(Rule(user: String(fields[0]), pattern: pattern, permissions: permissions))
+        }
+        self.rules = rules
+    }
+
+    /// True when `user` (nil: anonymous) holds `permission` on `repository`.
+    public func allows(_ user: String?, _ permission: Permission, on repository: RepositoryName) -> Bool {
+        let components = repository.components
+        return rules.contains { rule in
+            rule.permissions.contains(permission) && applies(rule, to: user)
+                && Self.matches(rule.pattern[...], components[...])
+        }
+    }
+
+    private func applies(_ rule: Rule, to user: String?) -> Bool {
+        guard let user else { return rule.user == "anonymous" }
+        return rule.user == "*" || rule.user == user
+    }
+
+    private static func matches(_ pattern: ArraySlice<Substring>, _ name: ArraySlice<Substring>) -> Bool {
+        guard let head = pattern.first else { return name.isEmpty }
+        if head == "**" {
+            // Any number of components, including none.
+            return (name.startIndex...name.endIndex).contains { matches(pattern.dropFirst(), name[$0...]) }
+        }
+        guard let component = name.first, glob(head, component) else { return false }
+        return matches(pattern.dropFirst(), name.dropFirst())
+    }
+
+    /// `*` within one component matches any run of characters.
+    private static func glob(_ pattern: Substring, _ text: Substring) -> Bool {
+        guard let star = pattern.firstIndex(of: "*") else { return pattern == text }
+        let prefix = pattern[..<star]
+        guard text.hasPrefix(prefix) else { return false }
+        let rest = pattern[pattern.index(after: star)...]
+        var remaining = text.dropFirst(prefix.count)
+        while true {
+            if glob(rest, remaining) { return true }
+            if remaining.isEmpty { return false }
+            remaining = remaining.dropFirst()
+        }
+    }
+}
