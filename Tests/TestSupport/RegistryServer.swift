@@ -51,8 +51,9 @@ public final class RegistryServer: @unchecked Sendable {
     /// socket, which they all accept on) and nginx in front of them.
     /// `prepareStore` runs on the (empty) store directory before any worker starts, e.g.
     /// to mount a small filesystem there.
+    /// `nginxArguments` go to `scripts/nginx-conf` (e.g. `--htpasswd FILE`).
     public init(workerArguments: [String] = [], listening: Listening = .ownSocket, workerCount: Int = 1,
-                prepareStore: ((String) throws -> Void)? = nil) throws {
+                nginxArguments: [String] = [], prepareStore: ((String) throws -> Void)? = nil) throws {
         precondition(workerCount == 1 || listening == .inheritedOnStandardInput, "several workers share an inherited socket")
         directory = TemporaryDirectory(prefix: "berth-it")
         self.listening = listening
@@ -82,11 +83,11 @@ public final class RegistryServer: @unchecked Sendable {
             "\(base)/nginx", "--port", String(port), "--store", store, "--socket", socket,
             "--cert", "\(base)/tls/server.pem", "--key", "\(base)/tls/server-key.pem",
             "--user", "root", "--workers", "2",
-        ])
+        ] + nginxArguments)
         guard rendered.succeeded else { throw ServerError.setup("nginx-conf: \(rendered.stderr)\(rendered.stdout)") }
         nginx = try Shell.start("/usr/sbin/nginx", ["-p", "\(base)/nginx", "-c", "\(base)/nginx/nginx.conf", "-g", "daemon off;"],
                                 logFile: "\(base)/nginx.log")
-        try waitFor("nginx") { self.curl(["\(self.baseURL)/v2/"]).status == 200 }
+        try waitFor("nginx") { [200, 401].contains(self.curl(["\(self.baseURL)/v2/"]).status) }
     }
 
     /// Stops nginx and the worker (SIGTERM, as systemd would) and removes everything.
