@@ -13,6 +13,8 @@ public struct Registry: Sendable {
         public var automaticCrossMount = false
         /// Who may read, write and delete which repositories; nil: everyone may do everything.
         public var policy: AccessPolicy?
+        /// Open upload sessions allowed per repository.
+        public var maximumUploadSessions = UploadStore.defaultMaximumSessionsPerRepository
 
         public init() {}
     }
@@ -28,7 +30,7 @@ public struct Registry: Sendable {
         self.options = options
         repositories = RepositoryStore(layout: layout)
         blobs = BlobStore(layout: layout)
-        uploads = UploadStore(layout: layout)
+        uploads = UploadStore(layout: layout, maximumSessionsPerRepository: options.maximumUploadSessions)
         manifests = ManifestStore(layout: layout)
         referrerIndex = ReferrersStore(layout: layout)
     }

@@ -32,6 +32,9 @@ extension RegistryError {
             self.init(.nameInvalid, "repository name \(name) cannot be used here: \(reason)")
         case .unsupported(let reason):
             self.init(.unsupported, reason)
+        case .tooManyUploads(let limit):
+            self.init(.tooManyRequests, "this repository already has \(limit) open upload sessions; finish or cancel some",
+                      headers: [("Retry-After", "60")])
         case .bodyInterrupted:
             self.init(.blobUploadInvalid, "the request body ended before it was complete")
         case .lockTimeout:

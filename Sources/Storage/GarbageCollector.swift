@@ -61,6 +61,7 @@ public struct GarbageCollector: Sendable {
         }
         try collectSharedBlobs(now: now, into: &report)
         try collectUploads(now: now, into: &report)
+        try collectSessionMarkers(under: "\(layout.bookkeepingDirectory)/sessions", into: &report)
         try collectTemporaryFiles(now: now, into: &report)
         return report
     }
@@ -173,6 +174,23 @@ public struct GarbageCollector: Sendable {
             if fd >= 0, !FileSystem.tryLock(fd) { continue }
             report.removals.append(Removal(kind: .upload, path: directory, bytesFreed: size))
             if !options.dryRun { try FileSystem.removeTree(directory) }
+        }
+    }
+
+    /// Open-session markers whose session is gone (finished by a crashed worker, or
+    /// removed above).
+    private func collectSessionMarkers(under directory: String, into report: inout Report) throws(StorageError) {
+        for entry in try FileSystem.listDirectory(directory) where entry.isDirectory {
+            let path = "\(directory)/\(entry.name)"
+            guard entry.name == "_open" else {
+                try collectSessionMarkers(under: path, into: &report)
+                continue
+            }
+            for marker in try FileSystem.listDirectory(path) where !marker.isDirectory {
+                guard let id = UploadID(marker.name), !FileSystem.isDirectory(layout.uploadDirectory(id)),
+                      !options.dryRun else { continue }
+                try FileSystem.remove("\(path)/\(marker.name)")
+            }
         }
     }
 

@@ -15,6 +15,8 @@ public enum StorageError: Error, Equatable, Sendable {
     /// The name would turn an existing repository's entry into another repository, or the reverse.
     case nameCollision(RepositoryName, reason: String)
     case unsupported(String)
+    /// The repository already has as many open upload sessions as allowed.
+    case tooManyUploads(limit: Int)
     /// The client's body stream broke off before its end.
     case bodyInterrupted
     /// A lock was not granted within the bounded wait.

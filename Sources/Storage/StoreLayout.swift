@@ -11,6 +11,8 @@
 ///     blobs/<algorithm>/<hex>       one copy of every blob; repositories link to it
 ///     uploads/<uuid>/data           bytes received so far
 ///     uploads/<uuid>/state          repository, offset and hash state, replaced whole
+///     sessions/<repository>/_open/<uuid>
+///                                   empty marker per open session, to count them per repository
 ///     referrers/<repository>/_subject/<alg>/<hex>/<alg>-<hex>.json
 ///                                   descriptor of one manifest whose subject is <alg>:<hex>
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
@@ -70,6 +72,14 @@ public struct StoreLayout: Sendable {
     }
     public func referrerFile(_ name: RepositoryName, subject: Digest, referrer: Digest) -> String {
         "\(referrersDirectory(name, subject: subject))/\(referrer.algorithm.rawValue)-\(referrer.hex).json"
+    }
+
+    /// `_open` cannot be a repository component, so nested names never collide.
+    public func openSessionsDirectory(_ name: RepositoryName) -> String {
+        "\(bookkeepingDirectory)/sessions/\(name.value)/_open"
+    }
+    public func openSessionMarker(_ name: RepositoryName, _ id: UploadID) -> String {
+        "\(openSessionsDirectory(name))/\(id.value)"
     }
 
     public var locksDirectory: String { "\(bookkeepingDirectory)/locks" }

@@ -17,12 +17,16 @@ public struct UploadStore: Sendable {
     public let layout: StoreLayout
     private let blobs: BlobStore
     private let repositories: RepositoryStore
+    /// Open sessions allowed per repository (a soft cap: racing starts may pass it by a few).
+    public let maximumSessionsPerRepository: Int
+    public static let defaultMaximumSessionsPerRepository = 1000
     static let bufferSize = 1 << 20
 
-    public init(layout: StoreLayout) {
+    public init(layout: StoreLayout, maximumSessionsPerRepository: Int = defaultMaximumSessionsPerRepository) {
         self.layout = layout
         self.blobs = BlobStore(layout: layout)
         self.repositories = RepositoryStore(layout: layout)
+        self.maximumSessionsPerRepository = maximumSessionsPerRepository
     }
 
     /// What a session has received so far.
@@ -31,10 +35,17 @@ public struct UploadStore: Sendable {
         public let size: UInt64
     }
 
-    /// Opens a new, empty session for `repository`.
+    /// Opens a new, empty session for `repository`; `tooManyUploads` past the cap.
     public func start(repository: RepositoryName) throws(StorageError) -> Progress {
         try repositories.checkCreatable(repository)
+        let markers = layout.openSessionsDirectory(repository)
+        if try FileSystem.listDirectory(markers).count >= maximumSessionsPerRepository {
+            throw .tooManyUploads(limit: maximumSessionsPerRepository)
+        }
         let id = UploadID.random()
+        try FileSystem.makeDirectories(markers)
+        let marker = try FileSystem.open(layout.openSessionMarker(repository, id), O_WRONLY | O_CREAT, mode: 0o644)
+        close(marker)
         try FileSystem.makeDirectories(layout.uploadsDirectory)
         try FileSystem.makeDirectories(layout.uploadDirectory(id))
         let fd = try FileSystem.open(layout.uploadDataFile(id), O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
@@ -89,6 +100,7 @@ public struct UploadStore: Sendable {
             }
             try blobs.commit(verifiedFile: layout.uploadDataFile(id), as: digest, into: repository)
             try FileSystem.removeTree(layout.uploadDirectory(id))
+            try FileSystem.remove(layout.openSessionMarker(repository, id))
             return final.size
         }
     }
@@ -97,6 +109,7 @@ public struct UploadStore: Sendable {
     public func cancel(_ id: UploadID, repository: RepositoryName) throws(StorageError) {
         try withSession(id, repository: repository) { (_, _) throws(StorageError) in
             try FileSystem.removeTree(layout.uploadDirectory(id))
+            try FileSystem.remove(layout.openSessionMarker(repository, id))
         }
     }
 

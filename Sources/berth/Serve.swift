@@ -30,11 +30,15 @@ struct Serve: ParsableCommand {
     @Flag(help: "Let POST ?mount=<digest> without from= link a blob found anywhere in the store.")
     var automaticCrossMount = false
 
+    @Option(help: "Open upload sessions allowed per repository (then 429 TOOMANYREQUESTS).")
+    var maxUploadSessions = UploadStore.defaultMaximumSessionsPerRepository
+
     @Option(help: "Access policy file (user, repository pattern, read/write/delete per line). Default: no checks.")
     var policy: String?
 
     func validate() throws {
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
+        guard maxUploadSessions >= 1 else { throw ValidationError("--max-upload-sessions must be at least 1") }
         guard mode_t(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode must be octal, e.g. 660") }
     }
 
@@ -51,6 +55,7 @@ struct Serve: ParsableCommand {
         }
         var options = Registry.Options()
         options.automaticCrossMount = automaticCrossMount
+        options.maximumUploadSessions = maxUploadSessions
         if let policy { options.policy = try PolicyFile.load(policy) }
         let registry = Registry(layout: StoreLayout(root: root), options: options)
         let log = AccessLog()

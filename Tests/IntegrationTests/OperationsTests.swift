@@ -30,6 +30,23 @@ import TestSupport
         #expect(verify.stderr.isEmpty, "\(verify.stderr)")
     }
 
+    /// The committed production site is what the template renders (it cannot drift).
+    @Test func productionNginxSiteIsRenderedFromTheTemplate() throws {
+        let directory = TemporaryDirectory(prefix: "berth-site")
+        defer { directory.remove() }
+        let root = RegistryServer.repositoryRoot
+        let render = Shell.run("\(root)/scripts/nginx-conf", [
+            directory.path, "--listen", "443", "--server-name", "_", "--store", "/var/lib/berth",
+            "--socket", "/run/berth/berth.sock", "--cert", "/etc/berth/tls/cert.pem", "--key", "/etc/berth/tls/key.pem",
+            "--auth-include", "/etc/berth/nginx-auth.conf",
+        ])
+        #expect(render.succeeded, "\(render.stderr)")
+        let rendered = try String(contentsOfFile: "\(directory.path)/berth-site.conf", encoding: .utf8)
+        let committed = try String(contentsOfFile: "\(root)/nginx/berth.conf", encoding: .utf8)
+        // The committed file has two lines of its own on top.
+        #expect(committed.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(2).joined(separator: "\n") == rendered)
+    }
+
     /// The service's ExecStart, run as systemd runs it: the socket on fd 0, no --socket.
     @Test func serviceCommandLineServesOnTheInheritedSocket() throws {
         let unit = try String(contentsOfFile: "\(RegistryServer.repositoryRoot)/systemd/berth.service", encoding: .utf8)

@@ -165,3 +165,26 @@ enum FileManagerLite {
         return stat(path, &info) == 0 ? UInt64(info.st_nlink) : nil
     }
 }
+
+@Suite struct UploadLimitTests {
+    @Test func openSessionsPerRepositoryAreCappedAndFreedByFinishingOrGC() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let store = UploadStore(layout: fixture.layout, maximumSessionsPerRepository: 2)
+        let first = try store.start(repository: repo)
+        let second = try store.start(repository: repo)
+        #expect(throws: StorageError.tooManyUploads(limit: 2)) { try store.start(repository: repo) }
+        _ = try store.start(repository: fixture.name("other"))
+        try store.cancel(first.id, repository: repo)
+        let third = try store.start(repository: repo)
+        _ = try store.complete(third.id, repository: repo, digest: ContentHasher.digest(of: [1]), lastChunk: BufferByteSource([1]))
+        _ = try store.start(repository: repo)
+        #expect(throws: StorageError.tooManyUploads(limit: 2)) { try store.start(repository: repo) }
+        // Idle sessions expire with gc, and their places are free again.
+        _ = try GarbageCollector(layout: fixture.layout).run(now: Int(time(nil)) + 100_000)
+        #expect(throws: StorageError.uploadUnknown(second.id.value)) { try store.progress(second.id, repository: repo) }
+        _ = try store.start(repository: repo)
+        _ = try store.start(repository: repo)
+    }
+}

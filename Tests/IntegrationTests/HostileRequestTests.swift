@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Abuse through the real front door: limits, nonsense headers, oversized input.
+@Suite(.serialized) struct HostileRequestTests {
+    @Test func oversizedAndMalformedRequestsGetOCIErrorsAndNever5xx() throws {
+        let server = try RegistryServer(workerArguments: ["--max-upload-sessions", "3"])
+        defer { server.stop() }
+        let base = server.baseURL
+        // Over HTTP/1.1 nginx answers these itself (over HTTP/2 the stream is refused).
+        let hugeQuery = server.curl(["--http1.1", "\(base)/v2/app/tags/list?n=1&" + String(repeating: "x=y&", count: 5_000)])
+        #expect(hugeQuery.status == 414)
+        #expect(hugeQuery.errorCode != nil)
+        let hugeHeader = server.curl(["--http1.1", "-H", "X-Junk: " + String(repeating: "j", count: 20_000), "\(base)/v2/"])
+        #expect([400, 494].contains(hugeHeader.status))
+        #expect(hugeHeader.errorCode != nil)
+
+        let location = try #require(server.curl(["-X", "POST", "\(base)/v2/app/blobs/uploads/"]).header("Location"))
+        let payload = "\(server.directory.path)/payload"
+        _ = FileManager.default.createFile(atPath: payload, contents: Data("0123456789".utf8))
+        for range in ["bytes=0-9, 10-19", "0-9", "-5", "0-99999999999999999999999999", "9-0", "🙂"] {
+            let answer = server.curl(["-X", "PATCH", "-H", "Content-Range: \(range)", "-H", "Content-Range: 0-3",
+                                      "--data-binary", "@\(payload)", "\(base)\(location)"])
+            #expect((200..<500).contains(answer.status), "\(range): \(answer.status)")
+        }
+        let bigManifest = "\(server.directory.path)/big"
+        _ = FileManager.default.createFile(atPath: bigManifest, contents: Data(repeating: 32, count: (4 << 20) + 10))
+        let tooBig = server.curl(["-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
+                                  "--data-binary", "@\(bigManifest)", "\(base)/v2/app/manifests/v1"])
+        #expect(tooBig.status == 413)
+        #expect(tooBig.errorCode == "MANIFEST_INVALID")
+        let chunkedTooBig = server.curl(["-X", "PUT", "-H", "Transfer-Encoding: chunked", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
+                                         "--data-binary", "@\(bigManifest)", "\(base)/v2/app/manifests/v1"])
+        #expect(chunkedTooBig.status == 413)
+
+        // The cap on open sessions: 3 for this worker, one is open already.
+        let opened = (0..<3).map { _ in server.curl(["-X", "POST", "\(base)/v2/app/blobs/uploads/"]).status }
+        #expect(opened == [202, 202, 429])
+        #expect(server.curl(["-X", "POST", "\(base)/v2/app/blobs/uploads/"]).errorCode == "TOOMANYREQUESTS")
+        #expect(server.curl(["-X", "POST", "\(base)/v2/other/blobs/uploads/"]).status == 202)
+
+        #expect(!server.workerLog.contains("\"status\":\"5"), "no 5xx from client mistakes")
+    }
+}
