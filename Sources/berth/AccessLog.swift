@@ -4,10 +4,18 @@ import Glibc
 import Registry
 
 /// One JSON object per line on stderr (journald keeps it): an access line per request
-/// and a line per lifecycle event.
+/// (level info, warning for a 4xx, error for a 5xx) and a line per lifecycle event.
+/// Lines below `level` are dropped.
 struct AccessLog: Sendable {
+    let level: Settings.LogLevel
+
+    init(level: Settings.LogLevel = .info) { self.level = level }
+
     func request(_ request: RegistryRequest, _ response: RegistryResponse, microseconds: Int64) {
+        let lineLevel: Settings.LogLevel = response.status >= 500 ? .error : response.status >= 400 ? .warning : .info
+        guard Self.rank(lineLevel) >= Self.rank(level) else { return }
         var fields: [(String, String)] = [
+            ("level", lineLevel.rawValue),
             ("event", "request"),
             ("method", request.method),
             ("uri", request.uri),
@@ -21,7 +29,12 @@ struct AccessLog: Sendable {
     }
 
     func event(_ name: String, _ details: [String: String]) {
-        write([("event", name)] + details.sorted { $0.key < $1.key })
+        guard Self.rank(.info) >= Self.rank(level) else { return }
+        write([("level", "info"), ("event", name)] + details.sorted { $0.key < $1.key })
+    }
+
+    private static func rank(_ level: Settings.LogLevel) -> Int {
+        Settings.LogLevel.allCases.firstIndex(of: level) ?? 0
     }
 
     private func write(_ fields: [(String, String)]) {

@@ -10,14 +10,13 @@ struct GC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc", abstract: "Remove what no manifest references any more (safe while Berth runs).")
 
-    @Option(help: "Storage root.")
-    var store: String
+    @OptionGroup var common: SettingsOptions
 
-    @Option(help: "Never remove anything changed less than this many seconds ago.")
-    var gracePeriod = 3600
+    @Option(help: "Never remove anything changed less than this many seconds ago (default 3600).")
+    var gracePeriod: Int?
 
-    @Option(help: "Remove upload sessions idle for this many seconds.")
-    var uploadAge = 86_400
+    @Option(help: "Remove upload sessions idle for this many seconds (default 86400).")
+    var uploadAge: Int?
 
     @Option(help: "Also remove untagged manifests older than this many seconds (default: keep them).")
     var untaggedManifestAge: Int?
@@ -25,19 +24,22 @@ struct GC: ParsableCommand {
     @Flag(help: "List what would be removed, change nothing.")
     var dryRun = false
 
-    func validate() throws {
-        guard gracePeriod >= 0, uploadAge >= 0, (untaggedManifestAge ?? 0) >= 0 else {
-            throw ValidationError("ages must not be negative")
-        }
-    }
-
     func run() throws {
+        var settings = try common.load()
+        let flags: [(String, Int?)] = [("gc_grace_period", gracePeriod), ("upload_age", uploadAge),
+                                       ("gc_untagged_manifest_age", untaggedManifestAge)]
+        do {
+            for case let (key, value?) in flags { try settings.set(key, String(value), source: "command line") }
+        } catch {
+            throw ValidationError(error.description)
+        }
         var options = GarbageCollector.Options()
-        options.gracePeriod = gracePeriod
-        options.uploadAge = uploadAge
-        options.untaggedManifestAge = untaggedManifestAge
+        options.gracePeriod = settings.gcGracePeriod
+        options.uploadAge = settings.uploadAge
+        options.untaggedManifestAge = settings.gcUntaggedManifestAge
         options.dryRun = dryRun
-        let collector = GarbageCollector(layout: StoreLayout(root: try StoreRoot.prepare(store)), options: options)
+        let root = try StoreRoot.prepare(settings.store ?? ".")
+        let collector = GarbageCollector(layout: StoreLayout(root: root), options: options)
         let report: GarbageCollector.Report
         do { report = try collector.run() } catch {
             throw CommandFailure("gc failed: \(error)")
@@ -56,14 +58,14 @@ struct Scrub: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Verify every blob, index.json and manifest; exit 1 if a problem remains.")
 
-    @Option(help: "Storage root.")
-    var store: String
+    @OptionGroup var common: SettingsOptions
 
     @Flag(help: "Move corrupt blobs to _berth/quarantine/ and drop index entries whose manifest is gone.")
     var repair = false
 
     func run() throws {
-        let scrubber = Scrubber(layout: StoreLayout(root: try StoreRoot.prepare(store)), repair: repair)
+        let root = try StoreRoot.prepare(try common.load().store ?? ".")
+        let scrubber = Scrubber(layout: StoreLayout(root: root), repair: repair)
         let report: Scrubber.Report
         do { report = try scrubber.run() } catch {
             throw CommandFailure("scrub failed: \(error)")
@@ -78,4 +80,23 @@ struct Scrub: ParsableCommand {
 struct CommandFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// `berth config check`: loads the settings as `serve` would and prints them.
+struct Config: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with the configuration.", subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate the config file and environment; print the effective settings.")
+
+        @OptionGroup var common: SettingsOptions
+
+        func run() throws {
+            let settings = try common.load()
+            if let policy = settings.policy { _ = try PolicyFile.load(policy) }
+            print(settings.rendered)
+        }
+    }
 }

@@ -6,6 +6,28 @@ import FastCGI
 import Registry
 import Storage
 
+/// `--config`, shared by every command, and the settings it leads to.
+struct SettingsOptions: ParsableArguments {
+    @Option(help: "Config file (key = value lines; BERTH_<KEY> environment variables override it).")
+    var config: String?
+
+    @Option(help: "Storage root: one OCI image layout per repository.")
+    var store: String?
+
+    /// File and environment settings, with `--store` on top, checked.
+    func load() throws -> Settings {
+        var settings: Settings
+        do {
+            settings = try Settings.load(file: config, environment: ProcessInfo.environment)
+            if let store { try settings.set("store", store, source: "--store") }
+        } catch let problem as Settings.Problem {
+            throw ValidationError(problem.description)
+        }
+        guard settings.store != nil else { throw ValidationError("no store: give --store, store = in --config, or BERTH_STORE") }
+        return settings
+    }
+}
+
 /// `berth serve`: the FastCGI worker nginx passes `/v2/` requests to.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,52 +37,62 @@ struct Serve: ParsableCommand {
             (systemd socket activation with StandardInput=socket, or spawn-fcgi).
             """)
 
-    @Option(help: "Storage root: one OCI image layout per repository.")
-    var store: String
+    @OptionGroup var common: SettingsOptions
 
     @Option(help: "Unix socket path to listen on (default: the inherited fd 0).")
     var socket: String?
 
-    @Option(help: "Octal permissions of the socket created by --socket.")
-    var socketMode: String = "660"
+    @Option(help: "Octal permissions of the socket created by --socket (default 660).")
+    var socketMode: String?
 
-    @Option(help: "Requests served at once (threads). A long upload holds one for its duration.")
-    var threads: Int = 32
+    @Option(help: "Requests served at once (threads; default 32). A long upload holds one for its duration.")
+    var threads: Int?
 
     @Flag(help: "Let POST ?mount=<digest> without from= link a blob found anywhere in the store.")
     var automaticCrossMount = false
 
-    @Option(help: "Open upload sessions allowed per repository (then 429 TOOMANYREQUESTS).")
-    var maxUploadSessions = UploadStore.defaultMaximumSessionsPerRepository
+    @Option(help: "Open upload sessions allowed per repository (default 1000; then 429 TOOMANYREQUESTS).")
+    var maxUploadSessions: Int?
 
     @Option(help: "Access policy file (user, repository pattern, read/write/delete per line). Default: no checks.")
     var policy: String?
 
-    func validate() throws {
-        guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
-        guard maxUploadSessions >= 1 else { throw ValidationError("--max-upload-sessions must be at least 1") }
-        guard mode_t(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode must be octal, e.g. 660") }
+    /// The settings with this command's flags applied.
+    func settings() throws -> Settings {
+        var settings = try common.load()
+        let flags: [(String, String?)] = [
+            ("socket", socket), ("socket_mode", socketMode), ("threads", threads.map(String.init)),
+            ("max_upload_sessions", maxUploadSessions.map(String.init)), ("policy", policy),
+            ("automatic_cross_mount", automaticCrossMount ? "true" : nil),
+        ]
+        do {
+            for case let (key, value?) in flags { try settings.set(key, value, source: "--\(key.replacingUnderscores)") }
+        } catch {
+            throw ValidationError(error.description)
+        }
+        return settings
     }
 
     func run() throws {
-        let root = try StoreRoot.prepare(store)
+        let settings = try settings()
+        let root = try StoreRoot.prepare(settings.store ?? ".")
         let listenFD: Int32
-        if let socket {
-            listenFD = try FastCGIServer.listenUnix(path: socket, mode: mode_t(socketMode, radix: 8) ?? 0o660)
+        if let socket = settings.socket {
+            listenFD = try FastCGIServer.listenUnix(path: socket, mode: mode_t(settings.socketMode))
         } else {
             guard FastCGIServer.isListeningSocket(0) else {
-                throw ValidationError("no --socket given and fd 0 is not a listening socket")
+                throw ValidationError("no socket configured and fd 0 is not a listening socket")
             }
             listenFD = 0
         }
         var options = Registry.Options()
-        options.automaticCrossMount = automaticCrossMount
-        options.maximumUploadSessions = maxUploadSessions
-        if let policy { options.policy = try PolicyFile.load(policy) }
+        options.automaticCrossMount = settings.automaticCrossMount
+        options.maximumUploadSessions = settings.maxUploadSessions
+        if let policy = settings.policy { options.policy = try PolicyFile.load(policy) }
         let registry = Registry(layout: StoreLayout(root: root), options: options)
-        let log = AccessLog()
-        log.event("started", ["store": root, "socket": socket ?? "fd 0", "threads": String(threads)])
-        let server = FastCGIServer(listenFD: listenFD, threads: threads) { exchange in
+        let log = AccessLog(level: settings.logLevel)
+        log.event("started", ["store": root, "socket": settings.socket ?? "fd 0", "threads": String(settings.threads)])
+        let server = FastCGIServer(listenFD: listenFD, threads: settings.threads) { exchange in
             let started = Clock.monotonicMicroseconds()
             let request = RequestAdapter.request(from: exchange)
             let response = registry.handle(request)
@@ -69,15 +101,34 @@ struct Serve: ParsableCommand {
         }
         let signal = server.run()
         log.event("stopped", ["signal": String(signal)])
-        if let socket { unlink(socket) }
+        if let socket = settings.socket { unlink(socket) }
     }
 }
 
-enum PolicyFile {
-    static func load(_ path: String) throws -> AccessPolicy {
-        guard let file = fopen(path, "r") else {
-            throw ValidationError("cannot read policy \(path): \(String(cString: strerror(errno)))")
+extension String {
+    var replacingUnderscores: String { split(separator: "_").joined(separator: "-") }
+}
+
+enum ProcessInfo {
+    /// The process environment as a dictionary.
+    static var environment: [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
         }
+        return result
+    }
+}
+
+enum TextFile {
+    /// The whole file as UTF-8 text; nil (errno set) when it cannot be read.
+    static func read(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -86,7 +137,16 @@ enum PolicyFile {
             if count == 0 { break }
             bytes.append(contentsOf: buffer[0..<count])
         }
-        do { return try AccessPolicy(text: String(decoding: bytes, as: UTF8.self)) } catch {
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+enum PolicyFile {
+    static func load(_ path: String) throws -> AccessPolicy {
+        guard let text = TextFile.read(path) else {
+            throw ValidationError("cannot read policy \(path): \(String(cString: strerror(errno)))")
+        }
+        do { return try AccessPolicy(text: text) } catch {
             throw ValidationError("\(path): \(error)")
         }
     }

@@ -10,7 +10,8 @@ import TestSupport
     func renderedUnits(into directory: String) throws -> [String] {
         let source = "\(RegistryServer.repositoryRoot)/systemd"
         var names: [String] = []
-        for name in try FileManager.default.contentsOfDirectory(atPath: source).sorted() {
+        for name in try FileManager.default.contentsOfDirectory(atPath: source).sorted()
+        where [".service", ".socket", ".timer"].contains(where: { name.hasSuffix($0) }) {
             let text = try String(contentsOfFile: "\(source)/\(name)", encoding: .utf8)
             try text.replacingOccurrences(of: Self.installedBinary, with: RegistryServer.binary)
                 .write(toFile: "\(directory)/\(name)", atomically: true, encoding: .utf8)
@@ -28,6 +29,26 @@ import TestSupport
         let verify = Shell.run("systemd-analyze", ["verify"] + names.map { "\(directory.path)/\($0)" })
         #expect(verify.succeeded, "\(verify.stderr)")
         #expect(verify.stderr.isEmpty, "\(verify.stderr)")
+    }
+
+    @Test func configCheckNamesTheBadKeyAndWhereItCameFrom() throws {
+        let scratch = TemporaryDirectory(prefix: "berth-conf")
+        defer { scratch.remove() }
+        let file = "\(scratch.path)/berth.conf"
+        func check(_ text: String, _ environment: [String: String] = [:]) -> Shell.Result {
+            _ = FileManager.default.createFile(atPath: file, contents: Data(text.utf8))
+            return Shell.run(RegistryServer.binary, ["config", "check", "--config", file], environment: environment)
+        }
+        let good = check("store = /srv/berth\nthreads = 8 # comment\n")
+        #expect(good.succeeded && good.stdout.contains("threads = 8") && good.stdout.contains("store = /srv/berth"))
+        let overridden = check("store = /srv/berth\nthreads = 8\n", ["BERTH_THREADS": "16"])
+        #expect(overridden.stdout.contains("threads = 16"))
+        let unknown = check("store = /srv/berth\nthread = 8\n")
+        #expect(!unknown.succeeded && unknown.stderr.contains("berth.conf:2: thread: unknown key"), "\(unknown.stderr)")
+        let badValue = check("store = /srv/berth\nthreads = lots\n")
+        #expect(!badValue.succeeded && badValue.stderr.contains("threads: \"lots\" is not a whole number"), "\(badValue.stderr)")
+        let badEnvironment = check("store = /srv/berth\n", ["BERTH_LOG_LEVEL": "loud"])
+        #expect(!badEnvironment.succeeded && badEnvironment.stderr.contains("BERTH_LOG_LEVEL"), "\(badEnvironment.stderr)")
     }
 
     /// The committed production site is what the template renders (it cannot drift).
@@ -51,10 +72,21 @@ import TestSupport
     @Test func serviceCommandLineServesOnTheInheritedSocket() throws {
         let unit = try String(contentsOfFile: "\(RegistryServer.repositoryRoot)/systemd/berth.service", encoding: .utf8)
         let execStart = unit.split(separator: "\n").first { $0.hasPrefix("ExecStart=") }.map { String($0.dropFirst("ExecStart=".count)) }
-        #expect(execStart == "\(Self.installedBinary) serve --store /var/lib/berth")
+        #expect(execStart == "\(Self.installedBinary) serve --config /etc/berth/berth.conf")
         #expect(unit.contains("StandardInput=socket"))
 
-        let server = try RegistryServer(listening: .inheritedOnStandardInput)
+        // The shipped config, with the store moved into the test's directory.
+        let shipped = try String(contentsOfFile: "\(RegistryServer.repositoryRoot)/systemd/berth.conf", encoding: .utf8)
+        let scratch = TemporaryDirectory(prefix: "berth-conf")
+        defer { scratch.remove() }
+        let configFile = "\(scratch.path)/berth.conf"
+        try shipped.replacingOccurrences(of: "store = /var/lib/berth", with: "store = \(scratch.path)/unused")
+            .write(toFile: configFile, atomically: true, encoding: .utf8)
+        let check = Shell.run(RegistryServer.binary, ["config", "check", "--config", configFile])
+        #expect(check.succeeded, "\(check.stderr)")
+        #expect(check.stdout.contains("threads = 32"))
+
+        let server = try RegistryServer(workerArguments: ["--config", configFile], listening: .inheritedOnStandardInput)
         defer { server.stop() }
         let source = try ImageBuilder.build(layout: "\(server.directory.path)/source", tag: "v1", layerSizes: [100_000], seed: 21)
         let push = Shell.run("skopeo", ["copy", "--dest-cert-dir", server.certDirectory, "oci:\(source):v1",
