@@ -37,12 +37,18 @@ public struct Registry: Sendable {
 
     /// Answers one request. Never throws: every failure becomes an OCI error answer.
     public func handle(_ request: RegistryRequest) -> RegistryResponse {
+        var routeName = "unknown"
         do {
             let route = try Route.parse(request.path)
+            routeName = route.name
             try authorize(route, request)
-            return try dispatch(route, request)
+            var response = try dispatch(route, request)
+            response.route = routeName
+            return response
         } catch {
-            return error.response
+            var response = error.response
+            response.route = routeName
+            return response
         }
     }
 

@@ -4,6 +4,8 @@ public struct RegistryResponse: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// Which endpoint answered (`Route.name`), for metrics and logs.
+    public var route = "unknown"
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status

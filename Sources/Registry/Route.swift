@@ -28,6 +28,20 @@ public enum Route: Equatable, Sendable {
     case upload(RepositoryName, UploadID)
     case referrers(RepositoryName, Digest)
 
+    /// A short name of the endpoint (metrics label, logs).
+    public var name: String {
+        switch self {
+        case .base: "base"
+        case .catalog: "catalog"
+        case .tags: "tags"
+        case .manifest, .invalidTag: "manifest"
+        case .blob: "blob"
+        case .uploadStart: "upload_start"
+        case .upload: "upload"
+        case .referrers: "referrers"
+        }
+    }
+
     /// The methods each route answers.
     public var allowedMethods: [String] {
         switch self {

@@ -1,6 +1,19 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
+
+/// Time spent waiting for locks in this process, for metrics.
+public enum LockWaits {
+    private static let totals = Mutex<(count: UInt64, microseconds: UInt64)>((0, 0))
+
+    /// Locks taken and microseconds spent waiting for them, since the process started.
+    public static var snapshot: (count: UInt64, microseconds: UInt64) { totals.withLock { $0 } }
+
+    static func record(microseconds: UInt64) {
+        totals.withLock { $0 = ($0.count + 1, $0.microseconds + microseconds) }
+    }
+}
 
 /// Exclusive `flock` locks, shared by threads and processes (and by nodes on a
 /// filesystem that honours flock). Waits are bounded: past the timeout the caller gets
@@ -23,6 +36,7 @@ enum FileLock {
     static func acquire(_ fd: Int32, path: String, timeoutSeconds: Double = defaultTimeoutSeconds) throws(StorageError) {
         var waitedMicroseconds = 0.0
         var pause: UInt32 = 200
+        defer { LockWaits.record(microseconds: UInt64(waitedMicroseconds)) }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR else { throw FileSystem.fail("flock", path) }
             if waitedMicroseconds >= timeoutSeconds * 1_000_000 { throw .lockTimeout(path: path) }

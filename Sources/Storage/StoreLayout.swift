@@ -19,6 +19,8 @@
 ///     locks/_create                 held while a repository layout is created
 ///     tmp/                          temp files, renamed into place when complete
 ///     quarantine/<alg>-<hex>        corrupt blobs moved aside by `berth scrub --repair`
+///     metrics/worker-<pid>.json     counters of one worker process, summed by /metrics
+///     metrics/<gc|scrub>.json       the last run's result
 /// ```
 /// Inputs are validated value types, so no path can leave the root.
 public struct StoreLayout: Sendable {
@@ -88,6 +90,11 @@ public struct StoreLayout: Sendable {
     public var creationLockFile: String { "\(locksDirectory)/_create" }
 
     public var temporaryDirectory: String { "\(bookkeepingDirectory)/tmp" }
+    public var metricsDirectory: String { "\(bookkeepingDirectory)/metrics" }
+    public func workerMetricsFile(processID: Int32) -> String { "\(metricsDirectory)/worker-\(processID).json" }
+    /// `name` is a fixed word chosen by the caller (`gc`, `scrub`), never request data.
+    public func maintenanceReportFile(_ name: StaticString) -> String { "\(metricsDirectory)/\(name).json" }
+
     public var quarantineDirectory: String { "\(bookkeepingDirectory)/quarantine" }
     public func quarantineFile(_ digest: Digest) -> String {
         "\(quarantineDirectory)/\(digest.algorithm.rawValue)-\(digest.hex)"

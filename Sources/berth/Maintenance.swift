@@ -49,6 +49,10 @@ struct GC: ParsableCommand {
         }
         let kinds: [GarbageCollector.Removal.Kind] = [.blobLink, .sharedBlob, .manifest, .upload, .referrer, .temp]
         let counts = kinds.map { "\($0.rawValue)s=\(report.count($0))" }.joined(separator: " ")
+        if !dryRun {
+            MaintenanceReport(finished: Int(time(nil)), counts: Dictionary(uniqueKeysWithValues: kinds.map { ($0.rawValue, report.count($0)) }),
+                              bytes: report.bytesFreed).save(as: "gc", in: collector.layout)
+        }
         print("gc\(dryRun ? " (dry run)" : ""): repositories=\(report.repositoriesScanned) \(counts) bytes_freed=\(report.bytesFreed)")
     }
 }
@@ -71,6 +75,8 @@ struct Scrub: ParsableCommand {
             throw CommandFailure("scrub failed: \(error)")
         }
         for problem in report.problems { print("problem: \(problem)") }
+        MaintenanceReport(finished: Int(time(nil)), counts: ["found": report.problems.count, "unrepaired": report.unrepaired],
+                          bytes: report.bytesHashed).save(as: "scrub", in: scrubber.layout)
         print("scrub: repositories=\(report.repositoriesChecked) blobs_hashed=\(report.blobsHashed) bytes_hashed=\(report.bytesHashed) problems=\(report.problems.count) unrepaired=\(report.unrepaired)")
         if report.unrepaired > 0 { throw ExitCode(1) }
     }

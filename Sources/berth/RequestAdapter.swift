@@ -14,26 +14,36 @@ enum RequestAdapter {
         ("remote-user", "REMOTE_USER"),
     ]
 
-    static func request(from exchange: FastCGIExchange) -> RegistryRequest {
+    /// The request, and its body stream (which counts what it read).
+    static func request(from exchange: FastCGIExchange) -> (RegistryRequest, FastCGIBody) {
         var headers: [String: String] = [:]
         for (header, param) in headerParams {
             if let value = exchange.param(param), !value.isEmpty { headers[header] = value }
         }
-        return RegistryRequest(
+        let body = FastCGIBody(exchange)
+        let request = RegistryRequest(
             method: exchange.param("REQUEST_METHOD") ?? "GET",
             uri: exchange.param("REQUEST_URI") ?? "/",
             headers: headers,
-            body: FastCGIBody(exchange))
+            body: body)
+        return (request, body)
     }
 }
 
 /// The request body as the store's byte stream.
 final class FastCGIBody: ByteSource {
     private let exchange: FastCGIExchange
+    private(set) var bytesRead: UInt64 = 0
 
     init(_ exchange: FastCGIExchange) { self.exchange = exchange }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int {
-        do { return try exchange.readBody(into: buffer) } catch { throw .bodyInterrupted }
+        do {
+            let count = try exchange.readBody(into: buffer)
+            bytesRead += UInt64(count)
+            return count
+        } catch {
+            throw .bodyInterrupted
+        }
     }
 }

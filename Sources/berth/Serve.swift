@@ -89,17 +89,30 @@ struct Serve: ParsableCommand {
         options.automaticCrossMount = settings.automaticCrossMount
         options.maximumUploadSessions = settings.maxUploadSessions
         if let policy = settings.policy { options.policy = try PolicyFile.load(policy) }
-        let registry = Registry(layout: StoreLayout(root: root), options: options)
+        let layout = StoreLayout(root: root)
+        let registry = Registry(layout: layout, options: options)
+        let metrics = WorkerMetrics(layout: layout)
         let log = AccessLog(level: settings.logLevel)
         log.event("started", ["store": root, "socket": settings.socket ?? "fd 0", "threads": String(settings.threads)])
         let server = FastCGIServer(listenFD: listenFD, threads: settings.threads) { exchange in
             let started = Clock.monotonicMicroseconds()
-            let request = RequestAdapter.request(from: exchange)
-            let response = registry.handle(request)
+            let (request, body) = RequestAdapter.request(from: exchange)
+            var response: RegistryResponse
+            if request.path == "/metrics" {
+                // nginx lets only localhost reach this location.
+                response = RegistryResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
+                                            body: Array(metrics.exposition().utf8))
+                response.route = "metrics"
+            } else {
+                response = registry.handle(request)
+            }
             exchange.respond(status: response.status, headers: response.headers, body: response.body)
-            log.request(request, response, microseconds: Clock.monotonicMicroseconds() - started)
+            let elapsed = Clock.monotonicMicroseconds() - started
+            metrics.observe(route: response.route, status: response.status, microseconds: elapsed, bytesReceived: body.bytesRead)
+            log.request(request, response, microseconds: elapsed)
         }
         let signal = server.run()
+        metrics.save()
         log.event("stopped", ["signal": String(signal)])
         if let socket = settings.socket { unlink(socket) }
     }

@@ -59,7 +59,7 @@ import TestSupport
         let render = Shell.run("\(root)/scripts/nginx-conf", [
             directory.path, "--listen", "443", "--server-name", "_", "--store", "/var/lib/berth",
             "--socket", "/run/berth/berth.sock", "--cert", "/etc/berth/tls/cert.pem", "--key", "/etc/berth/tls/key.pem",
-            "--auth-include", "/etc/berth/nginx-auth.conf",
+            "--auth-include", "/etc/berth/nginx-auth.conf", "--access-log", "/var/log/nginx/berth-access.log",
         ])
         #expect(render.succeeded, "\(render.stderr)")
         let rendered = try String(contentsOfFile: "\(directory.path)/berth-site.conf", encoding: .utf8)

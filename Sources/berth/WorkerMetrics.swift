@@ -1,0 +1,199 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Storage
+import Synchronization
+
+/// This process's request counters, saved now and then to `_berth/metrics/worker-<pid>.json`
+/// so that whichever worker answers `/metrics` reports the sum over all workers of the store.
+final class WorkerMetrics: Sendable {
+    /// Upper bounds of the request duration histogram, in seconds.
+    static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+
+    struct Counters: Codable {
+        /// "route status" → requests.
+        var requests: [String: UInt64] = [:]
+        /// route → count per bucket (cumulative is computed when rendering), last = +Inf.
+        var durations: [String: [UInt64]] = [:]
+        var durationSums: [String: Double] = [:]
+        var bytesReceived: UInt64 = 0
+        var lockWaits: UInt64 = 0
+        var lockWaitMicroseconds: UInt64 = 0
+    }
+
+    private let files: MetricsFiles
+    private let ownFile: String
+    private let state = Mutex<(counters: Counters, lastSaved: Int64)>((Counters(), 0))
+
+    init(layout: StoreLayout) {
+        files = MetricsFiles(layout: layout)
+        ownFile = layout.workerMetricsFile(processID: getpid())
+    }
+
+    /// Counts one answered request; saves the counters when the last save is 5 s old.
+    func observe(route: String, status: Int, microseconds: Int64, bytesReceived: UInt64) {
+        let seconds = Double(microseconds) / 1_000_000
+        let bucket = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
+        let dueForSave = state.withLock { state -> Bool in
+            state.counters.requests["\(route) \(status)", default: 0] += 1
+            var counts = state.counters.durations[route] ?? Array(repeating: 0, count: Self.buckets.count + 1)
+            counts[bucket] += 1
+            state.counters.durations[route] = counts
+            state.counters.durationSums[route, default: 0] += seconds
+            state.counters.bytesReceived += bytesReceived
+            let now = Clock.monotonicMicroseconds()
+            guard now - state.lastSaved > 5_000_000 else { return false }
+            state.lastSaved = now
+            return true
+        }
+        if dueForSave { save() }
+    }
+
+    /// Writes this process's counters (with its lock waits) to its file.
+    func save() {
+        let locks = LockWaits.snapshot
+        let snapshot = state.withLock { state -> Counters in
+            state.counters.lockWaits = locks.count
+            state.counters.lockWaitMicroseconds = locks.microseconds
+            return state.counters
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let bytes = try? encoder.encode(snapshot) else { return }
+        try? files.save(Array(bytes), to: ownFile)
+    }
+
+    /// The Prometheus text exposition for the whole store.
+    func exposition() -> String {
+        save()
+        var total = Counters()
+        let decoder = JSONDecoder()
+        for bytes in files.workerCounters() {
+            guard let counters = try? decoder.decode(Counters.self, from: Data(bytes)) else { continue }
+            for (key, value) in counters.requests { total.requests[key, default: 0] += value }
+            for (route, counts) in counters.durations where counts.count == Self.buckets.count + 1 {
+                var sum = total.durations[route] ?? Array(repeating: 0, count: counts.count)
+                for index in counts.indices { sum[index] += counts[index] }
+                total.durations[route] = sum
+            }
+            for (route, value) in counters.durationSums { total.durationSums[route, default: 0] += value }
+            total.bytesReceived += counters.bytesReceived
+            total.lockWaits += counters.lockWaits
+            total.lockWaitMicroseconds += counters.lockWaitMicroseconds
+        }
+        var out = PrometheusText()
+        out.family("berth_requests_total", "counter", "Requests answered by the workers, by route and status.")
+        for (key, value) in total.requests.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: " ")
+            out.sample("berth_requests_total", ["route": String(parts.first ?? ""), "status": String(parts.last ?? "")], Double(value))
+        }
+        out.family("berth_request_duration_seconds", "histogram", "Time the worker spent on a request (not nginx's sending).")
+        for (route, counts) in total.durations.sorted(by: { $0.key < $1.key }) {
+            var cumulative: UInt64 = 0
+            for (index, count) in counts.enumerated() {
+                cumulative += count
+                let bound = index < Self.buckets.count ? PrometheusText.number(Self.buckets[index]) : "+Inf"
+                out.sample("berth_request_duration_seconds_bucket", ["route": route, "le": bound], Double(cumulative))
+            }
+            out.sample("berth_request_duration_seconds_sum", ["route": route], total.durationSums[route] ?? 0)
+            out.sample("berth_request_duration_seconds_count", ["route": route], Double(cumulative))
+        }
+        out.family("berth_received_bytes_total", "counter", "Request body bytes read by the workers (uploads, manifests).")
+        out.sample("berth_received_bytes_total", [:], Double(total.bytesReceived))
+        out.family("berth_lock_waits_total", "counter", "Repository and upload locks taken.")
+        out.sample("berth_lock_waits_total", [:], Double(total.lockWaits))
+        out.family("berth_lock_wait_seconds_total", "counter", "Time spent waiting for locks held by others.")
+        out.sample("berth_lock_wait_seconds_total", [:], Double(total.lockWaitMicroseconds) / 1_000_000)
+
+        let totals = files.totals()
+        out.family("berth_repositories", "gauge", "Repositories in the store.")
+        out.sample("berth_repositories", [:], Double(totals.repositories))
+        out.family("berth_blobs", "gauge", "Distinct blobs in the store (each stored once).")
+        out.sample("berth_blobs", [:], Double(totals.blobs))
+        out.family("berth_blob_bytes", "gauge", "Bytes of the distinct blobs.")
+        out.sample("berth_blob_bytes", [:], Double(totals.blobBytes))
+        out.family("berth_uploads_in_progress", "gauge", "Open upload sessions.")
+        out.sample("berth_uploads_in_progress", [:], Double(totals.uploadsInProgress))
+        appendMaintenance(to: &out)
+        return out.text
+    }
+
+    private func appendMaintenance(to out: inout PrometheusText) {
+        let decoder = JSONDecoder()
+        if let bytes = files.read(files.layout.maintenanceReportFile("gc")),
+           let report = try? decoder.decode(MaintenanceReport.self, from: Data(bytes)) {
+            out.family("berth_gc_last_run_timestamp_seconds", "gauge", "When the last gc finished.")
+            out.sample("berth_gc_last_run_timestamp_seconds", [:], Double(report.finished))
+            out.family("berth_gc_last_removed", "gauge", "What the last gc removed, by kind.")
+            for (kind, count) in report.counts.sorted(by: { $0.key < $1.key }) {
+                out.sample("berth_gc_last_removed", ["kind": kind], Double(count))
+            }
+            out.family("berth_gc_last_freed_bytes", "gauge", "Bytes the last gc freed.")
+            out.sample("berth_gc_last_freed_bytes", [:], Double(report.bytes))
+        }
+        if let bytes = files.read(files.layout.maintenanceReportFile("scrub")),
+           let report = try? decoder.decode(MaintenanceReport.self, from: Data(bytes)) {
+            out.family("berth_scrub_last_run_timestamp_seconds", "gauge", "When the last scrub finished.")
+            out.sample("berth_scrub_last_run_timestamp_seconds", [:], Double(report.finished))
+            out.family("berth_scrub_last_problems", "gauge", "Problems the last scrub found, and those left unrepaired.")
+            for (kind, count) in report.counts.sorted(by: { $0.key < $1.key }) {
+                out.sample("berth_scrub_last_problems", ["state": kind], Double(count))
+            }
+            out.family("berth_scrub_last_hashed_bytes", "gauge", "Bytes the last scrub re-hashed.")
+            out.sample("berth_scrub_last_hashed_bytes", [:], Double(report.bytes))
+        }
+    }
+}
+
+/// What `berth gc` and `berth scrub` leave for `/metrics`.
+struct MaintenanceReport: Codable {
+    var finished: Int
+    var counts: [String: Int]
+    var bytes: UInt64
+
+    /// Saves the report; a failure only costs the metric, never the run.
+    func save(as name: StaticString, in layout: StoreLayout) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let bytes = try? encoder.encode(self) else { return }
+        try? MetricsFiles(layout: layout).save(Array(bytes), to: layout.maintenanceReportFile(name))
+    }
+}
+
+/// Prometheus text format 0.0.4.
+struct PrometheusText {
+    private(set) var text = ""
+
+    mutating func family(_ name: String, _ type: String, _ help: String) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
+    mutating func sample(_ name: String, _ labels: [String: String], _ value: Double) {
+        let rendered = labels.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\"\(Self.escape($0.value))\"" }
+            .joined(separator: ",")
+        text += "\(name)\(rendered.isEmpty ? "" : "{\(rendered)}") \(Self.number(value))\n"
+    }
+
+    private static func escape(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+}
