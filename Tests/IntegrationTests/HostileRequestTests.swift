@@ -16,6 +16,10 @@ import TestSupport
         #expect([400, 494].contains(hugeHeader.status))
         #expect(hugeHeader.errorCode != nil)
 
+        let plainHTTP = server.curl(["http://\(server.host)/v2/"])
+        #expect(plainHTTP.status == 400)
+        #expect(plainHTTP.errorCode == "UNSUPPORTED", "\(plainHTTP.text)")
+
         let location = try #require(server.curl(["-X", "POST", "\(base)/v2/app/blobs/uploads/"]).header("Location"))
         let payload = "\(server.directory.path)/payload"
         _ = FileManager.default.createFile(atPath: payload, contents: Data("0123456789".utf8))
