@@ -31,6 +31,33 @@ import TestSupport
         #expect(verify.stderr.isEmpty, "\(verify.stderr)")
     }
 
+    /// `scripts/install --root` lays out what a server gets; a second run upgrades in place
+    /// and leaves the operator's files alone.
+    @Test func installStagesTheServerLayoutAndIsSafeToRunAgain() throws {
+        let root = TemporaryDirectory(prefix: "berth-install")
+        defer { root.remove() }
+        let install = { Shell.run("\(RegistryServer.repositoryRoot)/scripts/install", ["--root", root.path],
+                                  environment: ["BERTH_INSTALL_BINARY": RegistryServer.binary]) }
+        let first = install()
+        #expect(first.succeeded, "\(first.stderr)")
+        for path in ["usr/local/bin/berth", "etc/berth/berth.conf", "etc/berth/nginx-auth.conf", "etc/berth/tls/cert.pem",
+                     "etc/berth/tls/key.pem", "etc/nginx/sites-available/berth", "etc/nginx/sites-enabled/berth",
+                     "etc/systemd/system/berth.socket", "etc/systemd/system/berth.service", "etc/systemd/system/berth-gc.timer",
+                     "etc/systemd/system/berth-scrub.timer", "var/lib/berth"] {
+            #expect(FileManager.default.fileExists(atPath: "\(root.path)/\(path)"), "\(path)")
+        }
+        let staged = "\(root.path)/usr/local/bin/berth"
+        let check = Shell.run(staged, ["config", "check", "--config", "\(root.path)/etc/berth/berth.conf"])
+        #expect(check.succeeded && check.stdout.contains("store = /var/lib/berth"), "\(check.stderr)")
+
+        try "store = /srv/registry\n".write(toFile: "\(root.path)/etc/berth/berth.conf", atomically: true, encoding: .utf8)
+        let key = try Data(contentsOf: URL(fileURLWithPath: "\(root.path)/etc/berth/tls/key.pem"))
+        let second = install()
+        #expect(second.succeeded, "\(second.stderr)")
+        #expect(try String(contentsOfFile: "\(root.path)/etc/berth/berth.conf", encoding: .utf8) == "store = /srv/registry\n")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(root.path)/etc/berth/tls/key.pem")) == key)
+    }
+
     @Test func configCheckNamesTheBadKeyAndWhereItCameFrom() throws {
         let scratch = TemporaryDirectory(prefix: "berth-conf")
         defer { scratch.remove() }
