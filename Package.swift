@@ -8,6 +8,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // C shims: libfcgi (Debian libfcgi-dev) and OpenSSL's libcrypto (exportable SHA-2 state).
@@ -26,6 +27,7 @@ let package = Package(
             dependencies: [
                 "Storage", "Registry", "FastCGI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

@@ -1,58 +1,76 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import Registry
 
-/// One JSON object per line on stderr (journald keeps it): an access line per request
-/// (level info, warning for a 4xx, error for a 5xx) and a line per lifecycle event.
-/// Lines below `level` are dropped.
+/// The worker's log through swift-log: an access line per request (info; warning for a
+/// 4xx, error for a 5xx) and a line per lifecycle event, rendered by `JSONLogHandler`.
 struct AccessLog: Sendable {
-    let level: Settings.LogLevel
+    private let logger: Logger
 
-    init(level: Settings.LogLevel = .info) { self.level = level }
+    init(level: Settings.LogLevel = .info) {
+        var logger = Logger(label: "berth") { label in JSONLogHandler(label: label) }
+        logger.logLevel = switch level {
+        case .debug: .debug
+        case .info: .info
+        case .warning: .warning
+        case .error: .error
+        }
+        self.logger = logger
+    }
 
     func request(_ request: RegistryRequest, _ response: RegistryResponse, microseconds: Int64) {
-        let lineLevel: Settings.LogLevel = response.status >= 500 ? .error : response.status >= 400 ? .warning : .info
-        guard Self.rank(lineLevel) >= Self.rank(level) else { return }
-        var fields: [(String, String)] = [
-            ("level", lineLevel.rawValue),
-            ("event", "request"),
-            ("method", request.method),
-            ("uri", request.uri),
-            ("status", String(response.status)),
-            ("duration_ms", String(Double(microseconds) / 1000)),
+        let level: Logger.Level = response.status >= 500 ? .error : response.status >= 400 ? .warning : .info
+        var metadata: Logger.Metadata = [
+            "method": "\(request.method)",
+            "uri": "\(request.uri)",
+            "route": "\(response.route)",
+            "status": "\(response.status)",
+            "duration_ms": "\(Double(microseconds) / 1000)",
         ]
-        if let id = request.headers["x-request-id"] { fields.append(("request_id", id)) }
-        if let user = request.headers["remote-user"] { fields.append(("user", user)) }
-        if response.status >= 400, let message = Self.errorMessage(response) { fields.append(("error", message)) }
-        write(fields)
+        if let id = request.headers["x-request-id"] { metadata["request_id"] = "\(id)" }
+        if let user = request.headers["remote-user"] { metadata["user"] = "\(user)" }
+        if response.status >= 400, !response.body.isEmpty, response.body.count <= 4096 {
+            metadata["error"] = "\(String(decoding: response.body, as: UTF8.self))"
+        }
+        logger.log(level: level, "request", metadata: metadata)
     }
 
     func event(_ name: String, _ details: [String: String]) {
-        guard Self.rank(.info) >= Self.rank(level) else { return }
-        write([("level", "info"), ("event", name)] + details.sorted { $0.key < $1.key })
+        logger.info("\(name)", metadata: details.mapValues { .string($0) })
+    }
+}
+
+/// One JSON object per line on stderr (journald keeps it): `time`, `level`, `event` (the
+/// message), then the metadata, each value a string.
+struct JSONLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
     }
 
-    private static func rank(_ level: Settings.LogLevel) -> Int {
-        Settings.LogLevel.allCases.firstIndex(of: level) ?? 0
-    }
-
-    private func write(_ fields: [(String, String)]) {
+    func log(event: LogEvent) {
+        let level = event.level, message = event.message, explicit = event.metadata
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let time = Double(now.tv_sec) + Double(now.tv_nsec / 1_000_000) / 1000
-        var line = "{\"time\":\(time)"
-        for (key, value) in fields { line += ",\"\(key)\":\"\(Self.escape(value))\"" }
-        line += "}\n"
-        var bytes = Array(line.utf8)
+        var text = "{\"time\":\(time),\"level\":\"\(level.rawValue)\",\"event\":\"\(Self.escape(message.description))\""
+        let merged = metadata.merging(explicit ?? [:]) { $1 }
+        for key in merged.keys.sorted() {
+            text += ",\"\(Self.escape(key))\":\"\(Self.escape(merged[key]?.description ?? ""))\""
+        }
+        text += "}\n"
+        var bytes = Array(text.utf8)
+        // One write per line, so lines of concurrent threads never interleave.
         bytes.withUnsafeMutableBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
     }
 
-    private static func errorMessage(_ response: RegistryResponse) -> String? {
-        response.body.isEmpty || response.body.count > 4096 ? nil : String(decoding: response.body, as: UTF8.self)
-    }
-
-    private static func escape(_ text: String) -> String {
+    static func escape(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
             switch scalar {
