@@ -37,19 +37,19 @@ public struct Registry: Sendable {
 
     /// Answers one request. Never throws: every failure becomes an OCI error answer.
     public func handle(_ request: RegistryRequest) -> RegistryResponse {
-        var routeName = "unknown"
+        var parsed: Route?
+        var response: RegistryResponse
         do {
             let route = try Route.parse(request.path)
-            routeName = route.name
+            parsed = route
             try authorize(route, request)
-            var response = try dispatch(route, request)
-            response.route = routeName
-            return response
+            response = try dispatch(route, request)
         } catch {
-            var response = error.response
-            response.route = routeName
-            return response
+            response = error.response
         }
+        response.route = parsed?.name ?? "unknown"
+        response.repository = parsed?.repository?.value
+        return response
     }
 
     private func dispatch(_ route: Route, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {

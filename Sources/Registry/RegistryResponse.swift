@@ -6,6 +6,8 @@ public struct RegistryResponse: Sendable {
     public var body: [UInt8]
     /// Which endpoint answered (`Route.name`), for metrics and logs.
     public var route = "unknown"
+    /// The repository the request was about, if any (for logs).
+    public var repository: String?
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status

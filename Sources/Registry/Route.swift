@@ -42,6 +42,15 @@ public enum Route: Equatable, Sendable {
         }
     }
 
+    /// The repository the request is about, if any.
+    public var repository: RepositoryName? {
+        switch self {
+        case .base, .catalog: nil
+        case .tags(let name), .manifest(let name, _), .invalidTag(let name, _), .blob(let name, _),
+             .uploadStart(let name), .upload(let name, _), .referrers(let name, _): name
+        }
+    }
+
     /// The methods each route answers.
     public var allowedMethods: [String] {
         switch self {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Checks the whole store: every blob hashes to its name (each inode hashed once),
 /// every `index.json` parses and names manifests that are present with their size,
 /// every manifest's references are in its repository. With `repair`, corrupt blobs are
@@ -79,7 +83,13 @@ public struct Scrubber: Sendable {
         if let known = verdicts[key] {
             intact = known
         } else {
-            intact = try ContentHasher.digest(ofFile: path, algorithm: algorithm) == digest
+            let computed: Digest
+            do { computed = try ContentHasher.digest(ofFile: path, algorithm: algorithm) } catch {
+                // Removed meanwhile (gc or a delete runs alongside): nothing to check.
+                if case .io(_, _, let code) = error, code == ENOENT { return }
+                throw error
+            }
+            intact = computed == digest
             verdicts[key] = intact
             report.blobsHashed += 1
             report.bytesHashed += status.size

@@ -20,15 +20,18 @@ struct AccessLog: Sendable {
         self.logger = logger
     }
 
-    func request(_ request: RegistryRequest, _ response: RegistryResponse, microseconds: Int64) {
+    func request(_ request: RegistryRequest, _ response: RegistryResponse, bytesReceived: UInt64, microseconds: Int64) {
         let level: Logger.Level = response.status >= 500 ? .error : response.status >= 400 ? .warning : .info
         var metadata: Logger.Metadata = [
             "method": "\(request.method)",
             "uri": "\(request.uri)",
             "route": "\(response.route)",
             "status": "\(response.status)",
+            "bytes_received": "\(bytesReceived)",
+            "bytes_sent": "\(response.body.count)",
             "duration_ms": "\(Double(microseconds) / 1000)",
         ]
+        if let repository = response.repository { metadata["repository"] = "\(repository)" }
         if let id = request.headers["x-request-id"] { metadata["request_id"] = "\(id)" }
         if let user = request.headers["remote-user"] { metadata["user"] = "\(user)" }
         if response.status >= 400, !response.body.isEmpty, response.body.count <= 4096 {

@@ -109,7 +109,7 @@ struct Serve: ParsableCommand {
             exchange.respond(status: response.status, headers: response.headers, body: response.body)
             let elapsed = Clock.monotonicMicroseconds() - started
             metrics.observe(route: response.route, status: response.status, microseconds: elapsed, bytesReceived: body.bytesRead)
-            log.request(request, response, microseconds: elapsed)
+            log.request(request, response, bytesReceived: body.bytesRead, microseconds: elapsed)
         }
         let signal = server.run()
         metrics.save()

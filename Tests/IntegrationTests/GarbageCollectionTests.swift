@@ -4,12 +4,14 @@ import TestSupport
 
 /// gc in a loop while clients push, move tags and pull: every completed push stays pullable.
 @Suite(.serialized) struct GarbageCollectionTests {
-    @Test func gcLoopDuringPushesAndPullsKeepsEveryCompletedPush() throws {
+    @Test func gcAndScrubLoopDuringPushesAndPullsKeepEveryCompletedPush() throws {
         let server = try RegistryServer(listening: .inheritedOnStandardInput, workerCount: 2)
         defer { server.stop() }
         let running = Flag(true)
         let gcRuns = Counter()
         let gcFailures = Counter()
+        let scrubRuns = Counter()
+        let scrubFailures = Counter()
         let gcThread = DispatchGroup()
         gcThread.enter()
         Thread.detachNewThread {
@@ -19,6 +21,12 @@ import TestSupport
                 let run = Shell.run(RegistryServer.binary, ["gc", "--store", server.store, "--grace-period", "3", "--upload-age", "3"])
                 gcRuns.increment()
                 if !run.succeeded { gcFailures.increment() }
+                // Scrub alongside: it must find nothing wrong in a store that is being written.
+                if gcRuns.value % 5 == 0 {
+                    let scrub = Shell.run(RegistryServer.binary, ["scrub", "--store", server.store])
+                    scrubRuns.increment()
+                    if !scrub.succeeded { scrubFailures.increment(); print("scrub under load: \(scrub.stdout)\(scrub.stderr)") }
+                }
             }
             gcThread.leave()
         }
@@ -37,8 +45,9 @@ import TestSupport
         sleep(4)
         running.value = false
         gcThread.wait()
-        print("gc under load: \(gcRuns.value) gc runs, \(ledger.summary)")
+        print("gc under load: \(gcRuns.value) gc runs, \(scrubRuns.value) scrub runs, \(ledger.summary)")
         #expect(gcFailures.value == 0)
+        #expect(scrubFailures.value == 0)
         #expect(gcRuns.value >= 3)
 
         // Every tag resolves to what was last acknowledged, and its manifest pulls whole.

@@ -41,6 +41,8 @@ import TestSupport
         #expect(entry?["status"] as? Int == 404)
         let workerLine = server.workerLog.split(separator: "\n").first { $0.contains(requestID) }
         #expect(workerLine?.contains("/manifests/missing") == true, "no worker log line with request id \(requestID)")
+        #expect(workerLine?.contains("\"repository\":\"obs/app\"") == true)
+        #expect(workerLine?.contains("\"route\":\"manifest\"") == true)
         for line in server.workerLog.split(separator: "\n") {
             #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "not JSON: \(line)")
         }
