@@ -6,6 +6,7 @@ public struct ManifestStore: Sendable {
     private let blobs: BlobStore
     private let repositories: RepositoryStore
     private let referrers: ReferrersStore
+    private let cache = IndexCache()
 
     public init(layout: StoreLayout) {
         self.layout = layout
@@ -86,10 +87,10 @@ public struct ManifestStore: Sendable {
     /// The manifest a tag or digest names in `repository`.
     public func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> Resolved {
         guard repositories.exists(repository) else { throw .manifestUnknown(reference) }
-        let index = try readIndex(repository)
+        let index = try cache.lookup(layout.indexFile(repository))
         let found: Descriptor? = switch reference {
-        case .tag(let tag): index.descriptor(for: tag)
-        case .digest(let digest): index.descriptor(for: digest)
+        case .tag(let tag): index.byTag[tag.value]
+        case .digest(let digest): index.byDigest[digest.description]
         }
         guard let found, let digest = Digest(found.digest) else { throw .manifestUnknown(reference) }
         return Resolved(digest: digest, mediaType: found.mediaType, size: found.size)
@@ -98,7 +99,7 @@ public struct ManifestStore: Sendable {
     /// The repository's tags, sorted.
     public func tags(of repository: RepositoryName) throws(StorageError) -> [String] {
         guard repositories.exists(repository) else { throw .repositoryUnknown(repository) }
-        return try readIndex(repository).tags
+        return try cache.lookup(layout.indexFile(repository)).sortedTags
     }
 
     /// The repository's `index.json`, as last written.

@@ -157,3 +157,32 @@ import TestSupport
         #expect(try ImageIndex.decode(index, path: "index.json").schemaVersion == 2)
     }
 }
+
+@Suite struct IndexCacheTests {
+    @Test func cachedIndexNeverHidesALaterWrite() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let first = try fixture.imageManifest(in: "app", seed: 1)
+        let second = try fixture.imageManifest(in: "app", seed: 2)
+        let store = fixture.manifests
+        let tag = Reference.tag(Tag("latest")!)
+        let one = try store.put(first, contentType: nil, reference: tag, repository: repo).digest
+        // Age the file so the cache keeps it, and read it through the cache twice.
+        var times = [timeval(tv_sec: time(nil) - 60, tv_usec: 0), timeval(tv_sec: time(nil) - 60, tv_usec: 0)]
+        #expect(utimes(fixture.layout.indexFile(repo), &times) == 0)
+        #expect(try store.resolve(tag, in: repo).digest == one)
+        #expect(try store.resolve(tag, in: repo).digest == one)
+        // Many quick rewrites (inode numbers get reused): every read sees the latest.
+        for round in 0..<50 {
+            let body = round % 2 == 0 ? second : first
+            let pushed = try store.put(body, contentType: nil, reference: tag, repository: repo).digest
+            #expect(try store.resolve(tag, in: repo).digest == pushed)
+            #expect(try store.tags(of: repo) == ["latest"])
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
