@@ -113,8 +113,10 @@ import TestSupport
         #expect(configDescriptor?["mediaType"] as? String == "application/vnd.example.config")
         #expect(configDescriptor?["digest"] as? String == Shell.sha256Digest(config))
         let layers = manifest["layers"] as? [[String: Any]] ?? []
-        #expect(layers.map { $0["mediaType"] as? String } == ["application/vnd.example.data.v1", "application/vnd.example.readme.v1+text"])
-        #expect(layers.map { ($0["annotations"] as? [String: String])?["org.opencontainers.image.title"] } == ["data.bin", "README.txt"])
+        #expect(layers.map { $0["mediaType"] as? String }
+            == ["application/vnd.example.data.v1", "application/vnd.example.readme.v1+text"])
+        #expect(layers.map { ($0["annotations"] as? [String: String])?["org.opencontainers.image.title"] }
+            == ["data.bin", "README.txt"])
         #expect(layers.map { $0["digest"] as? String } == [Shell.sha256Digest(data), Shell.sha256Digest(readme)])
         #expect((manifest["annotations"] as? [String: String])?["org.example.purpose"] == "test")
         #expect(server.curl(["\(server.baseURL)/v2/artifacts/demo/blobs/\(Shell.sha256Digest(config))"]).body == config)
@@ -124,7 +126,8 @@ import TestSupport
         #expect(pull.files == ["\(outdir)/README.txt", "\(outdir)/data.bin"])
         #expect(FileManager.default.contents(atPath: "\(outdir)/data.bin") == data)
         #expect(FileManager.default.contents(atPath: "\(outdir)/README.txt") == readme)
-        #expect(server.curl(["\(server.baseURL)/v2/artifacts/demo/tags/list"]).text == "{\"name\":\"artifacts/demo\",\"tags\":[\"v1\"]}")
+        #expect(server.curl(["\(server.baseURL)/v2/artifacts/demo/tags/list"]).text
+            == "{\"name\":\"artifacts/demo\",\"tags\":[\"v1\"]}")
     }
 
     @Test func referrersAttachedToAnImageAreListedWithArtifactTypeAndAnnotationsAndFilteredByType() throws {
@@ -180,11 +183,12 @@ import TestSupport
             #expect(entry?["size"] as? Int == body.count)
         }
 
-        let filtered = server.curl(["\(server.baseURL)/v2/team/app/referrers/\(imageDigest)?artifactType=application/vnd.example.sbom"])
+        let referrersURL = "\(server.baseURL)/v2/team/app/referrers/\(imageDigest)"
+        let filtered = server.curl(["\(referrersURL)?artifactType=application/vnd.example.sbom"])
         #expect(filtered.status == 200)
         #expect(filtered.header("OCI-Filters-Applied") == "artifactType")
         #expect((json(filtered.body)["manifests"] as? [[String: Any]])?.map { $0["digest"] as? String } == [digests["sbom"]])
-        let none = server.curl(["\(server.baseURL)/v2/team/app/referrers/\(imageDigest)?artifactType=application/vnd.example.none"])
+        let none = server.curl(["\(referrersURL)?artifactType=application/vnd.example.none"])
         #expect(none.status == 200)
         #expect(none.header("OCI-Filters-Applied") == "artifactType")
         #expect((json(none.body)["manifests"] as? [Any])?.isEmpty == true)

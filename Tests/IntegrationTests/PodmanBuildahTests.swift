@@ -19,7 +19,8 @@ import TestSupport
         try #require(push.succeeded, "\(push.stderr)")
     }
 
-    func manifest(_ server: RegistryServer, _ repository: String, _ reference: String) throws -> (body: Data, image: ImageManifestDocument) {
+    func manifest(_ server: RegistryServer, _ repository: String,
+                  _ reference: String) throws -> (body: Data, image: ImageManifestDocument) {
         let answer = server.curl(["\(server.baseURL)/v2/\(repository)/manifests/\(reference)"])
         try #require(answer.status == 200, "GET \(repository) manifest \(reference): \(answer.status) \(answer.text)")
         return (answer.body, try JSONDecoder().decode(ImageManifestDocument.self, from: answer.body))
@@ -86,8 +87,9 @@ import TestSupport
         // podman knew where it had pulled each layer from and asked Berth to mount it.
         let requests = ClientTools.workerRequests(server)
         for layer in base.layers {
+            let mountParameter = "mount=" + layer.digest.replacingOccurrences(of: ":", with: "%3A")
             let mount = requests.first { $0.method == "POST" && $0.uri.hasPrefix("/v2/team/copy/blobs/uploads/?")
-                && $0.uri.contains("from=team%2Fbase") && $0.uri.contains("mount=\(layer.digest.replacingOccurrences(of: ":", with: "%3A"))") }
+                && $0.uri.contains("from=team%2Fbase") && $0.uri.contains(mountParameter) }
             #expect(mount?.status == 201, "no mount of \(layer.digest): \(requests)")
         }
         let (_, copy) = try manifest(server, "team/copy", "v2")
@@ -235,15 +237,17 @@ import TestSupport
         for child in image.children {
             let copied = server.curl(["\(server.baseURL)/v2/team/list/manifests/\(child.digest)"])
             #expect(copied.status == 200)
-            #expect(copied.body == FileManager.default.contents(atPath: MultiPlatformImage.blobPath(layout: image.layout, digest: child.digest)))
+            #expect(copied.body
+                == FileManager.default.contents(atPath: MultiPlatformImage.blobPath(layout: image.layout, digest: child.digest)))
             for digest in try MultiPlatformImage.blobDigests(ofManifest: child.digest, in: image.layout).dropFirst() {
                 #expect(try blob(server, "team/list", digest)
                     == FileManager.default.contents(atPath: MultiPlatformImage.blobPath(layout: image.layout, digest: digest)))
             }
         }
-        let manifestPuts = ClientTools.workerRequests(server).filter { $0.method == "PUT" && $0.uri.hasPrefix("/v2/team/list/manifests/") }
-        #expect(manifestPuts.map(\.uri) == image.children.map { "/v2/team/list/manifests/\($0.digest)" } + ["/v2/team/list/manifests/v1"],
-                "\(manifestPuts)")
+        let manifestPuts = ClientTools.workerRequests(server)
+            .filter { $0.method == "PUT" && $0.uri.hasPrefix("/v2/team/list/manifests/") }
+        #expect(manifestPuts.map(\.uri)
+            == image.children.map { "/v2/team/list/manifests/\($0.digest)" } + ["/v2/team/list/manifests/v1"], "\(manifestPuts)")
         #expect(manifestPuts.allSatisfy { $0.status == 201 })
     }
 }

@@ -106,7 +106,8 @@ import TestSupport
         defer { server.stop() }
         let blob = try randomFile(server, 3_000_000, seed: 71)
 
-        let push = try dxf(server, "dxf/blobs", ["op": "push-generator", "file": blob.path, "digest": blob.digest, "chunk": 65_536], as: String.self)
+        let push = try dxf(server, "dxf/blobs", ["op": "push-generator", "file": blob.path, "digest": blob.digest, "chunk": 65_536],
+                           as: String.self)
         #expect(push.error == nil, "\(String(describing: push.error))")
         #expect(push.result == blob.digest)
         // What python-dxf sent: the existence check, a session, and the whole blob in one
@@ -121,7 +122,8 @@ import TestSupport
         #expect(uploads.map(\.method) == ["POST", "PUT"], "\(uploads)")
         #expect(uploads.map(\.status) == [202, 201], "\(uploads)")
 
-        let alias = try dxf(server, "dxf/blobs", ["op": "set-alias", "alias": "v1", "digests": [blob.digest]], as: ManifestShape.self)
+        let alias = try dxf(server, "dxf/blobs", ["op": "set-alias", "alias": "v1", "digests": [blob.digest]],
+                            as: ManifestShape.self)
         #expect(alias.error == nil, "\(String(describing: alias.error))")
         let manifest = server.curl(["\(server.baseURL)/v2/dxf/blobs/manifests/v1"])
         #expect(manifest.status == 200)
@@ -143,7 +145,8 @@ import TestSupport
         let blob = try randomFile(server, 500_000, seed: 72)
         let claimed = Shell.sha256Digest(Data("something else".utf8))
 
-        let push = try dxf(server, "dxf/blobs", ["op": "push-generator", "file": blob.path, "digest": claimed, "chunk": 65_536], as: String.self)
+        let push = try dxf(server, "dxf/blobs", ["op": "push-generator", "file": blob.path, "digest": claimed, "chunk": 65_536],
+                           as: String.self)
         #expect(push.error?.status == 400, "\(push.requests)")
         #expect(push.error?.body.contains("DIGEST_INVALID") == true, "\(String(describing: push.error))")
         for digest in [claimed, blob.digest] {
@@ -151,7 +154,8 @@ import TestSupport
             #expect(head.status == 404, "\(digest)")
         }
         // The same push with the right digest then succeeds.
-        let retry = try dxf(server, "dxf/blobs", ["op": "push-generator", "file": blob.path, "digest": blob.digest, "chunk": 100_000], as: String.self)
+        let retry = try dxf(server, "dxf/blobs", ["op": "push-generator", "file": blob.path, "digest": blob.digest, "chunk": 100_000],
+                            as: String.self)
         #expect(retry.error == nil && retry.result == blob.digest, "\(String(describing: retry.error))")
         #expect(server.curl(["\(server.baseURL)/v2/dxf/blobs/blobs/\(blob.digest)"]).body == blob.data)
     }

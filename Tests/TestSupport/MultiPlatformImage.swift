@@ -112,7 +112,9 @@ public struct MultiPlatformImage: Sendable {
 
     private static func umoci(_ arguments: [String]) throws {
         let result = Shell.run("umoci", arguments)
-        guard result.succeeded else { throw MultiPlatformImageError.layout("umoci \(arguments.joined(separator: " ")): \(result.stderr)") }
+        guard result.succeeded else {
+            throw MultiPlatformImageError.layout("umoci \(arguments.joined(separator: " ")): \(result.stderr)")
+        }
     }
 
     public enum MultiPlatformImageError: Error, CustomStringConvertible {
