@@ -72,12 +72,7 @@ import TestSupport
     }
 }
 
-func sha256(_ data: Data) -> String {
-    let file = NSTemporaryDirectory() + "berth-hash-\(UUID().uuidString)"
-    defer { try? FileManager.default.removeItem(atPath: file) }
-    _ = FileManager.default.createFile(atPath: file, contents: data)
-    return "sha256:" + (Shell.run("sha256sum", [file]).stdout.split(separator: " ").first.map(String.init) ?? "")
-}
+func sha256(_ data: Data) -> String { Shell.sha256Digest(data) }
 
 /// One client's random walk of pushes: monolithic blobs, chunked uploads, manifests
 /// under tags it alone writes, and tag deletes. Everything acknowledged goes in the ledger.

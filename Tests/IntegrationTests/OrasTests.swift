@@ -162,7 +162,7 @@ import TestSupport
             #expect(result.status == 201)
             // Berth says it took the subject into account.
             #expect(result.subject == imageDigest)
-            digests[tag] = try #require(result.digest)
+            digests[tag] = result.digest
         }
 
         let referrers = server.curl(["\(server.baseURL)/v2/team/app/referrers/\(imageDigest)"])

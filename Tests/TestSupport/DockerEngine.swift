@@ -127,22 +127,3 @@ public final class PlainToTLSForwarder: @unchecked Sendable {
     }
 }
 
-enum LoopbackPort {
-    /// A TCP port on 127.0.0.1 that was free a moment ago.
-    static func free() throws -> Int {
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw DaemonError.didNotStart("no free loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-}

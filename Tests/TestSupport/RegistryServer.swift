@@ -58,7 +58,7 @@ public final class RegistryServer: @unchecked Sendable {
         directory = TemporaryDirectory(prefix: "berth-it")
         self.listening = listening
         self.workerArguments = workerArguments
-        port = try Self.freePort()
+        port = try LoopbackPort.free()
         let base = directory.path
         for folder in ["store", "run", "tls", "certs", "nginx"] {
             try FileManager.default.createDirectory(atPath: "\(base)/\(folder)", withIntermediateDirectories: true)
@@ -177,23 +177,6 @@ public final class RegistryServer: @unchecked Sendable {
         }
         throw ServerError.setup("\(what) did not come up; worker log:\n\(workerLog)\nnginx log:\n"
             + ((try? String(contentsOfFile: "\(directory.path)/nginx.log", encoding: .utf8)) ?? ""))
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw ServerError.setup("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     public enum ServerError: Error, CustomStringConvertible {

@@ -12,10 +12,12 @@ public enum Shell {
         public var succeeded: Bool { status == 0 }
     }
 
-    /// Runs `executable` with `arguments` to completion, capturing its output.
+    /// Runs `executable` with `arguments` to completion, capturing its output. With a
+    /// `timeout`, a run still going after that many seconds is ended (SIGTERM, SIGKILL 5 s
+    /// later) and fails with status -2, saying so on stderr.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                           input: Data? = nil) -> Result {
+                           input: Data? = nil, timeout: TimeInterval? = nil) -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
         process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
@@ -36,6 +38,15 @@ public enum Shell {
                 try? inputPipe.fileHandleForWriting.close()
             }
         }
+        let timedOut = TimeoutFlag()
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem {
+            guard process.isRunning else { return }
+            timedOut.set()
+            kill(pid, SIGTERM)
+            DispatchQueue.global().asyncAfter(deadline: .now() + 5) { if process.isRunning { kill(pid, SIGKILL) } }
+        }
+        if let timeout { DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog) }
         // Read both pipes concurrently so neither fills up and blocks the child.
         let errBox = DataBox()
         let group = DispatchGroup()
@@ -47,9 +58,14 @@ public enum Shell {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus,
-                      stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: errBox.data, as: UTF8.self))
+        watchdog.cancel()
+        var stderr = String(decoding: errBox.data, as: UTF8.self)
+        var status = process.terminationStatus
+        if timedOut.isSet, let timeout {
+            stderr += "\n[\(executable) \(arguments.joined(separator: " ")) was ended after \(Int(timeout)) s]"
+            status = -2
+        }
+        return Result(status: status, stdout: String(decoding: stdout, as: UTF8.self), stderr: stderr)
     }
 
     /// Starts a long-running process with its output going to `logFile`.
@@ -76,4 +92,11 @@ public enum Shell {
 
 private final class DataBox: @unchecked Sendable {
     var data = Data()
+}
+
+private final class TimeoutFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
