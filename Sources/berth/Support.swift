@@ -4,7 +4,9 @@ import Glibc
 import ArgumentParser
 import Registry
 
-/// Small helpers the commands share: environment, files, the store root, the clock.
+// Small helpers the commands share: environment, files, the store root, the clock.
+
+/// `max_upload_sessions` -> `max-upload-sessions`, as flags spell settings.
 extension String {
     var replacingUnderscores: String { split(separator: "_").joined(separator: "-") }
 }
