@@ -30,23 +30,32 @@ public final class FastCGIExchange {
     public func respond(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
         guard !answered else { return }
         answered = true
-        var head = "Status: \(status) \(HTTPStatus.reason(status))\r\n"
-        for header in headers where FastCGIExchange.isSafeHeader(header) {
-            head += "\(header.name): \(header.value)\r\n"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + body.count)
+        bytes.append(contentsOf: "Status: \(status) \(HTTPStatus.reason(status))\r\n".utf8)
+        for header in headers where Self.isSafe(header.name, forbidding: 58) && Self.isSafe(header.value, forbidding: 13) {
+            bytes.append(contentsOf: header.name.utf8)
+            bytes.append(contentsOf: [58, 32])
+            bytes.append(contentsOf: header.value.utf8)
+            bytes.append(contentsOf: [13, 10])
         }
-        head += "\r\n"
-        var bytes = Array(head.utf8)
+        bytes.append(contentsOf: [13, 10])
         bytes.append(contentsOf: body)
         bytes.withUnsafeBytes { buffer in
             guard let base = buffer.baseAddress else { return }
             _ = FCGX_PutStr(base.assumingMemoryBound(to: CChar.self), Int32(buffer.count), request.pointee.out)
         }
     }
+}
 
-    /// Header names and values must not smuggle a line break into the answer.
-    private static func isSafeHeader(_ header: (name: String, value: String)) -> Bool {
-        !header.name.isEmpty && !header.name.utf8.contains { $0 == 10 || $0 == 13 || $0 == 58 }
-            && !header.value.utf8.contains { $0 == 10 || $0 == 13 }
+extension FastCGIExchange {
+    /// A header part must not smuggle a line break (or, for a name, a colon) into the answer.
+    static func isSafe(_ text: String, forbidding extra: UInt8) -> Bool {
+        var text = text
+        return !text.isEmpty && text.withUTF8 { bytes in
+            for byte in bytes where byte == 10 || byte == 13 || byte == extra { return false }
+            return true
+        }
     }
 }
 

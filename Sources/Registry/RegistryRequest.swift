@@ -18,7 +18,7 @@ public struct RegistryRequest {
     }
 
     /// The path part of the URI.
-    public var path: Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+    public var path: Substring { uri[..<(uri.firstIndex(of: "?") ?? uri.endIndex)] }
 
     /// Query parameters, percent-decoded; the first value of a repeated key wins.
     public var query: [String: String] {
@@ -40,7 +40,7 @@ public struct RegistryRequest {
 /// Decodes `%XX` escapes; nil for a malformed escape or bytes that are not UTF-8.
 enum PercentDecoding {
     static func decode<S: StringProtocol>(_ text: S) -> String? {
-        guard text.contains("%") else { return String(text) }
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()
         while let byte = iterator.next() {

@@ -71,8 +71,9 @@ public enum Route: Equatable, Sendable {
         if rest.isEmpty || rest == "/" { return .base }
         guard rest.hasPrefix("/") else { throw notFound }
         var parts: [String] = []
-        for raw in rest.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
-            guard let decoded = PercentDecoding.decode(raw), !decoded.contains("/"), !decoded.contains("\0") else {
+        for raw in rest.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            guard let decoded = PercentDecoding.decode(Substring(raw)),
+                  !decoded.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == 0 }) else {
                 throw RegistryError(.nameInvalid, "the path contains an invalid escape or character")
             }
             parts.append(decoded)

@@ -21,9 +21,9 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Parses `sha256:<64 hex>` or `sha512:<128 hex>`; nil for anything else.
     public init?(_ text: String) {
-        guard let colon = text.firstIndex(of: ":"),
-              let algorithm = Algorithm(rawValue: String(text[..<colon])) else { return nil }
-        self.init(algorithm: algorithm, hex: String(text[text.index(after: colon)...]))
+        guard let colon = text.utf8.firstIndex(of: UInt8(ascii: ":")),
+              let algorithm = Algorithm(rawValue: String(Substring(text.utf8[..<colon]))) else { return nil }
+        self.init(algorithm: algorithm, hex: String(Substring(text.utf8[text.utf8.index(after: colon)...])))
     }
 
     public init?(algorithm: Algorithm, hex: String) {
@@ -35,7 +35,7 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// True when `text` looks like a digest of some algorithm (contains `:`), even an
     /// unsupported or malformed one; used to tell a tag from a bad digest.
-    public static func looksLikeDigest(_ text: String) -> Bool { text.contains(":") }
+    public static func looksLikeDigest(_ text: String) -> Bool { text.utf8.contains(UInt8(ascii: ":")) }
 
     public var description: String { "\(algorithm.rawValue):\(hex)" }
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.description < rhs.description }

@@ -13,8 +13,9 @@ public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConver
     /// Returns nil when `value` breaks the grammar.
     public init?(_ value: String) {
         guard !value.isEmpty, value.utf8.count <= Self.maximumLength else { return nil }
-        let components = value.split(separator: "/", omittingEmptySubsequences: false)
-        guard components.allSatisfy(Self.isValidComponent) else { return nil }
+        for component in value.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            guard Self.isValidComponent(Substring(component)) else { return nil }
+        }
         self.value = value
     }
 
@@ -30,29 +31,30 @@ public struct RepositoryName: Hashable, Sendable, Comparable, CustomStringConver
     }
 
     static func isValidComponent<S: StringProtocol>(_ component: S) -> Bool {
-        let bytes = Array(component.utf8)
-        guard let first = bytes.first, let last = bytes.last,
-              isAlphanumeric(first), isAlphanumeric(last) else { return false }
-        var index = 0
-        while index < bytes.count {
-            if isAlphanumeric(bytes[index]) { index += 1; continue }
-            // A separator run: ".", "_", "__", or one or more "-".
-            let start = index
-            let separator = bytes[index]
-            while index < bytes.count, !isAlphanumeric(bytes[index]) { index += 1 }
-            let run = bytes[start..<index]
-            switch separator {
-            case UInt8(ascii: "."):
-                guard run.count == 1 else { return false }
-            case UInt8(ascii: "_"):
-                guard run.count <= 2, run.allSatisfy({ $0 == UInt8(ascii: "_") }) else { return false }
-            case UInt8(ascii: "-"):
-                guard run.allSatisfy({ $0 == UInt8(ascii: "-") }) else { return false }
-            default:
-                return false
+        let bytes = component.utf8
+        guard let first = bytes.first, isAlphanumeric(first) else { return false }
+        var previous = first
+        var separatorRun = 0
+        for byte in bytes.dropFirst() {
+            if isAlphanumeric(byte) {
+                separatorRun = 0
+            } else {
+                // A separator run: ".", "_", "__", or one or more "-".
+                separatorRun += 1
+                switch byte {
+                case UInt8(ascii: "."):
+                    guard separatorRun == 1 else { return false }
+                case UInt8(ascii: "_"):
+                    guard separatorRun == 1 || (separatorRun == 2 && previous == UInt8(ascii: "_")) else { return false }
+                case UInt8(ascii: "-"):
+                    guard separatorRun == 1 || previous == UInt8(ascii: "-") else { return false }
+                default:
+                    return false
+                }
             }
+            previous = byte
         }
-        return true
+        return separatorRun == 0
     }
 
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {

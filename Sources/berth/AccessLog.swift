@@ -23,19 +23,19 @@ struct AccessLog: Sendable {
     func request(_ request: RegistryRequest, _ response: RegistryResponse, bytesReceived: UInt64, microseconds: Int64) {
         let level: Logger.Level = response.status >= 500 ? .error : response.status >= 400 ? .warning : .info
         var metadata: Logger.Metadata = [
-            "method": "\(request.method)",
-            "uri": "\(request.uri)",
-            "route": "\(response.route)",
-            "status": "\(response.status)",
-            "bytes_received": "\(bytesReceived)",
-            "bytes_sent": "\(response.body.count)",
-            "duration_ms": "\(Double(microseconds) / 1000)",
+            "method": .string(request.method),
+            "uri": .string(request.uri),
+            "route": .string(response.route),
+            "status": .string(String(response.status)),
+            "bytes_received": .string(String(bytesReceived)),
+            "bytes_sent": .string(String(response.body.count)),
+            "duration_us": .string(String(microseconds)),
         ]
-        if let repository = response.repository { metadata["repository"] = "\(repository)" }
-        if let id = request.headers["x-request-id"] { metadata["request_id"] = "\(id)" }
-        if let user = request.headers["remote-user"] { metadata["user"] = "\(user)" }
+        if let repository = response.repository { metadata["repository"] = .string(repository) }
+        if let id = request.headers["x-request-id"] { metadata["request_id"] = .string(id) }
+        if let user = request.headers["remote-user"] { metadata["user"] = .string(user) }
         if response.status >= 400, !response.body.isEmpty, response.body.count <= 4096 {
-            metadata["error"] = "\(String(decoding: response.body, as: UTF8.self))"
+            metadata["error"] = .string(String(decoding: response.body, as: UTF8.self))
         }
         logger.log(level: level, "request", metadata: metadata)
     }
@@ -58,39 +58,48 @@ struct JSONLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        let level = event.level, message = event.message, explicit = event.metadata
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        let time = Double(now.tv_sec) + Double(now.tv_nsec / 1_000_000) / 1000
-        var text = "{\"time\":\(time),\"level\":\"\(level.rawValue)\",\"event\":\"\(Self.escape(message.description))\""
-        let merged = metadata.merging(explicit ?? [:]) { $1 }
-        for key in merged.keys.sorted() {
-            text += ",\"\(Self.escape(key))\":\"\(Self.escape(merged[key]?.description ?? ""))\""
+        let milliseconds = Int(now.tv_sec) * 1000 + Int(now.tv_nsec / 1_000_000)
+        var line: [UInt8] = []
+        line.reserveCapacity(512)
+        line.append(contentsOf: "{\"time\":\(milliseconds / 1000).".utf8)
+        let fraction = milliseconds % 1000
+        line.append(contentsOf: (fraction < 10 ? "00" : fraction < 100 ? "0" : "").utf8)
+        line.append(contentsOf: "\(fraction),\"level\":\"\(event.level.rawValue)\",\"event\":\"".utf8)
+        Self.appendEscaped(event.message.description, to: &line)
+        line.append(UInt8(ascii: "\""))
+        let fields = metadata.isEmpty ? (event.metadata ?? [:]) : metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in fields.keys.sorted() {
+            line.append(contentsOf: ",\"".utf8)
+            Self.appendEscaped(key, to: &line)
+            line.append(contentsOf: "\":\"".utf8)
+            Self.appendEscaped(fields[key]?.description ?? "", to: &line)
+            line.append(UInt8(ascii: "\""))
         }
-        text += "}\n"
-        var bytes = Array(text.utf8)
+        line.append(contentsOf: "}\n".utf8)
         // One write per line, so lines of concurrent threads never interleave.
-        bytes.withUnsafeMutableBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+        line.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
     }
 
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
+    /// Appends `text` as the inside of a JSON string: quotes, backslashes and control
+    /// characters escaped; everything else (UTF-8 included) copied as is.
+    static func appendEscaped(_ text: String, to line: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\""): line.append(contentsOf: [92, 34])
+                case UInt8(ascii: "\\"): line.append(contentsOf: [92, 92])
+                case 10: line.append(contentsOf: [92, 110])
+                case 13: line.append(contentsOf: [92, 114])
+                case 9: line.append(contentsOf: [92, 116])
+                case 0..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    line.append(contentsOf: [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+                default: line.append(byte)
                 }
             }
         }
-        return out
     }
 }
