@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""Berth against Debian's docker-registry and against nginx serving the same files.
+
+One nginx fronts all three with the same TLS settings: Berth's own site (rendered by
+scripts/nginx-conf), docker-registry behind a reverse proxy, and a static server (the
+ceiling). Each figure runs the three in turn, round after round (A/B/C alternation), and
+the report gives medians, spreads (min-max) and ratios. Loops and runs are bounded.
+
+    bench/run            full run, report in bench/results/<date>-<host>.md
+    bench/run --smoke    every figure once, tiny and short; writes no report
+"""
+import argparse, datetime, hashlib, json, os, platform, random, re, shutil, signal
+import socket, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sh(*args, check=True, **kw):
+    return subprocess.run(args, check=check, capture_output=True, text=True, **kw)
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class Systems:
+    """Berth, docker-registry and nginx static, up and fronted by one nginx."""
+
+    def __init__(self, work, berth_bin):
+        self.work = work
+        self.procs = []
+        tls = f"{work}/tls"
+        os.makedirs(tls)
+        sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", f"{tls}/key.pem", "-out", f"{tls}/cert.pem")
+        self.cert, self.key = f"{tls}/cert.pem", f"{tls}/key.pem"
+        self.store = f"{work}/store"
+        self.socket = f"{work}/berth.sock"
+        self.berth = self.start([berth_bin, "serve", "--store", self.store, "--socket", self.socket], "berth.log")
+        self.wait(lambda: os.path.exists(self.socket), "berth socket")
+
+        upstream = free_port()
+        with open(f"{work}/registry.yml", "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {work}/registry\n"
+                    f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{upstream}\n")
+        self.start(["docker-registry", "serve", f"{work}/registry.yml"], "registry.log")
+        self.wait(lambda: self.port_open(upstream), "docker-registry")
+
+        self.ports = {"berth": free_port(), "registry": free_port(), "static": free_port()}
+        nginx = f"{work}/nginx"
+        sh(f"{REPO}/scripts/nginx-conf", nginx, "--port", str(self.ports["berth"]), "--store", self.store,
+           "--socket", self.socket, "--cert", self.cert, "--key", self.key, "--user", "root", "--workers", "2")
+        self.json_dir = f"{work}/json"
+        os.makedirs(self.json_dir)
+        with open(f"{HERE}/nginx-bench.conf.in") as f:
+            extra = f.read()
+        for name, value in {"REGISTRY_PORT": self.ports["registry"], "REGISTRY_UPSTREAM": upstream,
+                            "STATIC_PORT": self.ports["static"], "CERT": self.cert, "KEY": self.key,
+                            "STORE": self.store, "JSON": self.json_dir, "PREFIX": nginx}.items():
+            extra = extra.replace(f"@{name}@", str(value))
+        with open(f"{nginx}/berth-site.conf", "a") as f:
+            f.write("\n" + extra)
+        self.start(["nginx", "-p", nginx, "-c", f"{nginx}/nginx.conf", "-g", "daemon off;"], "nginx.log")
+        for port in self.ports.values():
+            self.wait(lambda p=port: self.port_open(p), f"nginx on {port}")
+
+    def start(self, args, log):
+        out = open(f"{self.work}/{log}", "w")
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def port_open(port):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    def wait(self, ready, what):
+        for _ in range(200):
+            if ready():
+                return
+            time.sleep(0.05)
+        raise SystemExit(f"bench: {what} did not come up (logs in {self.work})")
+
+    def url(self, system):
+        return f"https://127.0.0.1:{self.ports[system]}"
+
+    def rss_kib(self):
+        with open(f"/proc/{self.berth.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def curl(*args):
+    result = sh("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code} %{time_total} %header{location}", *args, check=False)
+    code, seconds, location = (result.stdout.split(" ", 2) + ["", ""])[:3]
+    return int(code or 0), float(seconds or 0), location.strip()
+
+
+def push_blob(base, repo, path, digest):
+    code, _, location = curl("-X", "POST", f"{base}/v2/{repo}/blobs/uploads/")
+    assert code == 202, f"POST {base} {repo}: {code}"
+    location = re.sub(r"^https?://[^/]+", "", location)
+    sep = "&" if "?" in location else "?"
+    code, seconds, _ = curl("-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", path,
+                            f"{base}{location}{sep}digest=sha256:{digest}")
+    assert code == 201, f"PUT {base} {repo}: {code}"
+    return seconds
+
+
+def put_manifest(base, repo, ref, path):
+    code, _, _ = curl("-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
+                      "--data-binary", f"@{path}", f"{base}/v2/{repo}/manifests/{ref}")
+    assert code == 201, f"manifest {base} {repo}:{ref}: {code}"
+
+
+def wrk(url, seconds, connections, method="GET", script="get.lua", extra=()):
+    threads = min(connections, 2) if script == "get.lua" else connections
+    args = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+            "-s", f"{HERE}/lua/{script}", url, "--", *( [method] if script == "get.lua" else [] ), *extra]
+    out = sh(*args, check=False).stdout
+    match = re.search(r"BENCHJSON (\{.*\})", out)
+    if not match:
+        raise SystemExit(f"bench: wrk gave no result for {url}:\n{out}")
+    data = json.loads(match.group(1))
+    data["seconds"] = data["duration_us"] / 1e6
+    return data
+
+
+def ab_head(url, seconds, connections, accept):
+    """HEAD load with ApacheBench (-i): wrk cannot read HEAD answers (it waits for a body)."""
+    out = sh("ab", "-q", "-i", "-k", "-c", str(connections), "-t", str(seconds), "-n", "5000000",
+             "-H", f"Accept: {accept}", url, check=False).stdout
+    rate = re.search(r"Requests per second:\s+([\d.]+)", out)
+    failed = re.search(r"Failed requests:\s+(\d+)", out)
+    non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
+    p50 = re.search(r"\n\s+50%\s+(\d+)", out)
+    p99 = re.search(r"\n\s+99%\s+(\d+)", out)
+    if not rate:
+        raise SystemExit(f"bench: ab gave no result for {url}:\n{out}")
+    return {"rate": float(rate.group(1)), "failed": int(failed.group(1)) if failed else 0,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "p50_ms": int(p50.group(1)) if p50 else 0, "p99_ms": int(p99.group(1)) if p99 else 0}
+
+
+class Report:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, figure, unit, values, target=None, better="higher"):
+        """values: system -> list of samples."""
+        self.rows.append((figure, unit, {k: v for k, v in values.items() if v}, target, better))
+
+    @staticmethod
+    def fmt(samples):
+        median = statistics.median(samples)
+        spread = f" ({min(samples):.3g}–{max(samples):.3g})" if len(samples) > 1 else ""
+        return f"{median:.4g}{spread}", median
+
+    def markdown(self):
+        lines = ["| figure | unit | Berth | docker-registry | nginx static | Berth / registry | Berth / static | target | met |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for figure, unit, values, target, better in self.rows:
+            cells, medians = {}, {}
+            for system in ("berth", "registry", "static"):
+                if system in values:
+                    cells[system], medians[system] = self.fmt(values[system])
+            def ratio(other):
+                if "berth" not in medians or other not in medians or medians[other] == 0:
+                    return "", None
+                r = medians["berth"] / medians[other] if better == "higher" else medians[other] / medians["berth"]
+                return f"{r:.2f}×", r
+            vs_registry, r_registry = ratio("registry")
+            vs_static, r_static = ratio("static")
+            met = ""
+            if target:
+                checks = []
+                if "registry" in target and r_registry is not None:
+                    checks.append(r_registry >= target["registry"])
+                if "static" in target and r_static is not None:
+                    checks.append(r_static >= target["static"])
+                if "max" in target and "berth" in medians:
+                    checks.append(medians["berth"] <= target["max"])
+                if "min" in target and "berth" in medians:
+                    checks.append(medians["berth"] >= target["min"])
+                met = "yes" if checks and all(checks) else "no"
+            target_text = ", ".join(f"{'≤' if k == 'max' else '≥'} {v}{'' if k in ('max', 'min') else ' × ' + k}"
+                                    for k, v in (target or {}).items())
+            lines.append(f"| {figure} | {unit} | {cells.get('berth', '')} | {cells.get('registry', '')} | "
+                         f"{cells.get('static', '')} | {vs_registry} | {vs_static} | {target_text} | {met} |")
+        return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true", help="every figure once, tiny and short; no report file")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5, help="duration of each load run")
+    parser.add_argument("--berth", required=True, help="the berth binary")
+    options = parser.parse_args()
+    smoke = options.smoke
+    rounds = 1 if smoke else options.rounds
+    seconds = 1 if smoke else options.seconds
+    big = (64 << 20) if not smoke else (1 << 20)
+    mono = (512 << 20) if not smoke else (2 << 20)
+    chunked = (1 << 30) if not smoke else (8 << 20)
+    tag_count = 1000 if not smoke else 20
+    repo_count = 110 if not smoke else 5
+
+    work = tempfile.mkdtemp(prefix="berth-bench-")
+    systems = Systems(work, options.berth)
+    report = Report()
+    rss = {"idle": systems.rss_kib()}
+    try:
+        rng = random.Random(20261123)
+        files = {}
+        for name, size in (("big", big), ("small", 4096), ("config", 2)):
+            data = b"{}" if name == "config" else rng.randbytes(size)
+            path = f"{work}/{name}.bin"
+            with open(path, "wb") as f:
+                f.write(data)
+            files[name] = (path, sha256_hex(data), len(data))
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                          "digest": "sha256:" + files["config"][1], "size": 2},
+                               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                           "digest": "sha256:" + files["big"][1], "size": files["big"][2]},
+                                          {"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                           "digest": "sha256:" + files["small"][1], "size": 4096}]},
+                              separators=(",", ":")).encode()
+        manifest_path = f"{work}/manifest.json"
+        with open(manifest_path, "wb") as f:
+            f.write(manifest)
+        manifest_digest = sha256_hex(manifest)
+
+        # The same content in Berth and docker-registry; listings copied for the static server.
+        for system in ("berth", "registry"):
+            base = systems.url(system)
+            for name in ("big", "small", "config"):
+                push_blob(base, "bench/app", files[name][0], files[name][1])
+            put_manifest(base, "bench/app", "v1", manifest_path)
+            for name in ("big", "small", "config"):
+                push_blob(base, "bench/tags", files[name][0], files[name][1])
+            for index in range(tag_count):
+                put_manifest(base, "bench/tags", f"t{index:04d}", manifest_path)
+            for index in range(repo_count):
+                push_blob(base, f"bench/r{index:03d}", files["config"][0], files["config"][1])
+        for endpoint, name in (("/v2/bench/tags/tags/list", "tags.json"), ("/v2/_catalog?n=100", "catalog.json")):
+            body = sh("curl", "-sk", systems.url("berth") + endpoint).stdout
+            with open(f"{systems.json_dir}/{name}", "w") as f:
+                f.write(body)
+
+        def blob_path(system, digest):
+            if system == "static":
+                return f"{systems.url('static')}/s/bench/app/blobs/sha256/{digest}"
+            return f"{systems.url(system)}/v2/bench/app/blobs/sha256:{digest}"
+
+        def each_round(run):
+            samples = {"berth": [], "registry": [], "static": []}
+            for _ in range(rounds):
+                for system in ("berth", "registry", "static"):
+                    value = run(system)
+                    if value is not None:
+                        samples[system].append(value)
+            return samples
+
+        def throughput(system):
+            r = wrk(blob_path(system, files["big"][1]), seconds, 8)
+            return r["bytes"] / r["seconds"] / (1 << 20)
+        report.add(f"blob GET {big >> 20} MiB, 8 connections", "MiB/s", each_round(throughput),
+                   {"static": 0.9, "registry": 2})
+        rss["after big GETs"] = systems.rss_kib()
+
+        def small_gets(system):
+            r = wrk(blob_path(system, files["small"][1]), seconds, 32)
+            return r["requests"] / r["seconds"]
+        report.add("blob GET 4 KiB, 32 connections", "req/s", each_round(small_gets), {"registry": 10})
+
+        latencies = {}
+        accept = "application/vnd.oci.image.manifest.v1+json"
+        def manifest_requests(method, reference):
+            def run(system):
+                if system == "static":
+                    url = f"{systems.url('static')}/s/bench/app/blobs/sha256/{manifest_digest}"
+                else:
+                    url = f"{systems.url(system)}/v2/bench/app/manifests/{reference}"
+                if method == "HEAD":
+                    r = ab_head(url, seconds, 32, accept)
+                    latencies.setdefault((method, system), []).append((r["p50_ms"] * 1000, r["p99_ms"] * 1000))
+                    return r["rate"] if r["failed"] == 0 and r["non2xx"] == 0 else 0.0
+                r = wrk(url, seconds, 32, method, extra=[f"Accept: {accept}"])
+                latencies.setdefault((method, system), []).append((r["latency_us"]["p50"], r["latency_us"]["p99"]))
+                return r["requests"] / r["seconds"]
+            return run
+        report.add("manifest HEAD by tag, 32 connections", "req/s", each_round(manifest_requests("HEAD", "v1")),
+                   {"registry": 8, "static": 0.3})
+        report.add("manifest GET by digest, 32 connections", "req/s",
+                   each_round(manifest_requests("GET", "sha256:" + manifest_digest)), {"registry": 8, "static": 0.3})
+
+        def listing(berth_path, static_name):
+            def run(system):
+                url = (f"{systems.url('static')}/j/{static_name}" if system == "static"
+                       else f"{systems.url(system)}{berth_path}")
+                r = wrk(url, seconds, 8)
+                return r["requests"] / r["seconds"]
+            return run
+        report.add(f"tags list ({tag_count} tags), 8 connections", "req/s",
+                   each_round(listing("/v2/bench/tags/tags/list", "tags.json")), {"registry": 5})
+        report.add("catalog page of 100, 8 connections", "req/s",
+                   each_round(listing("/v2/_catalog?n=100", "catalog.json")))
+
+        upload_errors = []
+        def uploads(system):
+            digest_dir = tempfile.mkdtemp(dir=work)
+            tag = f"{system}{random.randrange(1 << 30)}"
+            per_thread = 20000 if not smoke else 200
+            for thread in range(16):
+                with open(f"{digest_dir}/{thread}.txt", "w") as f:
+                    for i in range(1, per_thread + 1):
+                        unit = f"{tag}-{thread}-{i}|".encode()
+                        data = (unit * (1024 // len(unit) + 1))[:1024]
+                        f.write(sha256_hex(data) + "\n")
+            base = f"{systems.url('static')}/null" if system == "static" else systems.url(system)
+            r = wrk(base, seconds, 16, script="upload.lua", extra=["bench/uploads", digest_dir, tag, "1024"])
+            upload_errors.append((system, r["bad_status"], r["bad_statuses"][:80]))
+            return r["uploads"] / r["seconds"]
+        report.add("small uploads (POST + PUT 1 KiB), 16 clients", "uploads/s", each_round(uploads), {"registry": 3})
+        rss["after uploads"] = systems.rss_kib()
+
+        # Large uploads: monolithic, and chunked with the final PUT timed on its own.
+        mono_path = f"{work}/mono.bin"
+        with open(mono_path, "wb") as f:
+            f.write(rng.randbytes(mono))
+        with open(mono_path, "rb") as f:
+            mono_digest = hashlib.sha256(f.read()).hexdigest()
+        def monolithic(system):
+            if system == "static":
+                return None
+            seconds_taken = push_blob(systems.url(system), f"bench/mono{random.randrange(1 << 30)}", mono_path, mono_digest)
+            return mono / seconds_taken / (1 << 20)
+        report.add(f"monolithic {mono >> 20} MiB PUT", "MiB/s", each_round(monolithic), {"registry": 1.5})
+        rss["after monolithic"] = systems.rss_kib()
+        sha = sh("openssl", "speed", "-evp", "sha256", "-bytes", "1048576", "-seconds", "1").stdout
+        sha_mib = float(sha.strip().split()[-1].rstrip("k")) * 1000 / (1 << 20)
+        dd = sh("dd", f"if={mono_path}", f"of={work}/dd.out", "bs=1M", "conv=fsync").stderr
+        dd_seconds = float(re.search(r"copied, ([\d.]+) s", dd).group(1))
+        dd_mib = mono / dd_seconds / (1 << 20)
+        os.remove(f"{work}/dd.out")
+
+        chunk = chunked // 8
+        chunk_path = f"{work}/chunk.bin"
+        with open(chunk_path, "wb") as f:
+            f.write(rng.randbytes(chunk))
+        whole = hashlib.sha256()
+        with open(chunk_path, "rb") as f:
+            data = f.read()
+        for _ in range(8):
+            whole.update(data)
+        chunked_digest = whole.hexdigest()
+        def chunked_upload(system):
+            if system == "static":
+                return None
+            base = systems.url(system)
+            code, _, location = curl("-X", "POST", f"{base}/v2/bench/chunked{random.randrange(1 << 30)}/blobs/uploads/")
+            assert code == 202
+            for index in range(8):
+                location = re.sub(r"^https?://[^/]+", "", location)
+                code, _, location = curl("-X", "PATCH", "-H", "Content-Type: application/octet-stream",
+                                         "-H", f"Content-Range: {index * chunk}-{(index + 1) * chunk - 1}",
+                                         "-T", chunk_path, f"{base}{location}")
+                assert code == 202, f"PATCH {system}: {code}"
+            location = re.sub(r"^https?://[^/]+", "", location)
+            sep = "&" if "?" in location else "?"
+            code, final_seconds, _ = curl("-X", "PUT", f"{base}{location}{sep}digest=sha256:{chunked_digest}")
+            assert code == 201, f"final PUT {system}: {code}"
+            return final_seconds * 1000
+        report.add(f"final PUT after {chunked >> 20} MiB in 8 PATCHes", "ms", each_round(chunked_upload),
+                   {"max": 50}, better="lower")
+        rss["after chunked"] = systems.rss_kib()
+
+        # Soak: RSS after many requests.
+        soak_requests = 0
+        soak_start = systems.rss_kib()
+        deadline = time.time() + (2 if smoke else 30)
+        while time.time() < deadline and soak_requests < 100_000:
+            r = wrk(f"{systems.url('berth')}/v2/bench/app/manifests/v1", 2 if smoke else 5, 32, "GET")
+            soak_requests += r["requests"]
+        rss["after soak"] = systems.rss_kib()
+
+        hashes_ok = all(errors == 0 for system, errors, _ in upload_errors if system != "static")
+        text = report.markdown()
+        summary = [
+            f"single-core SHA-256 (openssl speed): {sha_mib:.0f} MiB/s; dd {mono >> 20} MiB conv=fsync: {dd_mib:.0f} MiB/s;"
+            f" 0.8 × the slower = {0.8 * min(sha_mib, dd_mib):.0f} MiB/s (target for Berth's monolithic PUT)",
+            "upload errors (non-2xx): " + ", ".join(f"{s}={e}" + (f" [{seen}]" if seen else "") for s, e, seen in upload_errors),
+            f"worker RSS (KiB): " + ", ".join(f"{k} {v}" for k, v in rss.items())
+            + f"; soak of {soak_requests} manifest GETs: {soak_start} -> {rss['after soak']}",
+            "manifest latency p50/p99 (µs) per run: " + "; ".join(
+                f"{m} {s}: " + " ".join(f"{p50}/{p99}" for p50, p99 in v) for (m, s), v in sorted(latencies.items())),
+        ]
+        print(text)
+        print("\n".join(summary))
+        if not smoke:
+            machine = [f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+                       f"- host: {platform.node()}, {os.cpu_count()} cores, kernel {platform.release()}",
+                       "- cpu: " + next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+                       "- " + sh("nginx", "-v", check=False).stderr.strip(),
+                       "- " + sh("swift", "--version", check=False).stdout.splitlines()[0],
+                       f"- rounds {rounds}, {seconds} s per load run, systems alternated Berth → registry → static in each round"]
+            os.makedirs(f"{HERE}/results", exist_ok=True)
+            name = f"{HERE}/results/{datetime.date.today().isoformat()}-{platform.node()}.md"
+            with open(name, "w") as f:
+                f.write("# Berth benchmark\n\n" + "\n".join(machine) + "\n\nMedians, with min–max over the rounds in "
+                        "parentheses. Ratios compare medians (for ms, lower is better, so the ratio is inverted).\n\n"
+                        + text + "\n\n" + "\n".join(f"- {line}" for line in summary) + "\n")
+            print(f"report: {name}")
+        if not hashes_ok:
+            raise SystemExit("bench: uploads had errors")
+    finally:
+        systems.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
