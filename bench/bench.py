@@ -26,6 +26,16 @@ def sh(*args, check=True, **kw):
     return subprocess.run(args, check=check, capture_output=True, text=True, **kw)
 
 
+def write_random(path, size, rng):
+    """`size` incompressible bytes from `rng` (in 16 MiB pieces: randbytes is capped)."""
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            piece = min(left, 16 << 20)
+            f.write(rng.randbytes(piece))
+            left -= piece
+
+
 def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
 
@@ -345,10 +355,8 @@ def main():
 
         # Large uploads: monolithic, and chunked with the final PUT timed on its own.
         mono_path = f"{work}/mono.bin"
-        with open(mono_path, "wb") as f:
-            f.write(rng.randbytes(mono))
-        with open(mono_path, "rb") as f:
-            mono_digest = hashlib.sha256(f.read()).hexdigest()
+        write_random(mono_path, mono, rng)
+        mono_digest = sh("sha256sum", mono_path).stdout.split()[0]
         def monolithic(system):
             if system == "static":
                 return None
@@ -365,8 +373,7 @@ def main():
 
         chunk = chunked // 8
         chunk_path = f"{work}/chunk.bin"
-        with open(chunk_path, "wb") as f:
-            f.write(rng.randbytes(chunk))
+        write_random(chunk_path, chunk, rng)
         whole = hashlib.sha256()
         with open(chunk_path, "rb") as f:
             data = f.read()
