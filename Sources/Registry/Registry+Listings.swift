@@ -5,18 +5,13 @@ extension Registry {
     public static let maximumPageSize = 1000
 
     func tags(of name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
-        struct Body: Encodable {
-            let name: String
-            let tags: [String]
-        }
         let page = try Page(request, path: "/v2/\(name.value)/tags/list", items: try manifests.tags(of: name), key: { $0 })
-        return page.response(body: JSON.encode(Body(name: name.value, tags: page.items)))
+        return page.response(body: JSON.object(["name": .string(name.value), "tags": .strings(page.items)]))
     }
 
     func catalog(_ request: RegistryRequest) throws -> RegistryResponse {
-        struct Body: Encodable { let repositories: [String] }
         let page = try Page(request, path: "/v2/_catalog", items: try repositories.catalog().filter { mayRead($0, request) }.map(\.value), key: { $0 })
-        return page.response(body: JSON.encode(Body(repositories: page.items)))
+        return page.response(body: JSON.object(["repositories": .strings(page.items)]))
     }
 }
 

@@ -41,6 +41,49 @@ public struct RegistryError: Error, Sendable {
 
 /// JSON encoding for answers: sorted keys, unescaped slashes.
 enum JSON {
+    enum Value {
+        case string(String)
+        case strings([String])
+    }
+
+    /// A flat object of strings and string arrays, written directly (listings are the
+    /// hot path of `tags/list` and `_catalog`; JSONEncoder costs several times more).
+    static func object(_ fields: KeyValuePairs<String, Value>) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        for (index, field) in fields.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendString(field.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            switch field.value {
+            case .string(let text):
+                appendString(text, to: &out)
+            case .strings(let texts):
+                out.append(UInt8(ascii: "["))
+                for (position, text) in texts.enumerated() {
+                    if position > 0 { out.append(UInt8(ascii: ",")) }
+                    appendString(text, to: &out)
+                }
+                out.append(UInt8(ascii: "]"))
+            }
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    private static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), byte])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
     static func encode<T: Encodable>(_ value: T) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
