@@ -130,7 +130,7 @@ import TestSupport
         #expect(served.header("Content-Type") == Self.dockerManifestList)
         #expect(served.header("Docker-Content-Digest") == listDigest)
         #expect(Shell.sha256Digest(served.body) == listDigest)
-        let index = try JSONDecoder().decode(PushedIndex.self, from: served.body)
+        let index = try JSONDecoder().decode(IndexDocument.self, from: served.body)
         #expect(index.mediaType == Self.dockerManifestList)
         let platforms = Dictionary(uniqueKeysWithValues: index.manifests.map {
             ($0.digest, "\($0.platform.os)/\($0.platform.architecture)" + ($0.platform.variant.map { "/\($0)" } ?? ""))
@@ -214,22 +214,6 @@ private struct PushedManifest: Decodable {
     let mediaType: String?
     let config: Descriptor
     let layers: [Descriptor]
-}
-
-private struct PushedIndex: Decodable {
-    struct Child: Decodable {
-        struct Platform: Decodable {
-            let os: String
-            let architecture: String
-            let variant: String?
-        }
-        let mediaType: String
-        let digest: String
-        let size: Int
-        let platform: Platform
-    }
-    let mediaType: String?
-    let manifests: [Child]
 }
 
 private struct ImageConfig: Decodable {

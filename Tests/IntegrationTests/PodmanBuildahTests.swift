@@ -268,6 +268,7 @@ struct ImageConfigDocument: Decodable {
     let rootfs: RootFS
 }
 
+/// An OCI image index or Docker manifest list as the tests read it back.
 struct IndexDocument: Decodable {
     struct Entry: Decodable {
         struct Platform: Decodable {
