@@ -133,7 +133,8 @@ public struct UploadStore: Sendable {
         return try body(fd, &state)
     }
 
-    /// Streams `source` to the end of the data file, hashing as it goes, then fsyncs.
+    /// Streams `source` to the end of the data file (past the page cache where it can,
+    /// see `SessionDataWriter`), hashing as it goes, then fsyncs.
     /// On any failure the file is cut back to `state.size`.
     private func appendBody(
         fd: Int32, id: UploadID, state: UploadState, expectedLength: UInt64?, from source: any ByteSource
@@ -141,20 +142,17 @@ public struct UploadStore: Sendable {
         let path = layout.uploadDataFile(id)
         var next = state
         do throws(StorageError) {
-            if lseek(fd, off_t(state.size), SEEK_SET) < 0 { throw FileSystem.fail("lseek", path) }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 16)
-            defer { buffer.deallocate() }
+            var writer = SessionDataWriter(fd: fd, path: path, offset: state.size)
             while true {
-                let count = try source.read(into: buffer)
+                let count = try source.read(into: writer.freeSpace)
                 if count == 0 { break }
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-                try FileSystem.writeAll(fd, chunk, path: path)
-                next.hasher.update(chunk)
+                next.hasher.update(try writer.commit(count))
                 next.size += UInt64(count)
                 if let expectedLength, next.size - state.size > expectedLength {
                     throw StorageError.sizeMismatch(expected: expectedLength, received: next.size - state.size)
                 }
             }
+            try writer.finish()
             let received = next.size - state.size
             if let expectedLength, received != expectedLength {
                 throw StorageError.sizeMismatch(expected: expectedLength, received: received)

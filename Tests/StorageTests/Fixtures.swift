@@ -67,6 +67,21 @@ struct StoreFixture {
     }
 }
 
+/// A body stream that hands out at most `step` bytes per read, as a slow socket does.
+final class TricklingByteSource: ByteSource {
+    private let inner: BufferByteSource
+    private let step: Int
+
+    init(_ bytes: [UInt8], step: Int) {
+        inner = BufferByteSource(bytes)
+        self.step = step
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int {
+        try inner.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(step, buffer.count)]))
+    }
+}
+
 /// A body stream that breaks off after some bytes, as a dropped client does.
 final class BrokenByteSource: ByteSource {
     private let inner: BufferByteSource

@@ -85,6 +85,38 @@ import TestSupport
         #expect(fixture.fileContents(fixture.layout.blobFile(repo, digest)) == [1, 2, 3])
     }
 
+    /// Chunks land at every alignment against the 4096-byte blocks written past the page
+    /// cache, in reads of every size, with an interrupted chunk (cut mid-block, after whole
+    /// megabytes went out directly) in between: the data file holds exactly the bytes sent.
+    @Test func directAndOrdinaryWritesKeepEveryByteAtEveryAlignment() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        var random = SeededBytes(seed: 7)
+        let chunks: [(bytes: [UInt8], step: Int)] = [
+            (random.next(4095), 4095), (random.next(1), 1), (random.next(3 << 20), 1 << 20),
+            (random.next(4096 * 3 + 17), 4096), (random.next((1 << 20) + 4096), 65_537), (random.next(100), 7),
+            (random.next(2 << 20), 3 << 20),
+        ]
+        let session = try fixture.uploads.start(repository: repo)
+        var sent: [UInt8] = []
+        for (index, chunk) in chunks.enumerated() {
+            if index == 3 {
+                #expect(throws: StorageError.bodyInterrupted) {
+                    try fixture.uploads.append(session.id, repository: repo, from: BrokenByteSource(random.next(2_500_001)))
+                }
+            }
+            let progress = try fixture.uploads.append(
+                session.id, repository: repo, startingAt: UInt64(sent.count), from: TricklingByteSource(chunk.bytes, step: chunk.step))
+            sent += chunk.bytes
+            #expect(progress.size == UInt64(sent.count))
+            #expect(fixture.fileContents(fixture.layout.uploadDataFile(session.id)) == sent)
+        }
+        let digest = ContentHasher.digest(of: sent)
+        _ = try fixture.uploads.complete(session.id, repository: repo, digest: digest, lastChunk: nil)
+        #expect(fixture.fileContents(fixture.layout.blobFile(repo, digest)) == sent)
+    }
+
     @Test func sessionBelongsToItsRepository() throws {
         let fixture = StoreFixture()
         defer { fixture.directory.remove() }
