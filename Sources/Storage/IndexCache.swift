@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// Parsed `index.json` files, kept per process so the pull path does one `stat` and a
 /// dictionary lookup instead of parsing the file on every request.
@@ -39,7 +38,7 @@ final class IndexCache: Sendable {
         let nanoseconds: Int
     }
 
-    private let entries = Mutex<[String: (identity: Identity, lookup: Lookup)]>([:])
+    private let entries = ReadWriteLock<[String: (identity: Identity, lookup: Lookup)]>([:])
     private let capacity: Int
 
     init(capacity: Int = 4096) { self.capacity = capacity }
@@ -51,11 +50,11 @@ final class IndexCache: Sendable {
         guard stat(path, &info) == 0 else { return Lookup(ImageIndex()) }
         let identity = Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
                                 seconds: info.st_mtim.tv_sec, nanoseconds: info.st_mtim.tv_nsec)
-        if let cached = entries.withLock({ $0[path] }), cached.identity == identity { return cached.lookup }
+        if let cached = entries.read({ $0[path] }), cached.identity == identity { return cached.lookup }
         guard let bytes = try FileSystem.readFile(path) else { return Lookup(ImageIndex()) }
         let lookup = Lookup(try ImageIndex.decode(bytes, path: path))
         if time(nil) - identity.seconds > 1 {
-            entries.withLock { entries in
+            entries.write { entries in
                 if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
                 entries[path] = (identity, lookup)
             }

@@ -85,8 +85,9 @@ public struct ManifestStore: Sendable {
     }
 
     /// The manifest a tag or digest names in `repository`.
+    /// One `stat` on the pull path: a repository that does not exist (or is still being
+    /// created) has no `index.json` or an empty one, and names no manifest either way.
     public func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> Resolved {
-        guard repositories.exists(repository) else { throw .manifestUnknown(reference) }
         let index = try cache.lookup(layout.indexFile(repository))
         let found: Descriptor? = switch reference {
         case .tag(let tag): index.byTag[tag.value]

@@ -45,8 +45,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Octal permissions of the socket created by --socket (default 660).")
     var socketMode: String?
 
-    @Option(help: "Requests served at once (threads; default 32). A long upload holds one for its duration.")
+    @Option(help: "Threads for uploads, pushes and deletes (default 32): one each while it lasts.")
     var threads: Int?
+
+    @Option(help: "Threads that accept connections and answer pulls (GET/HEAD) themselves (default 0: one per core).")
+    var pullThreads: Int?
 
     @Flag(help: "Let POST ?mount=<digest> without from= link a blob found anywhere in the store.")
     var automaticCrossMount = false
@@ -61,7 +64,7 @@ struct Serve: ParsableCommand {
     func settings() throws -> Settings {
         var settings = try common.load()
         let flags: [(String, String?)] = [
-            ("socket", socket), ("socket_mode", socketMode), ("threads", threads.map(String.init)),
+            ("socket", socket), ("socket_mode", socketMode), ("threads", threads.map(String.init)), ("pull_threads", pullThreads.map(String.init)),
             ("max_upload_sessions", maxUploadSessions.map(String.init)), ("policy", policy),
             ("automatic_cross_mount", automaticCrossMount ? "true" : nil),
         ]
@@ -92,9 +95,12 @@ struct Serve: ParsableCommand {
         let layout = StoreLayout(root: root)
         let registry = Registry(layout: layout, options: options)
         let metrics = WorkerMetrics(layout: layout)
+        metrics.startSaving()
         let log = AccessLog(level: settings.logLevel)
-        log.event("started", ["store": root, "socket": settings.socket ?? "fd 0", "threads": String(settings.threads)])
-        let server = FastCGIServer(listenFD: listenFD, threads: settings.threads) { exchange in
+        let pullThreads = settings.pullThreads > 0 ? settings.pullThreads : FastCGIServer.defaultAcceptThreads
+        log.event("started", ["store": root, "socket": settings.socket ?? "fd 0", "threads": String(settings.threads),
+                              "pull_threads": String(pullThreads)])
+        let server = FastCGIServer(listenFD: listenFD, acceptThreads: pullThreads, requestThreads: settings.threads) { exchange in
             let started = Clock.monotonicMicroseconds()
             let (request, body) = RequestAdapter.request(from: exchange)
             var response: RegistryResponse

@@ -12,6 +12,8 @@ struct Settings: Equatable {
     var socket: String?
     var socketMode: UInt32 = 0o660
     var threads = 32
+    /// Accept threads, which also answer GET and HEAD; 0: one per core (at least two).
+    var pullThreads = 0
     var automaticCrossMount = false
     var maxUploadSessions = 1000
     var policy: String?
@@ -32,7 +34,7 @@ struct Settings: Equatable {
     }
 
     /// Every key, in the order `config check` prints them.
-    static let keys = ["store", "socket", "socket_mode", "threads", "automatic_cross_mount", "max_upload_sessions",
+    static let keys = ["store", "socket", "socket_mode", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
@@ -55,6 +57,7 @@ struct Settings: Equatable {
             guard let mode = UInt32(value, radix: 8), mode <= 0o777 else { throw fail("\"\(value)\" is not an octal mode like 660") }
             socketMode = mode
         case "threads": threads = try integer(1...1024)
+        case "pull_threads": pullThreads = try integer(0...256)
         case "automatic_cross_mount":
             switch value {
             case "true", "yes", "on", "1": automaticCrossMount = true
@@ -112,7 +115,7 @@ struct Settings: Equatable {
     var rendered: String {
         [
             "store = \(store ?? "")", "socket = \(socket ?? "")", "socket_mode = \(String(socketMode, radix: 8))",
-            "threads = \(threads)", "automatic_cross_mount = \(automaticCrossMount)",
+            "threads = \(threads)", "pull_threads = \(pullThreads)", "automatic_cross_mount = \(automaticCrossMount)",
             "max_upload_sessions = \(maxUploadSessions)", "policy = \(policy ?? "")", "upload_age = \(uploadAge)",
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
             "log_level = \(logLevel.rawValue)",

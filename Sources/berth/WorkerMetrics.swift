@@ -9,13 +9,13 @@ import Foundation
 import Storage
 import Synchronization
 
-/// This process's request counters, saved now and then to `_berth/metrics/worker-<pid>.json`
+/// This process's request counters, saved every second (when they changed) to `_berth/metrics/worker-<pid>.json`
 /// so that whichever worker answers `/metrics` reports the sum over all workers of the store.
 final class WorkerMetrics: Sendable {
     /// Upper bounds of the request duration histogram, in seconds.
     static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
-    struct Counters: Codable {
+    struct Counters: Codable, Equatable {
         /// "route status" → requests.
         var requests: [String: UInt64] = [:]
         /// route → count per bucket (cumulative is computed when rendering), last = +Inf.
@@ -24,44 +24,110 @@ final class WorkerMetrics: Sendable {
         var bytesReceived: UInt64 = 0
         var lockWaits: UInt64 = 0
         var lockWaitMicroseconds: UInt64 = 0
+
+        /// Adds `other`'s counts to these.
+        mutating func add(_ other: Counters) {
+            for (key, value) in other.requests { requests[key, default: 0] += value }
+            for (route, counts) in other.durations where counts.count == WorkerMetrics.buckets.count + 1 {
+                var sum = durations[route] ?? Array(repeating: 0, count: counts.count)
+                for index in counts.indices { sum[index] += counts[index] }
+                durations[route] = sum
+            }
+            for (route, value) in other.durationSums { durationSums[route, default: 0] += value }
+            bytesReceived += other.bytesReceived
+            lockWaits += other.lockWaits
+            lockWaitMicroseconds += other.lockWaitMicroseconds
+        }
+    }
+
+    /// Counters of the threads that hash to it: with one shared lock, 32 threads took
+    /// turns (and spun) on every request.
+    private final class Shard: Sendable {
+        let counters = Mutex(Counters())
     }
 
     private let files: MetricsFiles
     private let ownFile: String
-    private let state = Mutex<(counters: Counters, lastSaved: Int64)>((Counters(), 0))
+    private let shards = (0..<16).map { _ in Shard() }
 
     init(layout: StoreLayout) {
         files = MetricsFiles(layout: layout)
         ownFile = layout.workerMetricsFile(processID: getpid())
     }
 
-    /// Counts one answered request; saves the counters when the last save is 5 s old.
+    /// Counts one answered request. Every thread passes through here, so the locked
+    /// part only bumps numbers in place: key and bucket are worked out before.
     func observe(route: String, status: Int, microseconds: Int64, bytesReceived: UInt64) {
         let seconds = Double(microseconds) / 1_000_000
         let bucket = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
-        let dueForSave = state.withLock { state -> Bool in
-            state.counters.requests["\(route) \(status)", default: 0] += 1
-            var counts = state.counters.durations[route] ?? Array(repeating: 0, count: Self.buckets.count + 1)
-            counts[bucket] += 1
-            state.counters.durations[route] = counts
-            state.counters.durationSums[route, default: 0] += seconds
-            state.counters.bytesReceived += bytesReceived
-            let now = Clock.monotonicMicroseconds()
-            guard now - state.lastSaved > 5_000_000 else { return false }
-            state.lastSaved = now
-            return true
+        let key = "\(route) \(status)"
+        let shard = shards[Int((UInt(pthread_self()) &* 0x9E37_79B9_7F4A_7C15) >> 60)]
+        shard.counters.withLock { counters in
+            counters.requests[key, default: 0] += 1
+            counters.durations[route, default: Self.emptyHistogram][bucket] += 1
+            counters.durationSums[route, default: 0] += seconds
+            counters.bytesReceived += bytesReceived
         }
-        if dueForSave { save() }
+    }
+
+    private static let emptyHistogram = [UInt64](repeating: 0, count: buckets.count + 1)
+
+    /// Saves the counters every `interval` seconds when they changed, on a thread of
+    /// their own (which never takes a signal: SIGTERM belongs to the server's sigwait).
+    func startSaving(every interval: UInt32 = 1) {
+        var all = sigset_t()
+        var previous = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        let context = Unmanaged.passRetained(SaveLoop(metrics: self, interval: interval)).toOpaque()
+        var thread = pthread_t()
+        guard pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            Unmanaged<SaveLoop>.fromOpaque(raw).takeRetainedValue().run()
+            return nil
+        }, context) == 0 else {
+            Unmanaged<SaveLoop>.fromOpaque(context).release()
+            return
+        }
+        pthread_detach(thread)
+    }
+
+    private final class SaveLoop: Sendable {
+        let metrics: WorkerMetrics
+        let interval: UInt32
+
+        init(metrics: WorkerMetrics, interval: UInt32) {
+            self.metrics = metrics
+            self.interval = interval
+        }
+
+        func run() {
+            var saved = Counters()
+            while true {
+                sleep(interval)
+                let current = metrics.snapshot()
+                if current != saved {
+                    metrics.write(current)
+                    saved = current
+                }
+            }
+        }
     }
 
     /// Writes this process's counters (with its lock waits) to its file.
-    func save() {
+    func save() { write(snapshot()) }
+
+    private func snapshot() -> Counters {
+        var snapshot = Counters()
+        for shard in shards { snapshot.add(shard.counters.withLock { $0 }) }
         let locks = LockWaits.snapshot
-        let snapshot = state.withLock { state -> Counters in
-            state.counters.lockWaits = locks.count
-            state.counters.lockWaitMicroseconds = locks.microseconds
-            return state.counters
-        }
+        snapshot.lockWaits = locks.count
+        snapshot.lockWaitMicroseconds = locks.microseconds
+        return snapshot
+    }
+
+    private func write(_ snapshot: Counters) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let bytes = try? encoder.encode(snapshot) else { return }
@@ -75,16 +141,7 @@ final class WorkerMetrics: Sendable {
         let decoder = JSONDecoder()
         for bytes in files.workerCounters() {
             guard let counters = try? decoder.decode(Counters.self, from: Data(bytes)) else { continue }
-            for (key, value) in counters.requests { total.requests[key, default: 0] += value }
-            for (route, counts) in counters.durations where counts.count == Self.buckets.count + 1 {
-                var sum = total.durations[route] ?? Array(repeating: 0, count: counts.count)
-                for index in counts.indices { sum[index] += counts[index] }
-                total.durations[route] = sum
-            }
-            for (route, value) in counters.durationSums { total.durationSums[route, default: 0] += value }
-            total.bytesReceived += counters.bytesReceived
-            total.lockWaits += counters.lockWaits
-            total.lockWaitMicroseconds += counters.lockWaitMicroseconds
+            total.add(counters)
         }
         var out = PrometheusText()
         out.family("berth_requests_total", "counter", "Requests answered by the workers, by route and status.")

@@ -19,10 +19,18 @@ import TestSupport
         let gc = Shell.run(RegistryServer.binary, ["gc", "--store", server.store])
         #expect(gc.succeeded)
 
-        let metrics = server.curl(["\(server.baseURL)/metrics"])
+        // Each worker saves its counters within a second of a change; the answering
+        // worker sums every saved file, so the totals settle within a few seconds.
+        var metrics = server.curl(["\(server.baseURL)/metrics"])
+        var samples = try PrometheusSamples(metrics.text)
+        for _ in 0..<50 where samples.value("berth_requests_total", ["route": "manifest", "status": "404"]) != 1
+            || samples.value("berth_requests_total", ["route": "upload_start", "status": "201"]) != 6 {
+            usleep(200_000)
+            metrics = server.curl(["\(server.baseURL)/metrics"])
+            samples = try PrometheusSamples(metrics.text)
+        }
         #expect(metrics.status == 200)
         #expect(metrics.header("Content-Type")?.hasPrefix("text/plain") == true)
-        let samples = try PrometheusSamples(metrics.text)
         #expect(samples.value("berth_requests_total", ["route": "upload_start", "status": "201"]) == 6)
         #expect(samples.value("berth_requests_total", ["route": "manifest", "status": "404"]) == 1)
         #expect(samples.value("berth_blobs", [:]) == 6)
