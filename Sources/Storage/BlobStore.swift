@@ -23,11 +23,12 @@ public struct BlobStore: Sendable {
     /// shared copy is linked and the file dropped; otherwise the file becomes the shared
     /// copy (linked, never renamed over one that appeared meanwhile). Linking first means
     /// a garbage collection that removes the shared copy concurrently loses nothing.
-    /// The caller guarantees the file is fsynced and hashes to `digest`.
+    /// The caller guarantees the file is fsynced and hashes to `digest`. A file whose
+    /// content the store already has goes to the trash, to be freed off the request path.
     func commit(verifiedFile path: String, as digest: Digest, into repository: RepositoryName) throws(StorageError) {
         try repositories.create(repository)
         if try linkSharedIfPresent(digest, into: repository) {
-            try FileSystem.remove(path)
+            try Trash(layout: layout).discard(path)
             return
         }
         try FileSystem.makeDirectories(layout.sharedBlobsDirectory(digest.algorithm))

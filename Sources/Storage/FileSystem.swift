@@ -147,6 +147,13 @@ enum FileSystem {
         if rmdir(path) != 0, errno != ENOENT { throw fail("rmdir", path) }
     }
 
+    /// Bytes of the regular files at or under `path` (0 when it is gone).
+    static func treeSize(_ path: String) -> UInt64 {
+        guard isDirectory(path) else { return regularFileSize(path) ?? 0 }
+        let entries = (try? listDirectory(path)) ?? []
+        return entries.reduce(0) { $0 + treeSize("\(path)/\($1.name)") }
+    }
+
     struct Entry {
         let name: String
         let isDirectory: Bool

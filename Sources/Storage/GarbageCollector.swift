@@ -23,7 +23,7 @@ public struct GarbageCollector: Sendable {
 
     /// One thing removed (or, in a dry run, that would be).
     public struct Removal: Sendable, Equatable {
-        public enum Kind: String, Sendable { case blobLink = "blob", sharedBlob = "shared-blob", manifest, upload, referrer, temp }
+        public enum Kind: String, Sendable { case blobLink = "blob", sharedBlob = "shared-blob", manifest, upload, referrer, temp, trash }
         public let kind: Kind
         public let path: String
         /// Bytes freed on disk by this removal (0 while other links keep the data).
@@ -63,6 +63,7 @@ public struct GarbageCollector: Sendable {
         try collectUploads(now: now, into: &report)
         try collectSessionMarkers(under: "\(layout.bookkeepingDirectory)/sessions", into: &report)
         try collectTemporaryFiles(now: now, into: &report)
+        try emptyTrash(into: &report)
         return report
     }
 
@@ -200,6 +201,16 @@ public struct GarbageCollector: Sendable {
             guard let status = FileSystem.status(path), now - status.lastChange >= options.gracePeriod else { continue }
             report.removals.append(Removal(kind: .temp, path: path, bytesFreed: status.size))
             if !options.dryRun { try FileSystem.remove(path) }
+        }
+    }
+
+    /// What requests set aside (workers free it within a second; this covers a worker
+    /// that was stopped first).
+    private func emptyTrash(into report: inout Report) throws(StorageError) {
+        for entry in try FileSystem.listDirectory(layout.trashDirectory) {
+            let path = "\(layout.trashDirectory)/\(entry.name)"
+            report.removals.append(Removal(kind: .trash, path: path, bytesFreed: FileSystem.treeSize(path)))
+            if !options.dryRun { try FileSystem.removeTree(path) }
         }
     }
 

@@ -18,6 +18,7 @@
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
 ///     locks/_create                 held while a repository layout is created
 ///     tmp/                          temp files, renamed into place when complete
+///     trash/<uuid>                  files and sessions no longer needed, freed in the background
 ///     quarantine/<alg>-<hex>        corrupt blobs moved aside by `berth scrub --repair`
 ///     metrics/worker-<pid>.json     counters of one worker process, summed by /metrics
 ///     metrics/<gc|scrub>.json       the last run's result
@@ -95,6 +96,8 @@ public struct StoreLayout: Sendable {
     /// `name` is a fixed word chosen by the caller (`gc`, `scrub`), never request data.
     public func maintenanceReportFile(_ name: StaticString) -> String { "\(metricsDirectory)/\(name).json" }
 
+    public var trashDirectory: String { "\(bookkeepingDirectory)/trash" }
+    func trashEntry(_ name: String) -> String { "\(trashDirectory)/\(name)" }
     public var quarantineDirectory: String { "\(bookkeepingDirectory)/quarantine" }
     public func quarantineFile(_ digest: Digest) -> String {
         "\(quarantineDirectory)/\(digest.algorithm.rawValue)-\(digest.hex)"

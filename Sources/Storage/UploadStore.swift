@@ -105,10 +105,10 @@ public struct UploadStore: Sendable {
         }
     }
 
-    /// Cancels the session and removes its data.
+    /// Cancels the session; its data goes to the trash.
     public func cancel(_ id: UploadID, repository: RepositoryName) throws(StorageError) {
         try withSession(id, repository: repository) { (_, _) throws(StorageError) in
-            try FileSystem.removeTree(layout.uploadDirectory(id))
+            try Trash(layout: layout).discard(layout.uploadDirectory(id))
             try FileSystem.remove(layout.openSessionMarker(repository, id))
         }
     }

@@ -47,7 +47,7 @@ struct GC: ParsableCommand {
         for removal in report.removals {
             print("\(dryRun ? "would remove" : "removed") \(removal.kind.rawValue) \(removal.path)\(removal.bytesFreed > 0 ? " (\(removal.bytesFreed) bytes)" : "")")
         }
-        let kinds: [GarbageCollector.Removal.Kind] = [.blobLink, .sharedBlob, .manifest, .upload, .referrer, .temp]
+        let kinds: [GarbageCollector.Removal.Kind] = [.blobLink, .sharedBlob, .manifest, .upload, .referrer, .temp, .trash]
         let counts = kinds.map { "\($0.rawValue)s=\(report.count($0))" }.joined(separator: " ")
         if !dryRun {
             MaintenanceReport(finished: Int(time(nil)), counts: Dictionary(uniqueKeysWithValues: kinds.map { ($0.rawValue, report.count($0)) }),

@@ -95,8 +95,13 @@ struct Serve: ParsableCommand {
         let layout = StoreLayout(root: root)
         let registry = Registry(layout: layout, options: options)
         let metrics = WorkerMetrics(layout: layout)
-        metrics.startSaving()
         let log = AccessLog(level: settings.logLevel)
+        // Counters to disk and set-aside files freed, each second, off the request path.
+        let trash = Trash(layout: layout)
+        BackgroundLoop.start(every: 1) {
+            metrics.saveIfChanged()
+            do { try trash.empty() } catch { log.event("trash_failed", ["error": "\(error)"]) }
+        }
         let pullThreads = settings.pullThreads > 0 ? settings.pullThreads : FastCGIServer.defaultAcceptThreads
         log.event("started", ["store": root, "socket": settings.socket ?? "fd 0", "threads": String(settings.threads),
                               "pull_threads": String(pullThreads)])

@@ -49,6 +49,7 @@ final class WorkerMetrics: Sendable {
     private let files: MetricsFiles
     private let ownFile: String
     private let shards = (0..<16).map { _ in Shard() }
+    private let lastSaved = Mutex(Counters())
 
     init(layout: StoreLayout) {
         files = MetricsFiles(layout: layout)
@@ -72,47 +73,16 @@ final class WorkerMetrics: Sendable {
 
     private static let emptyHistogram = [UInt64](repeating: 0, count: buckets.count + 1)
 
-    /// Saves the counters every `interval` seconds when they changed, on a thread of
-    /// their own (which never takes a signal: SIGTERM belongs to the server's sigwait).
-    func startSaving(every interval: UInt32 = 1) {
-        var all = sigset_t()
-        var previous = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_BLOCK, &all, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        let context = Unmanaged.passRetained(SaveLoop(metrics: self, interval: interval)).toOpaque()
-        var thread = pthread_t()
-        guard pthread_create(&thread, nil, { raw in
-            guard let raw else { return nil }
-            Unmanaged<SaveLoop>.fromOpaque(raw).takeRetainedValue().run()
-            return nil
-        }, context) == 0 else {
-            Unmanaged<SaveLoop>.fromOpaque(context).release()
-            return
+    /// Saves the counters when they changed since the last save (the worker calls it
+    /// every second from a background loop).
+    func saveIfChanged() {
+        let current = snapshot()
+        let changed = lastSaved.withLock { saved in
+            guard saved != current else { return false }
+            saved = current
+            return true
         }
-        pthread_detach(thread)
-    }
-
-    private final class SaveLoop: Sendable {
-        let metrics: WorkerMetrics
-        let interval: UInt32
-
-        init(metrics: WorkerMetrics, interval: UInt32) {
-            self.metrics = metrics
-            self.interval = interval
-        }
-
-        func run() {
-            var saved = Counters()
-            while true {
-                sleep(interval)
-                let current = metrics.snapshot()
-                if current != saved {
-                    metrics.write(current)
-                    saved = current
-                }
-            }
-        }
+        if changed { write(current) }
     }
 
     /// Writes this process's counters (with its lock waits) to its file.

@@ -84,6 +84,29 @@ import TestSupport
         #expect(get.body == FileManager.default.contents(atPath: whole))
     }
 
+    /// A blob pushed again is answered at once and its second copy set aside; the
+    /// worker's background loop frees it within a few seconds.
+    @Test func secondCopyOfABlobIsFreedInTheBackground() throws {
+        let server = try RegistryServer()
+        defer { server.stop() }
+        let file = write([UInt8](repeating: 42, count: 20 << 20), "\(server.directory.path)/blob")
+        let digest = sha256(file)
+        for repository in ["one", "two"] {
+            let posted = server.curl(["-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", "@\(file)",
+                                      "\(server.baseURL)/v2/\(repository)/blobs/uploads/?digest=\(digest)"])
+            #expect(posted.status == 201)
+        }
+        let trash = "\(server.store)/_berth/trash"
+        var left = (try? FileManager.default.contentsOfDirectory(atPath: trash)) ?? []
+        for _ in 0..<50 where !left.isEmpty {
+            usleep(100_000)
+            left = (try? FileManager.default.contentsOfDirectory(atPath: trash)) ?? []
+        }
+        #expect(left.isEmpty)
+        let pulled = server.curl(["\(server.baseURL)/v2/two/blobs/\(digest)"])
+        #expect(pulled.status == 200 && pulled.body == Data(repeating: 42, count: 20 << 20))
+    }
+
     @Test func monolithicPostWithDigestCompletesInOneRequest() throws {
         let server = try RegistryServer()
         defer { server.stop() }

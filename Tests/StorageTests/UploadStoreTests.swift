@@ -196,6 +196,18 @@ enum FileManagerLite {
         var info = stat()
         return stat(path, &info) == 0 ? UInt64(info.st_nlink) : nil
     }
+
+    /// Names in a directory (without . and ..); empty when it does not exist.
+    static func entries(_ path: String) -> [String] {
+        guard let handle = opendir(path) else { return [] }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names
+    }
 }
 
 @Suite struct UploadLimitTests {
