@@ -145,7 +145,7 @@ public final class FastCGIServer: Sendable {
         }
     }
 
-    /// Answers the request; the caller finishes it (FCGX_Accept_r does so on the next call).
+    /// Answers the request and marks it ready to close; the caller finishes it.
     private func serve(_ request: UnsafeMutablePointer<FCGX_Request>) {
         let exchange = FastCGIExchange(request: request)
         handler(exchange)
