@@ -5,6 +5,7 @@ import ArgumentParser
 import FastCGI
 import Registry
 import Storage
+import Synchronization
 
 /// `--config`, shared by every command, and the settings it leads to.
 struct SettingsOptions: ParsableArguments {
@@ -97,10 +98,16 @@ struct Serve: ParsableCommand {
         let metrics = WorkerMetrics(layout: layout)
         let log = AccessLog(level: settings.logLevel)
         // Counters to disk and set-aside files freed, each second, off the request path.
+        // A failure that repeats every second is logged once, until it changes or clears.
         let trash = Trash(layout: layout)
+        let lastTrashFailure = Mutex<String?>(nil)
         BackgroundLoop.start(every: 1) {
             metrics.saveIfChanged()
-            do { try trash.empty() } catch { log.event("trash_failed", ["error": "\(error)"]) }
+            var failure: String?
+            do { try trash.empty() } catch { failure = "\(error)" }
+            if lastTrashFailure.withLock({ last in defer { last = failure }; return last != failure }), let failure {
+                log.event("trash_failed", ["error": failure])
+            }
         }
         let pullThreads = settings.pullThreads > 0 ? settings.pullThreads : FastCGIServer.defaultAcceptThreads
         log.event("started", ["store": root, "socket": settings.socket ?? "fd 0", "threads": String(settings.threads),
