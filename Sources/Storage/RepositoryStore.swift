@@ -6,6 +6,7 @@ import Glibc
 /// own entries), the per-repository lock, and the catalog.
 public struct RepositoryStore: Sendable {
     public let layout: StoreLayout
+    private let catalogCache = CatalogCache()
 
     public init(layout: StoreLayout) { self.layout = layout }
 
@@ -57,6 +58,9 @@ public struct RepositoryStore: Sendable {
         }
         let marker = Array("{\"imageLayoutVersion\":\"\(MediaType.ociLayoutVersion)\"}".utf8)
         try FileSystem.writeAtomically(marker, to: layout.layoutFile(name), temporaryDirectory: layout.temporaryDirectory)
+        // After the layout is complete: a catalog cached before this sees a new stamp.
+        try FileSystem.writeAtomically(Array(name.value.utf8), to: layout.catalogStampFile,
+                                       temporaryDirectory: layout.temporaryDirectory)
     }
 
     /// Runs `body` holding the repository's exclusive lock (bounded wait).
@@ -64,11 +68,14 @@ public struct RepositoryStore: Sendable {
         try FileLock.withExclusiveLock(path: layout.repositoryLockFile(name), body)
     }
 
-    /// Every repository in the store, sorted.
+    /// Every repository in the store, sorted (from this instance's `CatalogCache` while
+    /// no repository was created).
     public func catalog() throws(StorageError) -> [RepositoryName] {
-        var names: [RepositoryName] = []
-        try collect(directory: layout.root, prefix: nil, into: &names)
-        return names.sorted()
+        try catalogCache.names(stampPath: layout.catalogStampFile) { () throws(StorageError) in
+            var names: [RepositoryName] = []
+            try collect(directory: layout.root, prefix: nil, into: &names)
+            return names.sorted()
+        }
     }
 
     private func collect(directory: String, prefix: String?, into names: inout [RepositoryName]) throws(StorageError) {

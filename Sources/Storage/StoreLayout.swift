@@ -17,6 +17,7 @@
 ///                                   descriptor of one manifest whose subject is <alg>:<hex>
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
 ///     locks/_create                 held while a repository layout is created
+///     catalog-stamp                 replaced after each repository is created (cached catalogs check it)
 ///     tmp/                          temp files, renamed into place when complete
 ///     trash/<uuid>                  files and sessions no longer needed, freed in the background
 ///     quarantine/<alg>-<hex>        corrupt blobs moved aside by `berth scrub --repair`
@@ -89,6 +90,7 @@ public struct StoreLayout: Sendable {
     /// `_lock` cannot be a repository component, so it never collides with a nested name.
     public func repositoryLockFile(_ name: RepositoryName) -> String { "\(locksDirectory)/\(name.value)/_lock" }
     public var creationLockFile: String { "\(locksDirectory)/_create" }
+    var catalogStampFile: String { "\(bookkeepingDirectory)/catalog-stamp" }
 
     public var temporaryDirectory: String { "\(bookkeepingDirectory)/tmp" }
     public var metricsDirectory: String { "\(bookkeepingDirectory)/metrics" }
