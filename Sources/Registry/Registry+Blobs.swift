@@ -37,11 +37,12 @@ extension Registry {
         return try blobs.mount(digest, from: source, into: name)
     }
 
-    private func uploadMonolithic(_ digest: Digest, into name: RepositoryName, _ request: RegistryRequest) throws(StorageError) -> RegistryResponse {
+    private func uploadMonolithic(_ digest: Digest, into name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
+        let expectedLength = try request.contentLength()
         let progress = try uploads.start(repository: name)
         do {
             _ = try uploads.complete(progress.id, repository: name, digest: digest,
-                                     expectedLength: request.contentLength, lastChunk: request.body)
+                                     expectedLength: expectedLength, lastChunk: request.body)
         } catch {
             try? uploads.cancel(progress.id, repository: name)
             throw error
@@ -58,9 +59,10 @@ extension Registry {
     /// streamed and appended whatever its length.
     func appendChunk(_ id: UploadID, in name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
         let range = try ContentRange.parse(request.headers["content-range"])
+        let contentLength = try request.contentLength()
         let progress = try uploads.append(
             id, repository: name, startingAt: range?.start,
-            expectedLength: range?.length ?? request.contentLength, from: request.body)
+            expectedLength: range?.length ?? contentLength, from: request.body)
         return uploadAccepted(progress, in: name, status: 202)
     }
 
@@ -71,10 +73,10 @@ extension Registry {
         }
         guard let digest = Digest(digestText) else { throw Route.invalidDigest(digestText) }
         let range = try ContentRange.parse(request.headers["content-range"])
-        let hasBody = request.contentLength != 0
+        let contentLength = try request.contentLength()
         _ = try uploads.complete(
             id, repository: name, digest: digest, startingAt: range?.start,
-            expectedLength: range?.length ?? request.contentLength, lastChunk: hasBody ? request.body : nil)
+            expectedLength: range?.length ?? contentLength, lastChunk: contentLength != 0 ? request.body : nil)
         return blobCreated(digest, in: name)
     }
 
@@ -93,26 +95,5 @@ extension Registry {
             ("Docker-Upload-UUID", progress.id.value),
             ("Content-Length", "0"),
         ])
-    }
-}
-
-/// A `Content-Range` of an upload chunk: `<start>-<end>`, with or without `bytes=` or `bytes `.
-struct ContentRange: Equatable {
-    let start: UInt64
-    let end: UInt64
-    var length: UInt64 { end - start + 1 }
-
-    /// nil when the header is absent; BLOB_UPLOAD_INVALID (400) when it is malformed.
-    static func parse(_ header: String?) throws(RegistryError) -> ContentRange? {
-        guard let header else { return nil }
-        var text = Substring(header)
-        for prefix in ["bytes=", "bytes "] where text.hasPrefix(prefix) { text = text.dropFirst(prefix.count) }
-        if let slash = text.firstIndex(of: "/") { text = text[..<slash] }
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }),
-              let start = UInt64(parts[0]), let end = UInt64(parts[1]), end >= start else {
-            throw RegistryError(.blobUploadInvalid, "Content-Range \"\(String(header.prefix(100)))\" is not <start>-<end>")
-        }
-        return ContentRange(start: start, end: end)
     }
 }

@@ -26,10 +26,12 @@ struct Page<Item> {
         let query = request.query
         var limit = Registry.maximumPageSize
         if let text = query["n"] {
-            guard let number = Int(text), number >= 0 else {
-                throw RegistryError(.unsupported, "n must be a non-negative integer")
+            switch DecimalNumber.parse(text) {
+            case .value(let number): limit = Int(min(number, UInt64(Registry.maximumPageSize)))
+            case .tooLarge: limit = Registry.maximumPageSize
+            case .invalid:
+                throw RegistryError(.unsupported, "n=\(String(text.prefix(40))) is not a non-negative decimal number")
             }
-            limit = min(number, Registry.maximumPageSize)
         }
         var remaining = all[...]
         if let last = query["last"] { remaining = remaining.drop { key($0) <= last } }

@@ -9,7 +9,7 @@ extension Registry {
     /// `PUT …/manifests/<reference>`: reads at most 4 MiB, validates, stores.
     func putManifest(_ reference: Reference, in name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
         let limit = ManifestDocument.maximumSize
-        if let length = request.contentLength, length > UInt64(limit) { throw manifestTooLarge }
+        if let length = try request.contentLength(), length > UInt64(limit) { throw manifestTooLarge }
         guard let body = try request.body.readAll(limit: limit) else { throw manifestTooLarge }
         let pushed = try manifests.put(body, contentType: request.headers["content-type"], reference: reference, repository: name)
         var headers: [(name: String, value: String)] = [

@@ -33,8 +33,18 @@ public struct RegistryRequest {
         return result
     }
 
-    /// Content-Length as a number; nil when absent (a chunked body) or not a number.
-    public var contentLength: UInt64? { headers["content-length"].flatMap { UInt64($0) } }
+    /// Content-Length as a number; nil when absent (a chunked body). `SIZE_INVALID` (400)
+    /// naming the value when it is not decimal digits or beyond the largest file size.
+    public func contentLength() throws(RegistryError) -> UInt64? {
+        guard let text = headers["content-length"] else { return nil }
+        switch DecimalNumber.parse(text) {
+        case .value(let length): return length
+        case .tooLarge:
+            throw RegistryError(.sizeInvalid, "Content-Length \(String(text.prefix(40))) is beyond the largest possible size (\(DecimalNumber.maximumOffset))")
+        case .invalid:
+            throw RegistryError(.sizeInvalid, "Content-Length \"\(String(text.prefix(40)))\" is not a decimal number of bytes")
+        }
+    }
 }
 
 /// Decodes `%XX` escapes; nil for a malformed escape or bytes that are not UTF-8.

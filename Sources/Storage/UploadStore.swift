@@ -173,6 +173,7 @@ public struct UploadStore: Sendable {
             throw .corrupt(path: path, reason: "upload state does not parse")
         }
         guard record.repository == repository.value else { throw .uploadUnknown(id.value) }
+        guard record.size <= UInt64(Int64.max) else { throw .corrupt(path: path, reason: "upload state records an impossible size") }
         let hasher: SHA256Hasher
         if let saved = Hex.decode(record.sha256State), let restored = SHA256Hasher(savedState: saved) {
             hasher = restored

@@ -23,11 +23,15 @@ import TestSupport
 
         let cases: [(String, [String], String, Int)] = [
             ("NAME_INVALID", ["\(base)/v2/Team/tags/list"], "NAME_INVALID", 400),
-            // nginx itself refuses a path that climbs above the root; still an OCI body.
-            ("traversal", ["--path-as-is", "\(base)/v2/%2e%2e/%2e%2e/tags/list"], "*", 400),
+            // nginx itself refuses a path that climbs above the root: still the spec's code.
+            ("traversal", ["--path-as-is", "\(base)/v2/%2e%2e/%2e%2e/tags/list"], "NAME_INVALID", 400),
+            ("plain traversal", ["--path-as-is", "\(base)/v2/../../../x/tags/list"], "NAME_INVALID", 400),
+            ("traversal over HTTP/1.1", ["--http1.1", "--path-as-is", "\(base)/v2/%2e%2e/%2e%2e/tags/list"], "NAME_INVALID", 400),
             ("encoded slash", ["\(base)/v2/a%2Fb/tags/list"], "NAME_INVALID", 400),
             // nginx resolves the dots before choosing a location: it never reaches the worker.
-            ("encoded dots", ["\(base)/v2/a%2F..%2F..%2Fetc/tags/list"], "*", 404),
+            ("encoded dots", ["\(base)/v2/a%2F..%2F..%2Fetc/tags/list"], "NAME_INVALID", 400),
+            ("dots out of /v2/", ["--path-as-is", "\(base)/v2/../x/tags/list"], "NAME_INVALID", 400),
+            ("dot segment", ["--path-as-is", "\(base)/v2/a/./b/tags/list"], "NAME_INVALID", 400),
             ("DIGEST_INVALID", ["-I", "\(base)/v2/app/blobs/sha256:xyz"], "", 400),
             ("DIGEST_INVALID body", ["\(base)/v2/app/blobs/sha256:xyz"], "DIGEST_INVALID", 400),
             ("DIGEST_INVALID mismatch", ["-X", "POST", "--data-binary", "@\(payload)", "\(base)/v2/app/blobs/uploads/?digest=\(zero)"], "DIGEST_INVALID", 400),

@@ -28,6 +28,19 @@ import TestSupport
                                       "--data-binary", "@\(payload)", "\(base)\(location)"])
             #expect((200..<500).contains(answer.status), "\(range): \(answer.status)")
         }
+        // Numbers past every integer type: a 4xx naming the header, and the worker lives on.
+        let digest = "sha256:" + String(repeating: "a", count: 64)
+        for (method, uri) in [("PATCH", "\(base)\(location)"), ("PUT", "\(base)\(location)?digest=\(digest)")] {
+            for range in ["0-18446744073709551615", "18446744073709551615-18446744073709551615", "0-9223372036854775808"] {
+                let answer = server.curl(["-X", method, "-H", "Content-Range: \(range)", "--data-binary", "x", uri])
+                #expect(answer.status == 400, "\(method) \(range): \(answer.text)")
+                #expect(answer.errorCode == "BLOB_UPLOAD_INVALID", "\(method) \(range)")
+                #expect(answer.text.contains("Content-Range"), "\(method) \(range)")
+            }
+        }
+        #expect(server.curl(["\(base)/v2/"]).status == 200, "the worker is still there")
+        #expect(server.curl(["\(base)\(location)"]).status == 204, "the session survived")
+
         let bigManifest = "\(server.directory.path)/big"
         _ = FileManager.default.createFile(atPath: bigManifest, contents: Data(repeating: 32, count: (4 << 20) + 10))
         let tooBig = server.curl(["-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
