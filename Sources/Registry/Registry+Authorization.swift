@@ -14,26 +14,15 @@ extension Registry {
 
     /// Refuses a request the policy does not allow, before anything about the repository
     /// (even whether it exists) is looked at: 401 for anonymous, 403 DENIED otherwise.
-    /// The catalog is filtered instead, and `/v2/` is open.
-    func authorize(_ route: Route, _ request: RegistryRequest) throws(RegistryError) {
-        guard let policy = options.policy else { return }
-        let method = request.method == "HEAD" ? "GET" : request.method
-        let repository: RepositoryName
-        let permission: AccessPolicy.Permission
-        switch route {
-        case .base, .catalog:
+    /// The permission comes from the operation table; open operations pass.
+    func authorize(_ operation: Operation, _ request: RegistryRequest) throws(RegistryError) {
+        guard let policy = options.policy, let permission = operation.permission, let repository = operation.repository else {
             return
-        case .tags(let name), .referrers(let name, _):
-            (repository, permission) = (name, .read)
-        case .manifest(let name, _), .invalidTag(let name, _), .blob(let name, _):
-            (repository, permission) = (name, method == "GET" ? .read : method == "DELETE" ? .delete : .write)
-        case .uploadStart(let name), .upload(let name, _):
-            (repository, permission) = (name, .write)
         }
         let user = user(of: request)
         guard !policy.allows(user, permission, on: repository) else { return }
         guard let user else {
-            throw RegistryError(.unauthorized, "authentication required", status: 401,
+            throw RegistryError(.unauthorized, "authentication required",
                                 headers: [("WWW-Authenticate", "Basic realm=\"Berth registry\"")])
         }
         throw RegistryError(.denied, "\(user) may not \(permission.rawValue) repository \(repository)")

@@ -4,14 +4,16 @@ extension Registry {
     /// The largest page a listing returns, whatever `n` asks for.
     public static let maximumPageSize = 1000
 
-    func tags(of name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
-        let page = try Page(request, path: "/v2/\(name.value)/tags/list", items: try manifests.tags(of: name), key: { $0 })
-        return page.response(body: JSON.object(["name": .string(name.value), "tags": .strings(page.items)]))
+    func tags(of name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+        let tags = try storage { () throws(StorageError) in try manifests.tags(of: name) }
+        let page = try Page(request, path: Route.tags(name).path, items: tags, key: { $0 })
+        return page.response(body: ListingBody.object(["name": .string(name.value), "tags": .strings(page.items)]))
     }
 
-    func catalog(_ request: RegistryRequest) throws -> RegistryResponse {
-        let page = try Page(request, path: "/v2/_catalog", items: try repositories.catalog().filter { mayRead($0, request) }.map(\.value), key: { $0 })
-        return page.response(body: JSON.object(["repositories": .strings(page.items)]))
+    func catalog(_ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+        let names = try storage { () throws(StorageError) in try repositories.catalog() }
+        let page = try Page(request, path: Route.catalog.path, items: names.filter { mayRead($0, request) }.map(\.value), key: { $0 })
+        return page.response(body: ListingBody.object(["repositories": .strings(page.items)]))
     }
 }
 
@@ -52,19 +54,33 @@ struct Page<Item> {
     }
 }
 
-enum PercentEncoding {
-    /// Escapes everything but unreserved characters and `/`.
-    static func encodeQueryValue(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case 48...57, 65...90, 97...122, UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = String(byte, radix: 16, uppercase: true)
-                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+/// Listing bodies (`tags/list`, `_catalog`): a flat object of strings and string arrays,
+/// written directly (the hot path of listings; JSONEncoder costs several times more).
+enum ListingBody {
+    enum Value {
+        case string(String)
+        case strings([String])
+    }
+
+    static func object(_ fields: KeyValuePairs<String, Value>) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        for (index, field) in fields.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            JSONText.appendString(field.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            switch field.value {
+            case .string(let text):
+                JSONText.appendString(text, to: &out)
+            case .strings(let texts):
+                out.append(UInt8(ascii: "["))
+                for (position, text) in texts.enumerated() {
+                    if position > 0 { out.append(UInt8(ascii: ",")) }
+                    JSONText.appendString(text, to: &out)
+                }
+                out.append(UInt8(ascii: "]"))
             }
         }
+        out.append(UInt8(ascii: "}"))
         return out
     }
 }

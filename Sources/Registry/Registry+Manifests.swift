@@ -1,19 +1,22 @@
 import Storage
 
 extension Registry {
-    func getManifest(_ reference: Reference, in name: RepositoryName) throws(StorageError) -> RegistryResponse {
-        let resolved = try manifests.resolve(reference, in: name)
+    func getManifest(_ reference: Reference, in name: RepositoryName) throws(RegistryError) -> RegistryResponse {
+        let resolved = try storage { () throws(StorageError) in try manifests.resolve(reference, in: name) }
         return accelRedirect(resolved.digest, in: name, contentType: resolved.mediaType)
     }
 
     /// `PUT …/manifests/<reference>`: reads at most 4 MiB, validates, stores.
-    func putManifest(_ reference: Reference, in name: RepositoryName, _ request: RegistryRequest) throws -> RegistryResponse {
+    func putManifest(_ reference: Reference, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
         let limit = ManifestDocument.maximumSize
         if let length = try request.contentLength(), length > UInt64(limit) { throw manifestTooLarge }
-        guard let body = try request.body.readAll(limit: limit) else { throw manifestTooLarge }
-        let pushed = try manifests.put(body, contentType: request.headers["content-type"], reference: reference, repository: name)
+        let pushed = try storage { () throws(StorageError) -> ManifestStore.Pushed? in
+            guard let body = try request.body.readAll(limit: limit) else { return nil }
+            return try manifests.put(body, contentType: request.headers["content-type"], reference: reference, repository: name)
+        }
+        guard let pushed else { throw manifestTooLarge }
         var headers: [(name: String, value: String)] = [
-            ("Location", "/v2/\(name.value)/manifests/\(pushed.digest)"),
+            ("Location", Route.manifest(name, .digest(pushed.digest)).path),
             ("Docker-Content-Digest", pushed.digest.description),
             ("Content-Length", "0"),
         ]
@@ -21,7 +24,12 @@ extension Registry {
         return RegistryResponse(status: 201, headers: headers)
     }
 
+    func deleteManifest(_ reference: Reference, in name: RepositoryName) throws(RegistryError) -> RegistryResponse {
+        try storage { () throws(StorageError) in try manifests.delete(reference, in: name) }
+        return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
+    }
+
     private var manifestTooLarge: RegistryError {
-        RegistryError(.manifestInvalid, "manifests larger than \(ManifestDocument.maximumSize >> 20) MiB are refused", status: 413)
+        RegistryError(.manifestTooLarge, "manifests larger than \(ManifestDocument.maximumSize >> 20) MiB are refused")
     }
 }

@@ -15,6 +15,8 @@ public struct Registry: Sendable {
         public var policy: AccessPolicy?
         /// Open upload sessions allowed per repository.
         public var maximumUploadSessions = UploadStore.defaultMaximumSessionsPerRepository
+        /// The Prometheus text for `/metrics`; nil: the route answers 404.
+        public var metricsExposition: (@Sendable () -> [UInt8])?
 
         public init() {}
     }
@@ -35,67 +37,26 @@ public struct Registry: Sendable {
         referrerIndex = ReferrersStore(layout: layout)
     }
 
-    /// Answers one request. Never throws: every failure becomes an OCI error answer.
+    /// Answers one request: route, operation table, authorization, handler. Never throws:
+    /// every failure becomes an OCI error answer.
     public func handle(_ request: RegistryRequest) -> RegistryResponse {
         var parsed: Route?
         var response: RegistryResponse
-        do {
+        do throws(RegistryError) {
             let route = try Route.parse(request.path)
             parsed = route
-            try authorize(route, request)
-            response = try dispatch(route, request)
+            guard let method = RequestMethod(http: request.method), let operation = operation(route, method, request) else {
+                throw RegistryError(.methodNotAllowed, "\(String(request.method.prefix(20))) is not supported on this endpoint",
+                                    headers: [("Allow", allowedMethods(of: route).joined(separator: ", "))])
+            }
+            try authorize(operation, request)
+            response = try operation.run()
         } catch {
             response = error.response
         }
         response.route = parsed?.name ?? "unknown"
         response.repository = parsed?.repository?.value
         return response
-    }
-
-    private func dispatch(_ route: Route, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
-        let method = request.method == "HEAD" ? "GET" : request.method
-        return try RegistryError.mapping { () throws -> RegistryResponse in
-            switch (route, method) {
-            case (.base, "GET"):
-                return RegistryResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array("{}".utf8))
-            case (.catalog, "GET"):
-                return try catalog(request)
-            case (.tags(let name), "GET"):
-                return try tags(of: name, request)
-            case (.manifest(let name, let reference), "GET"):
-                return try getManifest(reference, in: name)
-            case (.manifest(let name, let reference), "PUT"):
-                return try putManifest(reference, in: name, request)
-            case (.invalidTag(_, let text), "PUT"):
-                throw RegistryError(.manifestInvalid, "\"\(text)\" is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})")
-            case (.invalidTag(_, let text), "GET"), (.invalidTag(_, let text), "DELETE"):
-                throw RegistryError(.manifestUnknown, "no manifest can be named \"\(text)\": it is neither a tag nor a digest")
-            case (.manifest(let name, let reference), "DELETE"):
-                try manifests.delete(reference, in: name)
-                return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
-            case (.blob(let name, let digest), "GET"):
-                return try getBlob(digest, in: name)
-            case (.blob(let name, let digest), "DELETE"):
-                try blobs.delete(digest, from: name)
-                return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
-            case (.uploadStart(let name), "POST"):
-                return try startUpload(in: name, request)
-            case (.upload(let name, let id), "GET"):
-                return try uploadStatus(id, in: name)
-            case (.upload(let name, let id), "PATCH"):
-                return try appendChunk(id, in: name, request)
-            case (.upload(let name, let id), "PUT"):
-                return try completeUpload(id, in: name, request)
-            case (.upload(let name, let id), "DELETE"):
-                try uploads.cancel(id, repository: name)
-                return RegistryResponse(status: 204)
-            case (.referrers(let name, let digest), "GET"):
-                return try referrers(of: digest, in: name, request)
-            default:
-                throw RegistryError(.unsupported, "\(request.method) is not supported on this endpoint", status: 405,
-                                    headers: [("Allow", route.allowedMethods.joined(separator: ", "))])
-            }
-        }
     }
 
     /// Headers that hand a stored blob to nginx.

@@ -17,8 +17,8 @@ extension RegistryError {
         case .uploadUnknown(let id):
             self.init(.blobUploadUnknown, "upload \(id) is not in progress in this repository")
         case .uploadRangeMismatch(let size):
-            self.init(.blobUploadInvalid, "the chunk must start at byte \(size), where the upload ends",
-                      status: 416, headers: [("Range", RangeHeader.value(forSize: size))])
+            self.init(.uploadRangeMismatch, "the chunk must start at byte \(size), where the upload ends",
+                      headers: [("Range", RangeHeader.value(forSize: size))])
         case .sizeMismatch(let expected, let received):
             self.init(.sizeInvalid, "the body has \(received) bytes but \(expected) were announced")
         case .digestMismatch(let expected, let computed):
@@ -37,31 +37,27 @@ extension RegistryError {
                       headers: [("Retry-After", "60")])
         case .bodyInterrupted:
             self.init(.blobUploadInvalid, "the request body ended before it was complete")
-        case .lockTimeout:
-            self.init(.tooManyRequests, "the repository is busy, retry shortly", headers: [("Retry-After", "1")])
-        case .io(let operation, _, let code):
-            let reason = String(cString: strerror(code))
-            let status = (code == ENOSPC || code == EDQUOT) ? 507 : 500
-            self.init(.unknown, "storage failure (\(operation)): \(reason)", status: status)
-        case .corrupt(_, let reason):
-            self.init(.unknown, "stored data is damaged: \(reason)")
+        case .lockTimeout(let path):
+            self.init(.tooManyRequests, "the repository is busy, retry shortly", headers: [("Retry-After", "1")],
+                      cause: Cause(operation: "lock", path: path, reason: "not granted within the bounded wait"))
+        case .io(let operation, let path, let code):
+            let full = code == ENOSPC || code == EDQUOT
+            self.init(full ? .storageFull : .unknown,
+                      "storage failure (\(operation)): \(String(cString: strerror(code)))",
+                      cause: Cause(operation: operation, path: path, errno: code))
+        case .corrupt(let path, let reason):
+            self.init(.unknown, "stored data is damaged; the operator has the details in the log",
+                      cause: Cause(operation: "read", path: path, reason: reason))
         }
     }
 }
 
-extension RegistryError {
-    /// Runs `body`; a storage failure becomes its wire error, a registry error passes,
-    /// anything else is the registry's own fault (500).
-    static func mapping<T>(_ body: () throws -> T) throws(RegistryError) -> T {
-        do {
-            return try body()
-        } catch let error as RegistryError {
-            throw error
-        } catch let error as StorageError {
-            throw RegistryError(error)
-        } catch {
-            throw RegistryError(.unknown, "unexpected failure: \(error)")
-        }
+/// Runs a storage call; a failure becomes its entry of the table above.
+func storage<T>(_ body: () throws(StorageError) -> T) throws(RegistryError) -> T {
+    do {
+        return try body()
+    } catch {
+        throw RegistryError(error)
     }
 }
 

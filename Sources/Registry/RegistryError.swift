@@ -1,93 +1,68 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
+#if canImport(Glibc)
+import Glibc
 #endif
+import Storage
 
-/// An error answer: an OCI code, a status, a message for people, and extra headers.
-/// It renders itself as the OCI error body `{"errors":[{"code","message","detail"}]}`.
+/// An error answer: an entry of the `ErrorCode` table, a message for the client, extra
+/// headers, and, for operators only, the internal cause. It renders itself as the OCI
+/// error body `{"errors":[{"code","message","detail"}]}`; the cause never reaches the wire.
 public struct RegistryError: Error, Sendable {
     public let code: ErrorCode
-    public let status: Int
     public let message: String
     public let detail: String?
     public var headers: [(name: String, value: String)]
+    /// What failed inside (operation, path, errno): for the access log, never the client.
+    public let cause: Cause?
 
-    public init(_ code: ErrorCode, _ message: String, status: Int? = nil, detail: String? = nil,
-                headers: [(name: String, value: String)] = []) {
+    public var status: Int { code.status }
+
+    public init(_ code: ErrorCode, _ message: String, detail: String? = nil,
+                headers: [(name: String, value: String)] = [], cause: Cause? = nil) {
         self.code = code
-        self.status = status ?? code.defaultStatus
         self.message = message
         self.detail = detail
         self.headers = headers
+        self.cause = cause
+    }
+
+    /// The failure behind a 5xx (or a lock timeout), as an operator needs it.
+    public struct Cause: Sendable, Equatable, CustomStringConvertible {
+        public let operation: String
+        public let path: String?
+        public let errno: Int32?
+        /// Anything more the failing layer said (a parser's reason).
+        public let reason: String?
+
+        public init(operation: String, path: String? = nil, errno: Int32? = nil, reason: String? = nil) {
+            self.operation = operation
+            self.path = path
+            self.errno = errno
+            self.reason = reason
+        }
+
+        public var description: String {
+            var text = operation
+            if let path { text += " \(path)" }
+            if let errno { text += ": \(String(cString: strerror(errno))) (errno \(errno))" }
+            if let reason { text += ": \(reason)" }
+            return text
+        }
     }
 
     public var response: RegistryResponse {
-        struct Body: Encodable {
-            struct Entry: Encodable {
-                let code: String
-                let message: String
-                let detail: String?
-            }
-            let errors: [Entry]
+        var body: [UInt8] = []
+        body.reserveCapacity(96 + message.utf8.count)
+        body.append(contentsOf: "{\"errors\":[{\"code\":".utf8)
+        JSONText.appendString(code.wireCode, to: &body)
+        if let detail {
+            body.append(contentsOf: ",\"detail\":".utf8)
+            JSONText.appendString(detail, to: &body)
         }
-        let body = Body(errors: [.init(code: code.rawValue, message: message, detail: detail)])
-        return RegistryResponse(
-            status: status,
-            headers: [("Content-Type", "application/json")] + headers,
-            body: JSON.encode(body))
-    }
-}
-
-/// JSON encoding for answers: sorted keys, unescaped slashes.
-enum JSON {
-    enum Value {
-        case string(String)
-        case strings([String])
-    }
-
-    /// A flat object of strings and string arrays, written directly (listings are the
-    /// hot path of `tags/list` and `_catalog`; JSONEncoder costs several times more).
-    static func object(_ fields: KeyValuePairs<String, Value>) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "{")]
-        for (index, field) in fields.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            appendString(field.key, to: &out)
-            out.append(UInt8(ascii: ":"))
-            switch field.value {
-            case .string(let text):
-                appendString(text, to: &out)
-            case .strings(let texts):
-                out.append(UInt8(ascii: "["))
-                for (position, text) in texts.enumerated() {
-                    if position > 0 { out.append(UInt8(ascii: ",")) }
-                    appendString(text, to: &out)
-                }
-                out.append(UInt8(ascii: "]"))
-            }
-        }
-        out.append(UInt8(ascii: "}"))
-        return out
-    }
-
-    private static func appendString(_ text: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), byte])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Answer bodies are plain strings and arrays; encoding cannot fail.
-        return (try? Array(encoder.encode(value))) ?? Array("{}".utf8)
+        body.append(contentsOf: ",\"message\":".utf8)
+        JSONText.appendString(message, to: &body)
+        body.append(contentsOf: "}]}".utf8)
+        var response = RegistryResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
+        response.cause = cause?.description
+        return response
     }
 }

@@ -8,6 +8,9 @@ public struct RegistryResponse: Sendable {
     public var route = "unknown"
     /// The repository the request was about, if any (for logs).
     public var repository: String?
+    /// The internal cause of an error answer (operation, path, errno), for the access
+    /// log only: never sent.
+    public var cause: String?
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status

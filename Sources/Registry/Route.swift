@@ -12,7 +12,10 @@ import Storage
 /// /v2/<name>/blobs/uploads/                uploadStart
 /// /v2/<name>/blobs/uploads/<uuid>          upload
 /// /v2/<name>/referrers/<digest>            referrers
+/// /metrics                                 metrics (nginx admits localhost only)
 /// ```
+/// `path` is the inverse of `parse`: every URL Berth writes (Location, Link) comes from it.
+/// What each route does, per method, is in the operation table (`Registry+Operations.swift`).
 /// Paths are read from the right, so names whose components are `blobs`, `manifests`
 /// or `tags` (`org/blobs`) route like any other.
 public enum Route: Equatable, Sendable {
@@ -27,6 +30,8 @@ public enum Route: Equatable, Sendable {
     case uploadStart(RepositoryName)
     case upload(RepositoryName, UploadID)
     case referrers(RepositoryName, Digest)
+    /// The Prometheus exposition; outside `/v2/`, routed through the same front door.
+    case metrics
 
     /// A short name of the endpoint (metrics label, logs).
     public var name: String {
@@ -39,26 +44,32 @@ public enum Route: Equatable, Sendable {
         case .uploadStart: "upload_start"
         case .upload: "upload"
         case .referrers: "referrers"
+        case .metrics: "metrics"
         }
     }
 
     /// The repository the request is about, if any.
     public var repository: RepositoryName? {
         switch self {
-        case .base, .catalog: nil
+        case .base, .catalog, .metrics: nil
         case .tags(let name), .manifest(let name, _), .invalidTag(let name, _), .blob(let name, _),
              .uploadStart(let name), .upload(let name, _), .referrers(let name, _): name
         }
     }
 
-    /// The methods each route answers.
-    public var allowedMethods: [String] {
+    /// The path of this route, percent-encoded where needed: `Route.parse(route.path) == route`.
+    public var path: String {
         switch self {
-        case .base, .catalog, .tags, .referrers: ["GET", "HEAD"]
-        case .manifest, .invalidTag: ["GET", "HEAD", "PUT", "DELETE"]
-        case .blob: ["GET", "HEAD", "DELETE"]
-        case .uploadStart: ["POST"]
-        case .upload: ["GET", "PATCH", "PUT", "DELETE"]
+        case .base: "/v2/"
+        case .catalog: "/v2/_catalog"
+        case .tags(let name): "/v2/\(name.value)/tags/list"
+        case .manifest(let name, let reference): "/v2/\(name.value)/manifests/\(reference)"
+        case .invalidTag(let name, let text): "/v2/\(name.value)/manifests/\(PercentEncoding.encodePathComponent(text))"
+        case .blob(let name, let digest): "/v2/\(name.value)/blobs/\(digest)"
+        case .uploadStart(let name): "/v2/\(name.value)/blobs/uploads/"
+        case .upload(let name, let id): "/v2/\(name.value)/blobs/uploads/\(id.value)"
+        case .referrers(let name, let digest): "/v2/\(name.value)/referrers/\(digest)"
+        case .metrics: "/metrics"
         }
     }
 
@@ -66,6 +77,7 @@ public enum Route: Equatable, Sendable {
     /// NAME_INVALID, DIGEST_INVALID, BLOB_UPLOAD_UNKNOWN
     /// (bad upload id), or UNSUPPORTED (404) for a path that is no API route.
     public static func parse(_ rawPath: Substring) throws(RegistryError) -> Route {
+        if rawPath == "/metrics" { return .metrics }
         guard rawPath.hasPrefix("/v2") else { throw notFound }
         let rest = rawPath.dropFirst(3)
         if rest.isEmpty || rest == "/" { return .base }
@@ -113,7 +125,7 @@ public enum Route: Equatable, Sendable {
     }
 
     private static var notFound: RegistryError {
-        RegistryError(.unsupported, "no such endpoint in the OCI distribution API", status: 404)
+        RegistryError(.endpointUnknown, "no such endpoint in the OCI distribution API")
     }
 
     private static func repositoryName(_ parts: ArraySlice<String>) throws(RegistryError) -> RepositoryName {

@@ -91,7 +91,7 @@ public struct ImageIndex: Codable, Equatable, Sendable {
     }
 
     /// The file's bytes: sorted keys, unescaped slashes.
-    public func encoded() -> [UInt8] { JSONCoding.encode(self) }
+    public func encoded() -> [UInt8] { JSONText.encode(self) }
 
     public static func decode(_ bytes: [UInt8], path: String) throws(StorageError) -> ImageIndex {
         do {

@@ -17,7 +17,7 @@ public struct ReferrersStore: Sendable {
         guard let referrerDigest = Digest(referrer.digest) else { return }
         try FileSystem.makeDirectories(layout.referrersDirectory(repository, subject: subject))
         try FileSystem.writeAtomically(
-            JSONCoding.encode(referrer), to: layout.referrerFile(repository, subject: subject, referrer: referrerDigest),
+            JSONText.encode(referrer), to: layout.referrerFile(repository, subject: subject, referrer: referrerDigest),
             temporaryDirectory: layout.temporaryDirectory)
     }
 
@@ -37,14 +37,5 @@ public struct ReferrersStore: Sendable {
             found.append(descriptor)
         }
         return found.sorted { $0.digest < $1.digest }
-    }
-}
-
-/// Canonical JSON for files Berth writes: sorted keys, unescaped slashes.
-enum JSONCoding {
-    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? Array(encoder.encode(value))) ?? []
     }
 }

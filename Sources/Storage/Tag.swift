@@ -67,11 +67,7 @@ public struct UploadID: Hashable, Sendable, CustomStringConvertible {
         var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
         bytes[6] = (bytes[6] & 0x0f) | 0x40
         bytes[8] = (bytes[8] & 0x3f) | 0x80
-        let hex = bytes.map { byte in
-            let text = String(byte, radix: 16)
-            return text.count == 1 ? "0" + text : text
-        }.joined()
-        let chars = Array(hex)
+        let chars = Array(Hex.encode(bytes))
         let text = String(chars[0..<8]) + "-" + String(chars[8..<12]) + "-" + String(chars[12..<16])
             + "-" + String(chars[16..<20]) + "-" + String(chars[20..<32])
         // The text above is always a well-formed UUID.

@@ -188,7 +188,7 @@ public struct UploadStore: Sendable {
         let record = UploadState.Record(
             repository: state.repository.value, size: state.size, sha256State: Hex.encode(state.hasher.savedState),
             updated: Int64(time(nil)))
-        try FileSystem.writeAtomically(JSONCoding.encode(record), to: layout.uploadStateFile(id), temporaryDirectory: layout.uploadDirectory(id))
+        try FileSystem.writeAtomically(JSONText.encode(record), to: layout.uploadStateFile(id), temporaryDirectory: layout.uploadDirectory(id))
     }
 
     private static func rehash(path: String, length: UInt64) throws(StorageError) -> SHA256Hasher {
@@ -221,41 +221,5 @@ struct UploadState {
         var size: UInt64
         var sha256State: String
         var updated: Int64
-    }
-}
-
-/// Lowercase hex for small byte strings.
-enum Hex {
-    static func encode(_ bytes: [UInt8]) -> String {
-        let table = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(table[Int(byte >> 4)])
-            out.append(table[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func decode(_ text: String) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 2)
-        var index = 0
-        while index < chars.count {
-            guard let high = value(chars[index]), let low = value(chars[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
-    }
-
-    private static func value(_ char: UInt8) -> UInt8? {
-        switch char {
-        case 48...57: char - 48
-        case 97...102: char - 87
-        default: nil
-        }
     }
 }

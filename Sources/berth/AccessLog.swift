@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import Registry
+import Storage
 
 /// The worker's log through swift-log: an access line per request (info; warning for a
 /// 4xx, error for a 5xx) and a line per lifecycle event, rendered by `JSONLogHandler`.
@@ -37,6 +38,7 @@ struct AccessLog: Sendable {
         if response.status >= 400, !response.body.isEmpty, response.body.count <= 4096 {
             metadata["error"] = .string(String(decoding: response.body, as: UTF8.self))
         }
+        if let cause = response.cause { metadata["cause"] = .string(cause) }
         logger.log(level: level, "request", metadata: metadata)
     }
 
@@ -67,39 +69,18 @@ struct JSONLogHandler: LogHandler {
         let fraction = milliseconds % 1000
         line.append(contentsOf: (fraction < 10 ? "00" : fraction < 100 ? "0" : "").utf8)
         line.append(contentsOf: "\(fraction),\"level\":\"\(event.level.rawValue)\",\"event\":\"".utf8)
-        Self.appendEscaped(event.message.description, to: &line)
+        JSONText.appendEscaped(event.message.description, to: &line)
         line.append(UInt8(ascii: "\""))
         let fields = metadata.isEmpty ? (event.metadata ?? [:]) : metadata.merging(event.metadata ?? [:]) { $1 }
         for key in fields.keys.sorted() {
             line.append(contentsOf: ",\"".utf8)
-            Self.appendEscaped(key, to: &line)
+            JSONText.appendEscaped(key, to: &line)
             line.append(contentsOf: "\":\"".utf8)
-            Self.appendEscaped(fields[key]?.description ?? "", to: &line)
+            JSONText.appendEscaped(fields[key]?.description ?? "", to: &line)
             line.append(UInt8(ascii: "\""))
         }
         line.append(contentsOf: "}\n".utf8)
         // One write per line, so lines of concurrent threads never interleave.
         line.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
-    }
-
-    /// Appends `text` as the inside of a JSON string: quotes, backslashes and control
-    /// characters escaped; everything else (UTF-8 included) copied as is.
-    static func appendEscaped(_ text: String, to line: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { bytes in
-            for byte in bytes {
-                switch byte {
-                case UInt8(ascii: "\""): line.append(contentsOf: [92, 34])
-                case UInt8(ascii: "\\"): line.append(contentsOf: [92, 92])
-                case 10: line.append(contentsOf: [92, 110])
-                case 13: line.append(contentsOf: [92, 114])
-                case 9: line.append(contentsOf: [92, 116])
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    line.append(contentsOf: [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-                default: line.append(byte)
-                }
-            }
-        }
     }
 }

@@ -94,8 +94,10 @@ struct Serve: ParsableCommand {
         options.maximumUploadSessions = settings.maxUploadSessions
         if let policy = settings.policy { options.policy = try PolicyFile.load(policy) }
         let layout = StoreLayout(root: root)
-        let registry = Registry(layout: layout, options: options)
         let metrics = WorkerMetrics(layout: layout)
+        // nginx lets only localhost reach /metrics.
+        options.metricsExposition = { Array(metrics.exposition().utf8) }
+        let registry = Registry(layout: layout, options: options)
         let log = AccessLog(level: settings.logLevel)
         // Counters to disk and set-aside files freed, each second, off the request path.
         // A failure that repeats every second is logged once, until it changes or clears.
@@ -115,15 +117,7 @@ struct Serve: ParsableCommand {
         let server = FastCGIServer(listenFD: listenFD, acceptThreads: pullThreads, requestThreads: settings.threads) { exchange in
             let started = Clock.monotonicMicroseconds()
             let (request, body) = RequestAdapter.request(from: exchange)
-            var response: RegistryResponse
-            if request.path == "/metrics" {
-                // nginx lets only localhost reach this location.
-                response = RegistryResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
-                                            body: Array(metrics.exposition().utf8))
-                response.route = "metrics"
-            } else {
-                response = registry.handle(request)
-            }
+            let response = registry.handle(request)
             exchange.respond(status: response.status, headers: response.headers, body: response.body)
             let elapsed = Clock.monotonicMicroseconds() - started
             metrics.observe(route: response.route, status: response.status, microseconds: elapsed, bytesReceived: body.bytesRead)

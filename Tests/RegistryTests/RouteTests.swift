@@ -44,7 +44,7 @@ import Testing
         ("/v2/A/manifests/latest", .nameInvalid),
         ("/v2/a%zz/manifests/latest", .nameInvalid),
         ("/v2/\(String(repeating: "a", count: 256))/tags/list", .nameInvalid),
-        ("/v2/a/blobs/sha256:../../x", .unsupported),
+        ("/v2/a/blobs/sha256:../../x", .endpointUnknown),
         ("/v2/a/blobs/sha256:..%2f..%2fx", .nameInvalid),
         ("/v2/a/blobs/sha256:....", .digestInvalid),
         ("/v2/a/blobs/sha256:ABC", .digestInvalid),
@@ -53,9 +53,9 @@ import Testing
         ("/v2/a/blobs/uploads/..%2f..%2fetc", .nameInvalid),
         ("/v2/a/blobs/uploads/....", .blobUploadUnknown),
         ("/v2/a/blobs/uploads/not-a-uuid", .blobUploadUnknown),
-        ("/v2/a/nothing/here", .unsupported),
-        ("/v1/", .unsupported),
-        ("/v2x", .unsupported),
+        ("/v2/a/nothing/here", .endpointUnknown),
+        ("/v1/", .endpointUnknown),
+        ("/v2x", .endpointUnknown),
     ])
     func refusesBadPathsWithTheRightCode(_ path: String, _ code: ErrorCode) {
         do {
@@ -64,6 +64,47 @@ import Testing
         } catch {
             #expect(error.code == code, "\(path)")
             #expect((400..<500).contains(error.status))
+        }
+    }
+
+    @Test func metricsRoutesThroughTheSameFrontDoor() throws {
+        #expect(try Route.parse("/metrics") == .metrics)
+        #expect(Route.metrics.path == "/metrics")
+    }
+
+    /// `path` is the inverse of `parse`, for every kind of route with random valid parts.
+    @Test func pathIsTheInverseOfParse() throws {
+        var random = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        func word() -> String { String((0..<Int.random(in: 1...8, using: &random)).compactMap { _ in alphabet.randomElement(using: &random) }) }
+        func repository() -> RepositoryName {
+            let separators = [".", "_", "__", "-", "--"]
+            let components = (0..<Int.random(in: 1...4, using: &random)).map { _ in
+                Bool.random(using: &random) ? word() : word() + (separators.randomElement(using: &random) ?? "-") + word()
+            }
+            let routeWords = ["blobs", "manifests", "tags", "uploads", "referrers", "list"]
+            let withRouteWords = components + (Bool.random(using: &random) ? [routeWords.randomElement(using: &random) ?? "blobs"] : [])
+            return RepositoryName(withRouteWords.joined(separator: "/")) ?? RepositoryName("fallback")!
+        }
+        func digest() -> Digest {
+            let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+            return Digest(algorithm: .sha256, hex: Hex.encode(bytes))!
+        }
+        func tag() -> Storage.Tag {
+            let tagAlphabet = Array("ABCXYZabcxyz0189_.-")
+            let rest = String((0..<Int.random(in: 0...127, using: &random)).compactMap { _ in tagAlphabet.randomElement(using: &random) })
+            return Storage.Tag("v" + rest)!
+        }
+        for _ in 0..<5_000 {
+            let name = repository()
+            let routes: [Route] = [
+                .base, .catalog, .metrics, .tags(name), .manifest(name, .tag(tag())), .manifest(name, .digest(digest())),
+                .blob(name, digest()), .uploadStart(name), .upload(name, UploadID.random()), .referrers(name, digest()),
+                .invalidTag(name, "." + word()), .invalidTag(name, "bad tag ü%" + word()),
+            ]
+            for route in routes {
+                #expect(try Route.parse(Substring(route.path)) == route, "\(route.path)")
+            }
         }
     }
 }
