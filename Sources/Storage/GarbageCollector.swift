@@ -61,7 +61,7 @@ public struct GarbageCollector: Sendable {
         }
         try collectSharedBlobs(now: now, into: &report)
         try collectUploads(now: now, into: &report)
-        try collectSessionMarkers(under: "\(layout.bookkeepingDirectory)/sessions", into: &report)
+        try collectSessionMarkers(under: layout.sessionsDirectory, repositoryPath: [], into: &report)
         try collectTemporaryFiles(now: now, into: &report)
         try emptyTrash(into: &report)
         return report
@@ -98,8 +98,8 @@ public struct GarbageCollector: Sendable {
         for algorithm in Digest.Algorithm.allCases {
             let directory = layout.blobsDirectory(repository, algorithm)
             for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
-                guard let digest = Digest(algorithm: algorithm, hex: entry.name), !kept.contains(digest) else { continue }
-                let path = "\(directory)/\(entry.name)"
+                guard let digest = StoreLayout.blob(algorithm, fromFileName: entry.name), !kept.contains(digest) else { continue }
+                let path = layout.blobFile(repository, digest)
                 guard let status = FileSystem.status(path), now - status.lastChange >= options.gracePeriod else { continue }
                 report.removals.append(Removal(kind: .blobLink, path: path, bytesFreed: status.linkCount == 1 ? status.size : 0))
                 if !options.dryRun { try FileSystem.remove(path) }
@@ -129,17 +129,14 @@ public struct GarbageCollector: Sendable {
 
     /// Removes referrer entries whose manifest is no longer listed in the repository.
     private func collectReferrerEntries(_ repository: RepositoryName, listed: Set<Digest>, into report: inout Report) throws(StorageError) {
-        let base = "\(layout.bookkeepingDirectory)/referrers/\(repository.value)/_subject"
-        for algorithm in try FileSystem.listDirectory(base) where algorithm.isDirectory {
-            for subject in try FileSystem.listDirectory("\(base)/\(algorithm.name)") where subject.isDirectory {
-                let directory = "\(base)/\(algorithm.name)/\(subject.name)"
-                for entry in try FileSystem.listDirectory(directory) where entry.name.hasSuffix(".json") {
-                    let name = entry.name.dropLast(".json".count)
-                    guard let dash = name.firstIndex(of: "-"),
-                          let digest = Digest("\(name[..<dash]):\(name[name.index(after: dash)...])"),
-                          !listed.contains(digest) else { continue }
-                    report.removals.append(Removal(kind: .referrer, path: "\(directory)/\(entry.name)", bytesFreed: 0))
-                    if !options.dryRun { try FileSystem.remove("\(directory)/\(entry.name)") }
+        for algorithm in Digest.Algorithm.allCases {
+            for entry in try FileSystem.listDirectory(layout.referrerSubjectsDirectory(repository, algorithm)) where entry.isDirectory {
+                guard let subject = StoreLayout.blob(algorithm, fromFileName: entry.name) else { continue }
+                for file in try FileSystem.listDirectory(layout.referrersDirectory(repository, subject: subject)) {
+                    guard let digest = StoreLayout.referrer(fromFileName: file.name), !listed.contains(digest) else { continue }
+                    let path = layout.referrerFile(repository, subject: subject, referrer: digest)
+                    report.removals.append(Removal(kind: .referrer, path: path, bytesFreed: 0))
+                    if !options.dryRun { try FileSystem.remove(path) }
                 }
             }
         }
@@ -152,7 +149,8 @@ public struct GarbageCollector: Sendable {
         for algorithm in Digest.Algorithm.allCases {
             let directory = layout.sharedBlobsDirectory(algorithm)
             for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
-                let path = "\(directory)/\(entry.name)"
+                guard let digest = StoreLayout.blob(algorithm, fromFileName: entry.name) else { continue }
+                let path = layout.sharedBlobFile(digest)
                 guard let status = FileSystem.status(path), status.linkCount == 1,
                       now - status.lastChange >= options.gracePeriod else { continue }
                 report.removals.append(Removal(kind: .sharedBlob, path: path, bytesFreed: status.size))
@@ -179,25 +177,28 @@ public struct GarbageCollector: Sendable {
     }
 
     /// Open-session markers whose session is gone (finished by a crashed worker, or
-    /// removed above).
-    private func collectSessionMarkers(under directory: String, into report: inout Report) throws(StorageError) {
+    /// removed above). `repositoryPath` holds the name components walked so far.
+    private func collectSessionMarkers(under directory: String, repositoryPath: [String], into report: inout Report) throws(StorageError) {
         for entry in try FileSystem.listDirectory(directory) where entry.isDirectory {
-            let path = "\(directory)/\(entry.name)"
-            guard entry.name == "_open" else {
-                try collectSessionMarkers(under: path, into: &report)
+            guard entry.name == StoreLayout.openSessionsDirectoryName else {
+                guard RepositoryName.isValidComponent(entry.name) else { continue }
+                let path = repositoryPath + [entry.name]
+                guard let name = RepositoryName(path.joined(separator: "/")) else { continue }
+                try collectSessionMarkers(under: "\(layout.sessionsDirectory)/\(name.value)", repositoryPath: path, into: &report)
                 continue
             }
-            for marker in try FileSystem.listDirectory(path) where !marker.isDirectory {
+            guard let name = RepositoryName(repositoryPath.joined(separator: "/")) else { continue }
+            for marker in try FileSystem.listDirectory(layout.openSessionsDirectory(name)) where !marker.isDirectory {
                 guard let id = UploadID(marker.name), !FileSystem.isDirectory(layout.uploadDirectory(id)),
                       !options.dryRun else { continue }
-                try FileSystem.remove("\(path)/\(marker.name)")
+                try FileSystem.remove(layout.openSessionMarker(name, id))
             }
         }
     }
 
     private func collectTemporaryFiles(now: Int, into report: inout Report) throws(StorageError) {
         for entry in try FileSystem.listDirectory(layout.temporaryDirectory) where !entry.isDirectory {
-            let path = "\(layout.temporaryDirectory)/\(entry.name)"
+            let path = layout.temporaryFile(named: entry.name)
             guard let status = FileSystem.status(path), now - status.lastChange >= options.gracePeriod else { continue }
             report.removals.append(Removal(kind: .temp, path: path, bytesFreed: status.size))
             if !options.dryRun { try FileSystem.remove(path) }
@@ -208,7 +209,7 @@ public struct GarbageCollector: Sendable {
     /// that was stopped first).
     private func emptyTrash(into report: inout Report) throws(StorageError) {
         for entry in try FileSystem.listDirectory(layout.trashDirectory) {
-            let path = "\(layout.trashDirectory)/\(entry.name)"
+            let path = layout.trashEntry(entry.name)
             report.removals.append(Removal(kind: .trash, path: path, bytesFreed: FileSystem.treeSize(path)))
             if !options.dryRun { try FileSystem.removeTree(path) }
         }

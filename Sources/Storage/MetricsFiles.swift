@@ -19,8 +19,7 @@ public struct MetricsFiles: Sendable {
     /// The saved counters of every worker process that ever served this store.
     public func workerCounters() -> [[UInt8]] {
         let entries = (try? FileSystem.listDirectory(layout.metricsDirectory)) ?? []
-        return entries.filter { $0.name.hasPrefix("worker-") && $0.name.hasSuffix(".json") }
-            .compactMap { read("\(layout.metricsDirectory)/\($0.name)") }
+        return entries.filter { StoreLayout.isWorkerMetricsFile($0.name) }.compactMap { read(layout.metricsFile(named: $0.name)) }
     }
 
     /// Store totals: repositories, distinct blobs and their bytes, open upload sessions.
@@ -37,8 +36,9 @@ public struct MetricsFiles: Sendable {
         for algorithm in Digest.Algorithm.allCases {
             let directory = layout.sharedBlobsDirectory(algorithm)
             for entry in (try? FileSystem.listDirectory(directory)) ?? [] where !entry.isDirectory {
+                guard let digest = StoreLayout.blob(algorithm, fromFileName: entry.name) else { continue }
                 totals.blobs += 1
-                totals.blobBytes += FileSystem.regularFileSize("\(directory)/\(entry.name)") ?? 0
+                totals.blobBytes += FileSystem.regularFileSize(layout.sharedBlobFile(digest)) ?? 0
             }
         }
         totals.uploadsInProgress = ((try? FileSystem.listDirectory(layout.uploadsDirectory)) ?? []).filter(\.isDirectory).count

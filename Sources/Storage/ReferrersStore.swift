@@ -30,8 +30,9 @@ public struct ReferrersStore: Sendable {
     public func referrers(of subject: Digest, in repository: RepositoryName) throws(StorageError) -> [Descriptor] {
         let directory = layout.referrersDirectory(repository, subject: subject)
         var found: [Descriptor] = []
-        for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory && entry.name.hasSuffix(".json") {
-            let path = "\(directory)/\(entry.name)"
+        for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
+            guard let referrer = StoreLayout.referrer(fromFileName: entry.name) else { continue }
+            let path = layout.referrerFile(repository, subject: subject, referrer: referrer)
             guard let bytes = try FileSystem.readFile(path, limit: 1 << 20),
                   let descriptor = try? JSONDecoder().decode(Descriptor.self, from: Data(bytes)) else { continue }
             found.append(descriptor)

@@ -85,7 +85,7 @@ public struct RepositoryStore: Sendable {
             isRepository = true
         }
         for entry in try FileSystem.listDirectory(directory) where entry.isDirectory {
-            if prefix == nil, entry.name == "_berth" { continue }
+            if prefix == nil, entry.name == StoreLayout.bookkeepingDirectoryName { continue }
             if isRepository, StoreLayout.reservedEntryNames.contains(entry.name) { continue }
             guard RepositoryName.isValidComponent(entry.name) else { continue }
             let childPrefix = prefix.map { "\($0)/\(entry.name)" } ?? entry.name

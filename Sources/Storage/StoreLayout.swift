@@ -24,7 +24,9 @@
 ///     metrics/worker-<pid>.json     counters of one worker process, summed by /metrics
 ///     metrics/<gc|scrub>.json       the last run's result
 /// ```
-/// Inputs are validated value types, so no path can leave the root.
+/// Inputs are validated value types, so no path can leave the root. Where a walk of the
+/// tree meets a file name, the inverse parses here turn it back into those types
+/// (`referrer(fromFileName:)`, `blob(_:fromFileName:)`, …) before any path is built again.
 public struct StoreLayout: Sendable {
     /// The storage root, absolute, without a trailing slash.
     public let root: String
@@ -59,7 +61,11 @@ public struct StoreLayout: Sendable {
 
     // MARK: Bookkeeping
 
-    public var bookkeepingDirectory: String { "\(root)/_berth" }
+    /// The bookkeeping folder's name: `_` cannot start a repository name.
+    public static let bookkeepingDirectoryName = "_berth"
+    public var bookkeepingDirectory: String { "\(root)/\(Self.bookkeepingDirectoryName)" }
+    /// The folders a store needs before its first request.
+    public var requiredDirectories: [String] { [root, bookkeepingDirectory, temporaryDirectory, uploadsDirectory, locksDirectory] }
     public func sharedBlobsDirectory(_ algorithm: Digest.Algorithm) -> String {
         "\(bookkeepingDirectory)/blobs/\(algorithm.rawValue)"
     }
@@ -71,16 +77,35 @@ public struct StoreLayout: Sendable {
     public func uploadStateFile(_ id: UploadID) -> String { "\(uploadDirectory(id))/state" }
 
     /// `_subject` cannot be a repository component, so nested names never collide.
+    public func referrerSubjectsDirectory(_ name: RepositoryName, _ algorithm: Digest.Algorithm) -> String {
+        "\(bookkeepingDirectory)/referrers/\(name.value)/_subject/\(algorithm.rawValue)"
+    }
     public func referrersDirectory(_ name: RepositoryName, subject: Digest) -> String {
-        "\(bookkeepingDirectory)/referrers/\(name.value)/_subject/\(subject.algorithm.rawValue)/\(subject.hex)"
+        "\(referrerSubjectsDirectory(name, subject.algorithm))/\(subject.hex)"
     }
     public func referrerFile(_ name: RepositoryName, subject: Digest, referrer: Digest) -> String {
         "\(referrersDirectory(name, subject: subject))/\(referrer.algorithm.rawValue)-\(referrer.hex).json"
     }
+    /// The referrer a file in a `referrersDirectory` stands for (inverse of `referrerFile`).
+    public static func referrer(fromFileName name: String) -> Digest? {
+        guard name.hasSuffix(".json") else { return nil }
+        let stem = name.dropLast(".json".count)
+        guard let dash = stem.firstIndex(of: "-") else { return nil }
+        return Digest("\(stem[..<dash]):\(stem[stem.index(after: dash)...])")
+    }
+    /// The blob a file in a blobs folder of `algorithm` stands for (inverse of `blobFile`
+    /// and `sharedBlobFile`).
+    public static func blob(_ algorithm: Digest.Algorithm, fromFileName name: String) -> Digest? {
+        Digest(algorithm: algorithm, hex: name)
+    }
 
+    /// Holds one folder per repository name with open sessions.
+    public var sessionsDirectory: String { "\(bookkeepingDirectory)/sessions" }
+    /// The last component of every `openSessionsDirectory`.
+    public static let openSessionsDirectoryName = "_open"
     /// `_open` cannot be a repository component, so nested names never collide.
     public func openSessionsDirectory(_ name: RepositoryName) -> String {
-        "\(bookkeepingDirectory)/sessions/\(name.value)/_open"
+        "\(sessionsDirectory)/\(name.value)/\(Self.openSessionsDirectoryName)"
     }
     public func openSessionMarker(_ name: RepositoryName, _ id: UploadID) -> String {
         "\(openSessionsDirectory(name))/\(id.value)"
@@ -93,13 +118,20 @@ public struct StoreLayout: Sendable {
     var catalogStampFile: String { "\(bookkeepingDirectory)/catalog-stamp" }
 
     public var temporaryDirectory: String { "\(bookkeepingDirectory)/tmp" }
+    /// An entry met while listing `temporaryDirectory` (a name, never request data).
+    public func temporaryFile(named name: String) -> String { "\(temporaryDirectory)/\(name)" }
     public var metricsDirectory: String { "\(bookkeepingDirectory)/metrics" }
     public func workerMetricsFile(processID: Int32) -> String { "\(metricsDirectory)/worker-\(processID).json" }
+    /// True for the name of a file `workerMetricsFile` makes.
+    public static func isWorkerMetricsFile(_ name: String) -> Bool { name.hasPrefix("worker-") && name.hasSuffix(".json") }
+    /// An entry met while listing `metricsDirectory`.
+    public func metricsFile(named name: String) -> String { "\(metricsDirectory)/\(name)" }
     /// `name` is a fixed word chosen by the caller (`gc`, `scrub`), never request data.
     public func maintenanceReportFile(_ name: StaticString) -> String { "\(metricsDirectory)/\(name).json" }
 
     public var trashDirectory: String { "\(bookkeepingDirectory)/trash" }
-    func trashEntry(_ name: String) -> String { "\(trashDirectory)/\(name)" }
+    /// An entry of the trash (a fresh UUID, or a name met while listing it).
+    public func trashEntry(_ name: String) -> String { "\(trashDirectory)/\(name)" }
     public var quarantineDirectory: String { "\(bookkeepingDirectory)/quarantine" }
     public func quarantineFile(_ digest: Digest) -> String {
         "\(quarantineDirectory)/\(digest.algorithm.rawValue)-\(digest.hex)"

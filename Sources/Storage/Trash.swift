@@ -41,7 +41,7 @@ public struct Trash: Sendable {
     public func empty() throws(StorageError) -> UInt64 {
         var freed: UInt64 = 0
         for entry in try FileSystem.listDirectory(layout.trashDirectory) {
-            let path = "\(layout.trashDirectory)/\(entry.name)"
+            let path = layout.trashEntry(entry.name)
             freed += FileSystem.treeSize(path)
             try FileSystem.removeTree(path)
         }

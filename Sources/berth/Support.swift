@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Registry
+import Storage
 
 // Small helpers the commands share: environment, files, the store root, the clock.
 
@@ -57,7 +58,7 @@ enum PolicyFile {
 /// Makes the storage root absolute and creates its bookkeeping folders.
 enum StoreRoot {
     static func prepare(_ path: String) throws -> String {
-        for directory in [path, "\(path)/_berth", "\(path)/_berth/tmp", "\(path)/_berth/uploads", "\(path)/_berth/locks"] {
+        for directory in StoreLayout(root: path).requiredDirectories {
             if mkdir(directory, 0o755) != 0, errno != EEXIST {
                 throw ValidationError("cannot create \(directory): \(String(cString: strerror(errno)))")
             }
