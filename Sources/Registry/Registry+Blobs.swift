@@ -7,7 +7,7 @@ extension Registry {
     }
 
     func deleteBlob(_ digest: Digest, in name: RepositoryName) throws(RegistryError) -> RegistryResponse {
-        try storage { () throws(StorageError) in try blobs.delete(digest, from: name) }
+        try storage { () throws(StorageError) in try links.delete(digest, from: name) }
         return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
     }
 
@@ -33,14 +33,14 @@ extension Registry {
         try storage { () throws(StorageError) -> Bool in
             guard let from else {
                 guard options.automaticCrossMount else { return false }
-                guard options.policy != nil else { return try blobs.mountFromAnywhere(digest, into: name) }
+                guard options.policy != nil else { return try links.mountFromAnywhere(digest, into: name) }
                 for source in try repositories.catalog() where source != name && mayRead(source, request) {
-                    if try blobs.mount(digest, from: source, into: name) { return true }
+                    if try links.mount(digest, from: source, into: name) { return true }
                 }
                 return false
             }
             guard let source = RepositoryName(from), mayRead(source, request) else { return false }
-            return try blobs.mount(digest, from: source, into: name)
+            return try links.mount(digest, from: source, into: name)
         }
     }
 
@@ -49,7 +49,7 @@ extension Registry {
         try storage { () throws(StorageError) in
             let progress = try uploads.start(repository: name)
             do throws(StorageError) {
-                _ = try uploads.complete(progress.id, repository: name, digest: digest,
+                _ = try uploads.complete(progress.id, repository: name, digest: digest, startingAt: nil,
                                          expectedLength: expectedLength, lastChunk: request.body)
             } catch {
                 try? uploads.cancel(progress.id, repository: name)
@@ -105,7 +105,7 @@ extension Registry {
         ])
     }
 
-    func uploadAccepted(_ progress: UploadStore.Progress, in name: RepositoryName, status: Int) -> RegistryResponse {
+    func uploadAccepted(_ progress: UploadProgress, in name: RepositoryName, status: Int) -> RegistryResponse {
         RegistryResponse(status: status, headers: [
             ("Location", Route.upload(name, progress.id).path),
             ("Range", RangeHeader.value(forSize: progress.size)),

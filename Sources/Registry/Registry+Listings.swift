@@ -5,7 +5,7 @@ extension Registry {
     public static let maximumPageSize = 1000
 
     func tags(of name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
-        let tags = try storage { () throws(StorageError) in try manifests.tags(of: name) }
+        let tags = try storage { () throws(StorageError) in try tagService.tags(of: name) }
         let page = try Page(request, path: Route.tags(name).path, items: tags, key: { $0 })
         return page.response(body: ListingBody.object(["name": .string(name.value), "tags": .strings(page.items)]))
     }

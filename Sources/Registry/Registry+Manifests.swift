@@ -10,7 +10,7 @@ extension Registry {
     func putManifest(_ reference: Reference, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
         let limit = ManifestDocument.maximumSize
         if let length = try request.contentLength(), length > UInt64(limit) { throw manifestTooLarge }
-        let pushed = try storage { () throws(StorageError) -> ManifestStore.Pushed? in
+        let pushed = try storage { () throws(StorageError) -> PushedManifest? in
             guard let body = try request.body.readAll(limit: limit) else { return nil }
             return try manifests.put(body, contentType: request.headers["content-type"], reference: reference, repository: name)
         }

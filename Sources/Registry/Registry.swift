@@ -13,8 +13,6 @@ public struct Registry: Sendable {
         public var automaticCrossMount = false
         /// Who may read, write and delete which repositories; nil: everyone may do everything.
         public var policy: AccessPolicy?
-        /// Open upload sessions allowed per repository.
-        public var maximumUploadSessions = UploadStore.defaultMaximumSessionsPerRepository
         /// The Prometheus text for `/metrics`; nil: the route answers 404.
         public var metricsExposition: (@Sendable () -> [UInt8])?
 
@@ -22,19 +20,24 @@ public struct Registry: Sendable {
     }
 
     public let options: Options
-    let repositories: RepositoryStore
-    let blobs: BlobStore
-    let uploads: UploadStore
-    let manifests: ManifestStore
-    let referrerIndex: ReferrersStore
+    let capabilities: Capabilities
+    var repositories: any RepositoryCatalog { capabilities.repositories }
+    var blobs: any BlobStatter { capabilities.blobs }
+    var links: any BlobLinker { capabilities.links }
+    var uploads: any BlobIngester { capabilities.uploads }
+    var manifests: any ManifestService { capabilities.manifests }
+    var tagService: any TagService { capabilities.tags }
+    var referrerIndex: any ReferrerIndex { capabilities.referrers }
 
-    public init(layout: StoreLayout, options: Options = Options()) {
+    /// The API over `capabilities`: a store's own (`store.capabilities`) or decorated ones.
+    public init(capabilities: Capabilities, options: Options = Options()) {
         self.options = options
-        repositories = RepositoryStore(layout: layout)
-        blobs = BlobStore(layout: layout)
-        uploads = UploadStore(layout: layout, maximumSessionsPerRepository: options.maximumUploadSessions)
-        manifests = ManifestStore(layout: layout)
-        referrerIndex = ReferrersStore(layout: layout)
+        self.capabilities = capabilities
+    }
+
+    /// The API over a store's disk capabilities.
+    public init(store: Store, options: Options = Options()) {
+        self.init(capabilities: store.capabilities, options: options)
     }
 
     /// Answers one request: route, operation table, authorization, handler. Never throws:
@@ -62,7 +65,7 @@ public struct Registry: Sendable {
     /// Headers that hand a stored blob to nginx.
     func accelRedirect(_ digest: Digest, in name: RepositoryName, contentType: String) -> RegistryResponse {
         RegistryResponse(status: 200, headers: [
-            ("X-Accel-Redirect", "\(options.storeLocation)/\(blobs.layout.relativeBlobPath(name, digest))"),
+            ("X-Accel-Redirect", "\(options.storeLocation)/\(capabilities.layout.relativeBlobPath(name, digest))"),
             ("Content-Type", contentType),
             ("Docker-Content-Digest", digest.description),
         ])

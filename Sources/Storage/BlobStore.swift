@@ -5,13 +5,16 @@ import Glibc
 /// Blobs: one shared copy per digest under `_berth/blobs`, hard-linked into each
 /// repository that holds it, so a blob in many repositories costs its bytes once.
 /// A blob becomes visible in a repository only complete and verified.
-public struct BlobStore: Sendable {
+public struct BlobStore: BlobStatter, BlobLinker {
     public let layout: StoreLayout
     private let repositories: RepositoryStore
+    private let trash: Trash
 
-    public init(layout: StoreLayout) {
+    /// Built by `Store`.
+    init(layout: StoreLayout, repositories: RepositoryStore, trash: Trash) {
         self.layout = layout
-        self.repositories = RepositoryStore(layout: layout)
+        self.repositories = repositories
+        self.trash = trash
     }
 
     /// The blob's size if `repository` holds it.
@@ -28,7 +31,7 @@ public struct BlobStore: Sendable {
     func commit(verifiedFile path: String, as digest: Digest, into repository: RepositoryName) throws(StorageError) {
         try repositories.create(repository)
         if try linkSharedIfPresent(digest, into: repository) {
-            try Trash(layout: layout).discard(path)
+            try trash.discard(path)
             return
         }
         try FileSystem.makeDirectories(layout.sharedBlobsDirectory(digest.algorithm))

@@ -12,8 +12,8 @@ import Glibc
 /// it uploaded but has not referenced yet.
 public struct GarbageCollector: Sendable {
     public struct Options: Sendable {
-        public var gracePeriod = 3600
-        public var uploadAge = 86_400
+        public var gracePeriod = Defaults.gcGracePeriod
+        public var uploadAge = Defaults.uploadAge
         /// nil: untagged manifests are kept.
         public var untaggedManifestAge: Int?
         public var dryRun = false
@@ -43,12 +43,13 @@ public struct GarbageCollector: Sendable {
     private let manifests: ManifestStore
     private let referrers: ReferrersStore
 
-    public init(layout: StoreLayout, options: Options = Options()) {
-        self.layout = layout
+    /// Built by `Store.garbageCollector(options:)`.
+    init(store: Store, options: Options) {
+        self.layout = store.layout
         self.options = options
-        repositories = RepositoryStore(layout: layout)
-        manifests = ManifestStore(layout: layout)
-        referrers = ReferrersStore(layout: layout)
+        repositories = store.repositories
+        manifests = store.manifests
+        referrers = store.referrers
     }
 
     public func run(now: Int = Int(time(nil))) throws(StorageError) -> Report {

@@ -1,32 +1,24 @@
 /// Manifests and tags: validated manifests stored byte-exact as blobs, and the
 /// repository's `index.json` naming them. `index.json` is replaced whole under the
 /// repository lock; readers never lock.
-public struct ManifestStore: Sendable {
+public struct ManifestStore: ManifestService, TagService {
     public let layout: StoreLayout
     private let blobs: BlobStore
     private let repositories: RepositoryStore
     private let referrers: ReferrersStore
-    private let cache = IndexCache()
+    private let cache: IndexCache
 
-    public init(layout: StoreLayout) {
+    /// Built by `Store`, which owns the index cache.
+    init(layout: StoreLayout, blobs: BlobStore, repositories: RepositoryStore, referrers: ReferrersStore, cache: IndexCache) {
         self.layout = layout
-        self.blobs = BlobStore(layout: layout)
-        self.repositories = RepositoryStore(layout: layout)
-        self.referrers = ReferrersStore(layout: layout)
+        self.blobs = blobs
+        self.repositories = repositories
+        self.referrers = referrers
+        self.cache = cache
     }
 
-    /// A stored manifest as the pull path needs it.
-    public struct Resolved: Sendable, Equatable {
-        public let digest: Digest
-        public let mediaType: String
-        public let size: Int64
-    }
-
-    /// What a successful push stored.
-    public struct Pushed: Sendable {
-        public let digest: Digest
-        public let document: ManifestDocument
-    }
+    public typealias Resolved = ResolvedManifest
+    public typealias Pushed = PushedManifest
 
     /// Validates `body` and stores it under `reference`: a tag now points to it, or
     /// (pushed by digest) it is listed untagged. Every referenced blob and child must

@@ -2,8 +2,13 @@
 /// results, and store totals counted from the directories (no hashing, no parsing).
 public struct MetricsFiles: Sendable {
     public let layout: StoreLayout
+    private let repositories: RepositoryStore
 
-    public init(layout: StoreLayout) { self.layout = layout }
+    /// Built by `Store`: totals count repositories from the store's cached catalog.
+    init(layout: StoreLayout, repositories: RepositoryStore) {
+        self.layout = layout
+        self.repositories = repositories
+    }
 
     /// Replaces one file under `_berth/metrics/` whole.
     public func save(_ bytes: [UInt8], to path: String) throws(StorageError) {
@@ -32,7 +37,7 @@ public struct MetricsFiles: Sendable {
 
     public func totals() -> Totals {
         var totals = Totals()
-        totals.repositories = ((try? RepositoryStore(layout: layout).catalog()) ?? []).count
+        totals.repositories = ((try? repositories.catalog()) ?? []).count
         for algorithm in Digest.Algorithm.allCases {
             let directory = layout.sharedBlobsDirectory(algorithm)
             for entry in (try? FileSystem.listDirectory(directory)) ?? [] where !entry.isDirectory {

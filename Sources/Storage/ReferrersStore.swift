@@ -7,10 +7,11 @@ import Foundation
 /// The referrers index, kept on write: one small descriptor file per manifest that has
 /// a `subject`, in a folder per subject. Answering the referrers API lists one folder;
 /// it never scans the repository's manifests.
-public struct ReferrersStore: Sendable {
+public struct ReferrersStore: ReferrerIndex {
     public let layout: StoreLayout
 
-    public init(layout: StoreLayout) { self.layout = layout }
+    /// Built by `Store`.
+    init(layout: StoreLayout) { self.layout = layout }
 
     /// Records `referrer` (a descriptor carrying artifactType and annotations) under `subject`.
     func record(_ referrer: Descriptor, subject: Digest, repository: RepositoryName) throws(StorageError) {

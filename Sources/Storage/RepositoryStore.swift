@@ -4,11 +4,17 @@ import Glibc
 
 /// Repository layouts: existence, creation (refusing names that collide with a layout's
 /// own entries), the per-repository lock, and the catalog.
-public struct RepositoryStore: Sendable {
+public struct RepositoryStore: RepositoryCatalog {
     public let layout: StoreLayout
-    private let catalogCache = CatalogCache()
+    private let locks: LockPolicy
+    private let catalogCache: CatalogCache
 
-    public init(layout: StoreLayout) { self.layout = layout }
+    /// Built by `Store`, which owns the catalog cache and the lock policy.
+    init(layout: StoreLayout, locks: LockPolicy, catalogCache: CatalogCache) {
+        self.layout = layout
+        self.locks = locks
+        self.catalogCache = catalogCache
+    }
 
     /// A repository exists once its `oci-layout` file does (written last on creation).
     public func exists(_ name: RepositoryName) -> Bool {
@@ -40,7 +46,7 @@ public struct RepositoryStore: Sendable {
     /// against a stable tree.
     public func create(_ name: RepositoryName) throws(StorageError) {
         if exists(name) { return }
-        try FileLock.withExclusiveLock(path: layout.creationLockFile) { () throws(StorageError) in
+        try locks.withExclusiveLock(path: layout.creationLockFile) { () throws(StorageError) in
             try createLocked(name)
         }
     }
@@ -65,11 +71,11 @@ public struct RepositoryStore: Sendable {
 
     /// Runs `body` holding the repository's exclusive lock (bounded wait).
     public func withLock<T>(_ name: RepositoryName, _ body: () throws(StorageError) -> T) throws(StorageError) -> T {
-        try FileLock.withExclusiveLock(path: layout.repositoryLockFile(name), body)
+        try locks.withExclusiveLock(path: layout.repositoryLockFile(name), body)
     }
 
-    /// Every repository in the store, sorted (from this instance's `CatalogCache` while
-    /// no repository was created).
+    /// Every repository in the store, sorted (from the store's `CatalogCache` while no
+    /// repository was created).
     public func catalog() throws(StorageError) -> [RepositoryName] {
         try catalogCache.names(stampPath: layout.catalogStampFile) { () throws(StorageError) in
             var names: [RepositoryName] = []

@@ -32,11 +32,12 @@ public struct Scrubber: Sendable {
     private let repositories: RepositoryStore
     private let manifests: ManifestStore
 
-    public init(layout: StoreLayout, repair: Bool = false) {
-        self.layout = layout
+    /// Built by `Store.scrubber(repair:)`.
+    init(store: Store, repair: Bool) {
+        self.layout = store.layout
         self.repair = repair
-        repositories = RepositoryStore(layout: layout)
-        manifests = ManifestStore(layout: layout)
+        repositories = store.repositories
+        manifests = store.manifests
     }
 
     private struct InodeKey: Hashable {

@@ -13,7 +13,8 @@ import Glibc
 public struct Trash: Sendable {
     public let layout: StoreLayout
 
-    public init(layout: StoreLayout) { self.layout = layout }
+    /// Built by `Store`.
+    init(layout: StoreLayout) { self.layout = layout }
 
     /// Below this many bytes a discarded file is freed at once: cheap, and on a full disk
     /// the room comes back before the next request.

@@ -13,27 +13,28 @@ import Glibc
 ///
 /// Appends to one session are serialized by an flock on its `data` file; an append
 /// that fails or is cut off leaves the session exactly as the previous request left it.
-public struct UploadStore: Sendable {
+public struct UploadStore: BlobIngester {
     public let layout: StoreLayout
     private let blobs: BlobStore
     private let repositories: RepositoryStore
+    private let locks: LockPolicy
+    private let trash: Trash
     /// Open sessions allowed per repository (a soft cap: racing starts may pass it by a few).
     public let maximumSessionsPerRepository: Int
-    public static let defaultMaximumSessionsPerRepository = 1000
     static let bufferSize = 1 << 20
 
-    public init(layout: StoreLayout, maximumSessionsPerRepository: Int = defaultMaximumSessionsPerRepository) {
+    /// Built by `Store`.
+    init(layout: StoreLayout, blobs: BlobStore, repositories: RepositoryStore, locks: LockPolicy, trash: Trash,
+         maximumSessionsPerRepository: Int) {
         self.layout = layout
-        self.blobs = BlobStore(layout: layout)
-        self.repositories = RepositoryStore(layout: layout)
+        self.blobs = blobs
+        self.repositories = repositories
+        self.locks = locks
+        self.trash = trash
         self.maximumSessionsPerRepository = maximumSessionsPerRepository
     }
 
-    /// What a session has received so far.
-    public struct Progress: Sendable, Equatable {
-        public let id: UploadID
-        public let size: UInt64
-    }
+    public typealias Progress = UploadProgress
 
     /// Opens a new, empty session for `repository`; `tooManyUploads` past the cap.
     public func start(repository: RepositoryName) throws(StorageError) -> Progress {
@@ -64,7 +65,7 @@ public struct UploadStore: Sendable {
     /// current size (else `uploadRangeMismatch`); when `expectedLength` is given the
     /// body must have exactly that many bytes (else `sizeMismatch`, nothing kept).
     public func append(
-        _ id: UploadID, repository: RepositoryName, startingAt: UInt64? = nil, expectedLength: UInt64? = nil,
+        _ id: UploadID, repository: RepositoryName, startingAt: UInt64?, expectedLength: UInt64?,
         from source: any ByteSource
     ) throws(StorageError) -> Progress {
         try withSession(id, repository: repository) { (fd, state) throws(StorageError) in
@@ -80,8 +81,8 @@ public struct UploadStore: Sendable {
     /// On `digestMismatch` nothing becomes visible and the session stays as it was
     /// before this call's chunk.
     public func complete(
-        _ id: UploadID, repository: RepositoryName, digest: Digest, startingAt: UInt64? = nil,
-        expectedLength: UInt64? = nil, lastChunk source: (any ByteSource)?
+        _ id: UploadID, repository: RepositoryName, digest: Digest, startingAt: UInt64?,
+        expectedLength: UInt64?, lastChunk source: (any ByteSource)?
     ) throws(StorageError) -> UInt64 {
         try withSession(id, repository: repository) { (fd, state) throws(StorageError) in
             if let startingAt, startingAt != state.size { throw .uploadRangeMismatch(currentSize: state.size) }
@@ -108,7 +109,7 @@ public struct UploadStore: Sendable {
     /// Cancels the session; its data goes to the trash.
     public func cancel(_ id: UploadID, repository: RepositoryName) throws(StorageError) {
         try withSession(id, repository: repository) { (_, _) throws(StorageError) in
-            try Trash(layout: layout).discard(layout.uploadDirectory(id))
+            try trash.discard(layout.uploadDirectory(id))
             try FileSystem.remove(layout.openSessionMarker(repository, id))
         }
     }
@@ -127,7 +128,7 @@ public struct UploadStore: Sendable {
             throw error
         }
         defer { close(fd) }
-        try FileLock.acquire(fd, path: dataPath)
+        try locks.acquire(fd, path: dataPath)
         var state = try load(id, repository: repository)
         if ftruncate(fd, off_t(state.size)) != 0 { throw FileSystem.fail("ftruncate", dataPath) }
         return try body(fd, &state)

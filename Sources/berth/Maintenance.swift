@@ -12,10 +12,10 @@ struct GC: ParsableCommand {
 
     @OptionGroup var common: SettingsOptions
 
-    @Option(help: "Never remove anything changed less than this many seconds ago (default 3600).")
+    @Option(help: "Never remove anything changed less than this many seconds ago (default \(Defaults.gcGracePeriod)).")
     var gracePeriod: Int?
 
-    @Option(help: "Remove upload sessions idle for this many seconds (default 86400).")
+    @Option(help: "Remove upload sessions idle for this many seconds (default \(Defaults.uploadAge)).")
     var uploadAge: Int?
 
     @Option(help: "Also remove untagged manifests older than this many seconds (default: keep them).")
@@ -39,7 +39,8 @@ struct GC: ParsableCommand {
         options.untaggedManifestAge = settings.gcUntaggedManifestAge
         options.dryRun = dryRun
         let root = try StoreRoot.prepare(settings.store ?? ".")
-        let collector = GarbageCollector(layout: StoreLayout(root: root), options: options)
+        let store = Store(root: root)
+        let collector = store.garbageCollector(options: options)
         let report: GarbageCollector.Report
         do { report = try collector.run() } catch {
             throw CommandFailure("gc failed: \(error)")
@@ -51,7 +52,7 @@ struct GC: ParsableCommand {
         let counts = kinds.map { "\($0.rawValue)s=\(report.count($0))" }.joined(separator: " ")
         if !dryRun {
             MaintenanceReport(finished: Int(time(nil)), counts: Dictionary(uniqueKeysWithValues: kinds.map { ($0.rawValue, report.count($0)) }),
-                              bytes: report.bytesFreed).save(as: "gc", in: collector.layout)
+                              bytes: report.bytesFreed).save(as: "gc", in: store.metricsFiles)
         }
         print("gc\(dryRun ? " (dry run)" : ""): repositories=\(report.repositoriesScanned) \(counts) bytes_freed=\(report.bytesFreed)")
     }
@@ -69,14 +70,15 @@ struct Scrub: ParsableCommand {
 
     func run() throws {
         let root = try StoreRoot.prepare(try common.load().store ?? ".")
-        let scrubber = Scrubber(layout: StoreLayout(root: root), repair: repair)
+        let store = Store(root: root)
+        let scrubber = store.scrubber(repair: repair)
         let report: Scrubber.Report
         do { report = try scrubber.run() } catch {
             throw CommandFailure("scrub failed: \(error)")
         }
         for problem in report.problems { print("problem: \(problem)") }
         MaintenanceReport(finished: Int(time(nil)), counts: ["found": report.problems.count, "unrepaired": report.unrepaired],
-                          bytes: report.bytesHashed).save(as: "scrub", in: scrubber.layout)
+                          bytes: report.bytesHashed).save(as: "scrub", in: store.metricsFiles)
         print("scrub: repositories=\(report.repositoriesChecked) blobs_hashed=\(report.blobsHashed) bytes_hashed=\(report.bytesHashed) problems=\(report.problems.count) unrepaired=\(report.unrepaired)")
         if report.unrepaired > 0 { throw ExitCode(1) }
     }

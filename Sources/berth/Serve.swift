@@ -46,7 +46,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Octal permissions of the socket created by --socket (default 660).")
     var socketMode: String?
 
-    @Option(help: "Threads for uploads, pushes and deletes (default 32): one each while it lasts.")
+    @Option(help: "Threads for uploads, pushes and deletes (default \(Defaults.threads)): one each while it lasts.")
     var threads: Int?
 
     @Option(help: "Threads that accept connections and answer pulls (GET/HEAD) themselves (default 0: one per core).")
@@ -55,7 +55,7 @@ struct Serve: ParsableCommand {
     @Flag(help: "Let POST ?mount=<digest> without from= link a blob found anywhere in the store.")
     var automaticCrossMount = false
 
-    @Option(help: "Open upload sessions allowed per repository (default 1000; then 429 TOOMANYREQUESTS).")
+    @Option(help: "Open upload sessions allowed per repository (default \(Defaults.maximumUploadSessions); then 429 TOOMANYREQUESTS).")
     var maxUploadSessions: Int?
 
     @Option(help: "Access policy file (user, repository pattern, read/write/delete per line). Default: no checks.")
@@ -89,19 +89,21 @@ struct Serve: ParsableCommand {
             }
             listenFD = 0
         }
+        // The composition root: one store (its caches, trash and locks) for the process.
+        var storeOptions = Store.Options()
+        storeOptions.maximumUploadSessions = settings.maxUploadSessions
+        let store = Store(layout: StoreLayout(root: root), options: storeOptions)
+        let metrics = WorkerMetrics(files: store.metricsFiles)
         var options = Registry.Options()
         options.automaticCrossMount = settings.automaticCrossMount
-        options.maximumUploadSessions = settings.maxUploadSessions
         if let policy = settings.policy { options.policy = try PolicyFile.load(policy) }
-        let layout = StoreLayout(root: root)
-        let metrics = WorkerMetrics(layout: layout)
         // nginx lets only localhost reach /metrics.
         options.metricsExposition = { Array(metrics.exposition().utf8) }
-        let registry = Registry(layout: layout, options: options)
+        let registry = Registry(store: store, options: options)
         let log = AccessLog(level: settings.logLevel)
         // Counters to disk and set-aside files freed, each second, off the request path.
         // A failure that repeats every second is logged once, until it changes or clears.
-        let trash = Trash(layout: layout)
+        let trash = store.trash
         let lastTrashFailure = Mutex<String?>(nil)
         BackgroundLoop.start(every: 1) {
             metrics.saveIfChanged()

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Storage
 
 /// Berth's settings, from lowest to highest precedence: defaults, the config file,
 /// `BERTH_<KEY>` environment variables, command-line flags.
@@ -10,15 +11,15 @@ import Glibc
 struct Settings: Equatable {
     var store: String?
     var socket: String?
-    var socketMode: UInt32 = 0o660
-    var threads = 32
+    var socketMode = Defaults.socketMode
+    var threads = Defaults.threads
     /// Accept threads, which also answer GET and HEAD; 0: one per core (at least two).
-    var pullThreads = 0
+    var pullThreads = Defaults.pullThreads
     var automaticCrossMount = false
-    var maxUploadSessions = 1000
+    var maxUploadSessions = Defaults.maximumUploadSessions
     var policy: String?
-    var uploadAge = 86_400
-    var gcGracePeriod = 3600
+    var uploadAge = Defaults.uploadAge
+    var gcGracePeriod = Defaults.gcGracePeriod
     var gcUntaggedManifestAge: Int?
     var logLevel = LogLevel.info
 

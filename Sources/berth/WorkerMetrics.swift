@@ -51,9 +51,9 @@ final class WorkerMetrics: Sendable {
     private let shards = (0..<16).map { _ in Shard() }
     private let lastSaved = Mutex(Counters())
 
-    init(layout: StoreLayout) {
-        files = MetricsFiles(layout: layout)
-        ownFile = layout.workerMetricsFile(processID: getpid())
+    init(files: MetricsFiles) {
+        self.files = files
+        ownFile = files.layout.workerMetricsFile(processID: getpid())
     }
 
     /// Counts one answered request. Every thread passes through here, so the locked
@@ -184,11 +184,8 @@ struct MaintenanceReport: Codable {
     var bytes: UInt64
 
     /// Saves the report; a failure only costs the metric, never the run.
-    func save(as name: StaticString, in layout: StoreLayout) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let bytes = try? encoder.encode(self) else { return }
-        try? MetricsFiles(layout: layout).save(Array(bytes), to: layout.maintenanceReportFile(name))
+    func save(as name: StaticString, in files: MetricsFiles) {
+        try? files.save(JSONText.encode(self), to: files.layout.maintenanceReportFile(name))
     }
 }
 

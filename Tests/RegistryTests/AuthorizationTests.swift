@@ -35,7 +35,7 @@ import TestSupport
         var options = Registry.Options()
         options.policy = try AccessPolicy(text: Self.policyText)
         options.automaticCrossMount = true
-        let registry = Registry(layout: StoreLayout(root: directory.path), options: options)
+        let registry = Registry(store: Store(root: directory.path), options: options)
         func send(_ user: String?, _ method: String, _ uri: String, _ body: [UInt8] = []) -> RegistryResponse {
             var headers = ["content-length": String(body.count)]
             if let user { headers["remote-user"] = user }

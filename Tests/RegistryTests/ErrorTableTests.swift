@@ -54,7 +54,7 @@ import Glibc
     @Test func wrongMethodsAnswer405WithTheAllowDerivedFromTheOperationTable() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-errors-\(UInt64.random(in: 0...UInt64.max))").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let registry = Registry(layout: StoreLayout(root: directory))
+        let registry = Registry(store: Store(root: directory))
         let digest = "sha256:" + String(repeating: "a", count: 64)
         let expected: [(String, String)] = [
             ("/v2/", "GET, HEAD"), ("/v2/_catalog", "GET, HEAD"), ("/v2/a/tags/list", "GET, HEAD"),

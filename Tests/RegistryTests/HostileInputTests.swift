@@ -25,7 +25,7 @@ import TestSupport
         defer { directory.remove() }
         let outside = "\(directory.path)/outside"
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
-        let registry = Registry(layout: StoreLayout(root: "\(directory.path)/store"))
+        let registry = Registry(store: Store(root: "\(directory.path)/store"))
         var random = SystemRandomNumberGenerator()
         let count = Int(ProcessInfo.processInfo.environment["BERTH_FUZZ_REQUESTS"] ?? "") ?? 20_000
         var statuses: [Int: Int] = [:]
@@ -65,7 +65,7 @@ import TestSupport
     @Test func deeplyNestedAndOversizedManifestsAreRefusedCleanly() throws {
         let directory = TemporaryDirectory(prefix: "berth-fuzz")
         defer { directory.remove() }
-        let registry = Registry(layout: StoreLayout(root: directory.path))
+        let registry = Registry(store: Store(root: directory.path))
         let nested = Array((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8)
         let deepObject = Array(("{\"schemaVersion\":2,\"annotations\":" + String(repeating: "{\"a\":", count: 50_000) + "1"
             + String(repeating: "}", count: 50_000) + "}").utf8)

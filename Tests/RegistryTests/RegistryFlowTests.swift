@@ -10,8 +10,14 @@ import TestSupport
 
 /// Drives `Registry.handle` in process, as nginx would through FastCGI.
 struct RegistryFixture {
-    let directory = TemporaryDirectory(prefix: "berth-registry")
-    var registry: Registry { Registry(layout: StoreLayout(root: directory.path)) }
+    let directory: TemporaryDirectory
+    /// Built once, as `berth serve` does: the store's caches are the ones every request uses.
+    let registry: Registry
+
+    init(options: Registry.Options = Registry.Options()) {
+        directory = TemporaryDirectory(prefix: "berth-registry")
+        registry = Registry(store: Store(root: directory.path), options: options)
+    }
 
     func send(_ method: String, _ uri: String, headers: [String: String] = [:], body: [UInt8] = []) -> RegistryResponse {
         var allHeaders = headers

@@ -24,7 +24,7 @@ import Testing
         try removeLayoutMarkerByHand(fixture, "team/one")
         #expect(try serving.catalog().map(\.value) == ["team/one"])
         // ...and a creation by another process (another instance) replaces the stamp.
-        try RepositoryStore(layout: fixture.layout).create(fixture.name("team/two"))
+        try fixture.otherProcess().repositories.create(fixture.name("team/two"))
         #expect(try serving.catalog().map(\.value) == ["team/two"])
     }
 

@@ -3,12 +3,22 @@ import TestSupport
 
 /// A store in a temp directory, with helpers that push blobs and build manifests.
 struct StoreFixture {
-    let directory = TemporaryDirectory(prefix: "berth-storage")
-    var layout: StoreLayout { StoreLayout(root: directory.path) }
-    var uploads: UploadStore { UploadStore(layout: layout) }
-    var blobs: BlobStore { BlobStore(layout: layout) }
-    var manifests: ManifestStore { ManifestStore(layout: layout) }
-    var repositories: RepositoryStore { RepositoryStore(layout: layout) }
+    let directory: TemporaryDirectory
+    /// The store of this process, built once, as `berth serve` does.
+    let store: Store
+
+    init(options: Store.Options = Store.Options()) {
+        directory = TemporaryDirectory(prefix: "berth-storage")
+        store = Store(layout: StoreLayout(root: directory.path), options: options)
+    }
+
+    var layout: StoreLayout { store.layout }
+    var uploads: UploadStore { store.uploads }
+    var blobs: BlobStore { store.blobs }
+    var manifests: ManifestStore { store.manifests }
+    var repositories: RepositoryStore { store.repositories }
+    /// A second store over the same root: what another worker process sees.
+    func otherProcess() -> Store { Store(layout: layout) }
 
     func name(_ text: String) -> RepositoryName {
         guard let name = RepositoryName(text) else { fatalError("bad test name \(text)") }

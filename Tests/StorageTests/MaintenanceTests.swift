@@ -29,16 +29,16 @@ import TestSupport
         let layerBytes = try #require(fixture.fileContents(fixture.layout.blobFile(repo, keptLayer.digest)))
         try fixture.pushBlob(layerBytes, to: "other")
 
-        let dryRun = try GarbageCollector(layout: fixture.layout, options: { var o = GarbageCollector.Options(); o.dryRun = true; return o }())
+        let dryRun = try fixture.store.garbageCollector(options: { var o = GarbageCollector.Options(); o.dryRun = true; return o }())
             .run(now: later)
         #expect(dryRun.count(.blobLink) == 4)
         #expect(fixture.blobs.size(of: orphan, in: repo) != nil)
 
         // Within the grace period only the trash goes (the pushes above stored duplicates).
-        let young = try GarbageCollector(layout: fixture.layout).run()
+        let young = try fixture.store.garbageCollector().run()
         #expect(young.removals.allSatisfy { $0.kind == .trash })
 
-        let report = try GarbageCollector(layout: fixture.layout).run(now: later)
+        let report = try fixture.store.garbageCollector().run(now: later)
         #expect(fixture.blobs.size(of: orphan, in: repo) == nil)
         #expect(fixture.blobs.size(of: shared, in: repo) == nil)
         #expect(fixture.blobs.size(of: shared, in: fixture.name("other")) == nil)
@@ -70,12 +70,12 @@ import TestSupport
         _ = try fixture.manifests.put(fixture.indexManifest(children: [(childDigest, child.count)]), contentType: nil,
                                       reference: .tag(Tag("v1")!), repository: repo)
 
-        _ = try GarbageCollector(layout: fixture.layout).run(now: later)
+        _ = try fixture.store.garbageCollector().run(now: later)
         #expect(try fixture.manifests.resolve(.digest(looseDigest), in: repo).digest == looseDigest)
 
         var options = GarbageCollector.Options()
         options.untaggedManifestAge = 60
-        let report = try GarbageCollector(layout: fixture.layout, options: options).run(now: later)
+        let report = try fixture.store.garbageCollector(options: options).run(now: later)
         #expect(report.count(.manifest) == 1)
         #expect(throws: StorageError.self) { try fixture.manifests.resolve(.digest(looseDigest), in: repo) }
         #expect(try fixture.manifests.resolve(.digest(childDigest), in: repo).digest == childDigest)
@@ -86,7 +86,7 @@ import TestSupport
         defer { fixture.directory.remove() }
         let session = try fixture.uploads.start(repository: fixture.name("app"))
         _ = try fixture.uploads.append(session.id, repository: fixture.name("app"), from: BufferByteSource([1, 2, 3]))
-        let report = try GarbageCollector(layout: fixture.layout).run(now: Int(time(nil)) + 90_000)
+        let report = try fixture.store.garbageCollector().run(now: Int(time(nil)) + 90_000)
         #expect(report.count(.upload) == 1)
         #expect(throws: StorageError.uploadUnknown(session.id.value)) {
             try fixture.uploads.progress(session.id, repository: fixture.name("app"))
@@ -119,11 +119,11 @@ import TestSupport
         _ = try fixture.uploads.append(small.id, repository: fixture.name("one"), from: BufferByteSource([1, 2, 3]))
         try fixture.uploads.cancel(small.id, repository: fixture.name("one"))
 
-        let trash = Trash(layout: fixture.layout)
+        let trash = fixture.store.trash
         #expect(FileManagerLite.entries(fixture.layout.trashDirectory).count == 2)
         var options = GarbageCollector.Options()
         options.dryRun = true
-        let dryRun = try GarbageCollector(layout: fixture.layout, options: options).run()
+        let dryRun = try fixture.store.garbageCollector(options: options).run()
         #expect(dryRun.count(.trash) == 2 && dryRun.bytesFreed >= 2 * UInt64(bytes.count))
         #expect(try trash.empty() >= 2 * UInt64(bytes.count))
         #expect(FileManagerLite.entries(fixture.layout.trashDirectory).isEmpty)
@@ -138,17 +138,17 @@ import TestSupport
         let repo = fixture.name("app")
         let manifest = try fixture.imageManifest(in: "app")
         let digest = try fixture.manifests.put(manifest, contentType: nil, reference: .tag(Tag("v1")!), repository: repo).digest
-        #expect(try Scrubber(layout: fixture.layout).run().problems.isEmpty)
+        #expect(try fixture.store.scrubber().run().problems.isEmpty)
 
         let layer = try ManifestDocument(body: manifest, contentType: nil).blobs[1].digest
         let file = fopen(fixture.layout.blobFile(repo, layer), "r+")
         fputs("X", file)
         fclose(file)
-        let found = try Scrubber(layout: fixture.layout).run()
+        let found = try fixture.store.scrubber().run()
         #expect(found.unrepaired == 2)  // the shared copy and the repository's link
         #expect(found.problems.allSatisfy { $0.what.contains("does not hash") })
 
-        let repaired = try Scrubber(layout: fixture.layout, repair: true).run()
+        let repaired = try fixture.store.scrubber(repair: true).run()
         let hashProblems = repaired.problems.filter { $0.what.contains("does not hash") }
         #expect(hashProblems.count == 2 && hashProblems.allSatisfy(\.repaired))
         // What is left cannot be repaired: the manifest references the quarantined layer.
@@ -156,11 +156,11 @@ import TestSupport
         #expect(fixture.blobs.size(of: layer, in: repo) == nil)
         #expect(FileManagerLite.exists(fixture.layout.quarantineFile(layer)))
         // The manifest now references a missing layer: reported, not repairable.
-        let after = try Scrubber(layout: fixture.layout).run()
+        let after = try fixture.store.scrubber().run()
         #expect(after.problems.map(\.what).contains { $0.contains("references \(layer)") })
 
         unlink(fixture.layout.blobFile(repo, digest))
-        let dropped = try Scrubber(layout: fixture.layout, repair: true).run()
+        let dropped = try fixture.store.scrubber(repair: true).run()
         #expect(dropped.problems.contains { $0.repaired && $0.what.contains("tag v1") })
         #expect(try fixture.manifests.tags(of: repo).isEmpty)
     }

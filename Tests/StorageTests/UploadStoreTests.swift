@@ -19,14 +19,14 @@ import TestSupport
         var offset: UInt64 = 0
         for chunk in chunks {
             // A new UploadStore per request: all state must come from disk.
-            let store = UploadStore(layout: fixture.layout)
+            let store = fixture.otherProcess().uploads
             let progress = try store.append(session.id, repository: repo, startingAt: offset,
                                             expectedLength: UInt64(chunk.count), from: BufferByteSource(chunk))
             offset += UInt64(chunk.count)
             #expect(progress.size == offset)
-            #expect(try UploadStore(layout: fixture.layout).progress(session.id, repository: repo).size == offset)
+            #expect(try fixture.otherProcess().uploads.progress(session.id, repository: repo).size == offset)
         }
-        let size = try UploadStore(layout: fixture.layout).complete(session.id, repository: repo, digest: digest, lastChunk: nil)
+        let size = try fixture.otherProcess().uploads.complete(session.id, repository: repo, digest: digest, lastChunk: nil)
         #expect(size == UInt64(whole.count))
         #expect(fixture.blobs.size(of: digest, in: repo) == UInt64(whole.count))
         #expect(fixture.fileContents(fixture.layout.blobFile(repo, digest)) == whole)
@@ -41,9 +41,9 @@ import TestSupport
         defer { fixture.directory.remove() }
         let repo = fixture.name("app")
         let session = try fixture.uploads.start(repository: repo)
-        _ = try fixture.uploads.append(session.id, repository: repo, startingAt: 0, from: BufferByteSource([1, 2, 3]))
+        _ = try fixture.uploads.append(session.id, repository: repo, startingAt: 0, expectedLength: nil, from: BufferByteSource([1, 2, 3]))
         #expect(throws: StorageError.uploadRangeMismatch(currentSize: 3)) {
-            try fixture.uploads.append(session.id, repository: repo, startingAt: 2, from: BufferByteSource([9, 9]))
+            try fixture.uploads.append(session.id, repository: repo, startingAt: 2, expectedLength: nil, from: BufferByteSource([9, 9]))
         }
         #expect(try fixture.uploads.progress(session.id, repository: repo).size == 3)
     }
@@ -73,7 +73,7 @@ import TestSupport
         let session = try fixture.uploads.start(repository: repo)
         _ = try fixture.uploads.append(session.id, repository: repo, from: BufferByteSource([1, 2]))
         #expect(throws: StorageError.sizeMismatch(expected: 5, received: 3)) {
-            try fixture.uploads.append(session.id, repository: repo, expectedLength: 5, from: BufferByteSource([3, 4, 5]))
+            try fixture.uploads.append(session.id, repository: repo, startingAt: nil, expectedLength: 5, from: BufferByteSource([3, 4, 5]))
         }
         #expect(throws: StorageError.bodyInterrupted) {
             try fixture.uploads.append(session.id, repository: repo, from: BrokenByteSource([7, 7, 7, 7]))
@@ -107,7 +107,7 @@ import TestSupport
                 }
             }
             let progress = try fixture.uploads.append(
-                session.id, repository: repo, startingAt: UInt64(sent.count), from: TricklingByteSource(chunk.bytes, step: chunk.step))
+                session.id, repository: repo, startingAt: UInt64(sent.count), expectedLength: nil, from: TricklingByteSource(chunk.bytes, step: chunk.step))
             sent += chunk.bytes
             #expect(progress.size == UInt64(sent.count))
             #expect(fixture.fileContents(fixture.layout.uploadDataFile(session.id)) == sent)
@@ -215,7 +215,7 @@ enum FileManagerLite {
         let fixture = StoreFixture()
         defer { fixture.directory.remove() }
         let repo = fixture.name("app")
-        let store = UploadStore(layout: fixture.layout, maximumSessionsPerRepository: 2)
+        let store = { var options = Store.Options(); options.maximumUploadSessions = 2; return Store(layout: fixture.layout, options: options).uploads }()
         let first = try store.start(repository: repo)
         let second = try store.start(repository: repo)
         #expect(throws: StorageError.tooManyUploads(limit: 2)) { try store.start(repository: repo) }
@@ -226,7 +226,7 @@ enum FileManagerLite {
         _ = try store.start(repository: repo)
         #expect(throws: StorageError.tooManyUploads(limit: 2)) { try store.start(repository: repo) }
         // Idle sessions expire with gc, and their places are free again.
-        _ = try GarbageCollector(layout: fixture.layout).run(now: Int(time(nil)) + 100_000)
+        _ = try fixture.store.garbageCollector().run(now: Int(time(nil)) + 100_000)
         #expect(throws: StorageError.uploadUnknown(second.id.value)) { try store.progress(second.id, repository: repo) }
         _ = try store.start(repository: repo)
         _ = try store.start(repository: repo)

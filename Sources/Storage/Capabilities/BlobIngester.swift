@@ -1,0 +1,45 @@
+/// Upload sessions: bytes arrive in order, are hashed as they come, and become a blob of
+/// the repository only when complete and verified (commit), or are dropped (cancel).
+/// A session survives the process: any process of the store may continue it.
+public protocol BlobIngester: Sendable {
+    /// Opens an empty session (`tooManyUploads` past the per-repository cap).
+    func start(repository: RepositoryName) throws(StorageError) -> UploadProgress
+    /// What the session has received so far (`uploadUnknown` when there is none).
+    func progress(_ id: UploadID, repository: RepositoryName) throws(StorageError) -> UploadProgress
+    /// Appends the whole of `source`. `startingAt`, when given, must be the current size
+    /// (`uploadRangeMismatch`); `expectedLength`, when given, the body's exact length
+    /// (`sizeMismatch`). A failed append leaves the session as it was.
+    func append(_ id: UploadID, repository: RepositoryName, startingAt: UInt64?, expectedLength: UInt64?,
+                from source: any ByteSource) throws(StorageError) -> UploadProgress
+    /// Appends an optional last chunk, verifies the whole against `digest` and commits it
+    /// as a blob of `repository`; returns its size. On `digestMismatch` nothing becomes
+    /// visible and the session is as it was before the last chunk.
+    func complete(_ id: UploadID, repository: RepositoryName, digest: Digest, startingAt: UInt64?,
+                  expectedLength: UInt64?, lastChunk source: (any ByteSource)?) throws(StorageError) -> UInt64
+    /// Drops the session and its bytes.
+    func cancel(_ id: UploadID, repository: RepositoryName) throws(StorageError)
+}
+
+/// How far an upload session has come.
+public struct UploadProgress: Sendable, Equatable {
+    public let id: UploadID
+    public let size: UInt64
+
+    public init(id: UploadID, size: UInt64) {
+        self.id = id
+        self.size = size
+    }
+}
+
+extension BlobIngester {
+    /// Appends the whole of `source`, whatever its length, at the session's end.
+    public func append(_ id: UploadID, repository: RepositoryName, from source: any ByteSource) throws(StorageError) -> UploadProgress {
+        try append(id, repository: repository, startingAt: nil, expectedLength: nil, from: source)
+    }
+
+    /// Completes the session with an optional last chunk of any length.
+    public func complete(_ id: UploadID, repository: RepositoryName, digest: Digest,
+                         lastChunk source: (any ByteSource)?) throws(StorageError) -> UInt64 {
+        try complete(id, repository: repository, digest: digest, startingAt: nil, expectedLength: nil, lastChunk: source)
+    }
+}

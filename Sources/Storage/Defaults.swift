@@ -1,0 +1,19 @@
+/// Every default of Berth in one place: the settings, the command-line help, the store,
+/// gc and the registry all read them from here. `systemd/berth.conf` documents the same
+/// values (a test compares them).
+public enum Defaults {
+    /// Threads for uploads, pushes and deletes.
+    public static let threads = 32
+    /// Accept threads that answer pulls; 0: one per core (at least two).
+    public static let pullThreads = 0
+    /// Open upload sessions allowed per repository (then 429).
+    public static let maximumUploadSessions = 1000
+    /// Seconds an idle upload session is kept before gc removes it.
+    public static let uploadAge = 86_400
+    /// Seconds within which gc touches nothing that changed.
+    public static let gcGracePeriod = 3600
+    /// Permissions of a socket the worker creates.
+    public static let socketMode: UInt32 = 0o660
+    /// Seconds a lock is waited for before 429.
+    public static let lockTimeoutSeconds = 30.0
+}

@@ -1,0 +1,60 @@
+/// The store of one storage root, built once per process (`berth serve`, `gc`, `scrub`,
+/// a test): it owns the layout, the per-process caches (the catalog and parsed
+/// `index.json` files), the trash and the lock policy, and wires the disk
+/// implementations of the capability protocols to them. Nothing else constructs them,
+/// so every part of a process sees the same caches, and a different lock policy is a
+/// change of `Options` here.
+public final class Store: Sendable {
+    /// Choices an operator makes about the store itself.
+    public struct Options: Sendable {
+        /// Open upload sessions allowed per repository.
+        public var maximumUploadSessions = Defaults.maximumUploadSessions
+        public var locks = LockPolicy()
+
+        public init() {}
+    }
+
+    public let layout: StoreLayout
+    public let options: Options
+    public let repositories: RepositoryStore
+    public let blobs: BlobStore
+    public let uploads: UploadStore
+    public let manifests: ManifestStore
+    public let referrers: ReferrersStore
+    public let trash: Trash
+    /// The files behind `/metrics` (worker counters, gc and scrub reports, totals).
+    public let metricsFiles: MetricsFiles
+
+    public init(layout: StoreLayout, options: Options = Options()) {
+        self.layout = layout
+        self.options = options
+        trash = Trash(layout: layout)
+        repositories = RepositoryStore(layout: layout, locks: options.locks, catalogCache: CatalogCache())
+        blobs = BlobStore(layout: layout, repositories: repositories, trash: trash)
+        uploads = UploadStore(layout: layout, blobs: blobs, repositories: repositories, locks: options.locks, trash: trash,
+                              maximumSessionsPerRepository: options.maximumUploadSessions)
+        referrers = ReferrersStore(layout: layout)
+        manifests = ManifestStore(layout: layout, blobs: blobs, repositories: repositories, referrers: referrers,
+                                  cache: IndexCache())
+        metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
+    }
+
+    /// A store at `root` with the default options.
+    public convenience init(root: String) { self.init(layout: StoreLayout(root: root)) }
+
+    /// The disk implementations of what the registry needs, ready to be decorated.
+    public var capabilities: Capabilities {
+        Capabilities(layout: layout, blobs: blobs, links: blobs, uploads: uploads, manifests: manifests, tags: manifests,
+                     repositories: repositories, referrers: referrers)
+    }
+
+    /// A garbage collection over this store (its locks, its caches).
+    public func garbageCollector(options: GarbageCollector.Options = .init()) -> GarbageCollector {
+        GarbageCollector(store: self, options: options)
+    }
+
+    /// A scrub over this store.
+    public func scrubber(repair: Bool = false) -> Scrubber {
+        Scrubber(store: self, repair: repair)
+    }
+}
