@@ -26,13 +26,16 @@ public struct ManifestStore: Sendable {
     public struct Pushed: Sendable {
         public let digest: Digest
         public let document: ManifestDocument
+        /// Every tag now naming the manifest through this push (the reference's, then `tags`).
+        public let tags: [Tag]
     }
 
     /// Validates `body` and stores it under `reference`: a tag now points to it, or
-    /// (pushed by digest) it is listed untagged. Every referenced blob and child must
-    /// already be in `repository`.
+    /// (pushed by digest) it is listed untagged; each of `tags` points to it as well, all
+    /// in one `index.json` commit. Every referenced blob and child must already be in
+    /// `repository`.
     public func put(
-        _ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName
+        _ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName, tags: [Tag] = []
     ) throws(StorageError) -> Pushed {
         let algorithm: Digest.Algorithm = if case .digest(let wanted) = reference { wanted.algorithm } else { .sha256 }
         let digest = ContentHasher.digest(of: body, algorithm: algorithm)
@@ -51,8 +54,9 @@ public struct ManifestStore: Sendable {
             var index = try readIndex(repository)
             switch reference {
             case .tag(let tag): index.setTag(tag, to: descriptor)
-            case .digest: index.addUntagged(descriptor)
+            case .digest: if tags.isEmpty { index.addUntagged(descriptor) }
             }
+            for tag in tags { index.setTag(tag, to: descriptor) }
             try writeIndex(index, repository)
             if let subject = document.subject {
                 let referrer = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count),
@@ -60,7 +64,10 @@ public struct ManifestStore: Sendable {
                 try referrers.record(referrer, subject: subject.digest, repository: repository)
             }
         }
-        return Pushed(digest: digest, document: document)
+        var applied: [Tag] = []
+        if case .tag(let tag) = reference { applied.append(tag) }
+        applied += tags.filter { !applied.contains($0) }
+        return Pushed(digest: digest, document: document, tags: applied)
     }
 
     /// Deletes a tag (the manifest stays, reachable by digest and its other tags), or a
