@@ -63,7 +63,7 @@ public struct Registry: Sendable {
             case (.tags(let name), "GET"):
                 return try tags(of: name, request)
             case (.manifest(let name, let reference), "GET"):
-                return try getManifest(reference, in: name)
+                return try getManifest(reference, in: name, request)
             case (.manifest(let name, let reference), "PUT"):
                 return try putManifest(reference, in: name, request)
             case (.invalidTag(_, let text), "PUT"):
@@ -74,7 +74,7 @@ public struct Registry: Sendable {
                 try manifests.delete(reference, in: name)
                 return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
             case (.blob(let name, let digest), "GET"):
-                return try getBlob(digest, in: name)
+                return try getBlob(digest, in: name, request)
             case (.blob(let name, let digest), "DELETE"):
                 try blobs.delete(digest, from: name)
                 return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
@@ -97,6 +97,23 @@ public struct Registry: Sendable {
             }
         }
     }
+
+    /// `304 Not Modified` when `If-None-Match` names the content's entity tag (the quoted
+    /// digest, which nginx sends as `ETag` with the content) or is `*`; nil otherwise.
+    /// Answered here, before the redirect, since nginx compares only its own ETags.
+    func notModified(_ digest: Digest, _ request: RegistryRequest, byDigest: Bool) -> RegistryResponse? {
+        let wanted = digest.description
+        guard request.ifNoneMatch.contains(where: { $0 == wanted || $0 == "*" }) else { return nil }
+        return RegistryResponse(status: 304, headers: [
+            ("ETag", Self.entityTag(digest)),
+            ("Docker-Content-Digest", wanted),
+            // As the store location would send with the content (see the nginx site).
+            ("Cache-Control", byDigest ? "max-age=31536000, immutable" : "no-cache"),
+        ])
+    }
+
+    /// The entity tag of stored content: its digest, quoted.
+    public static func entityTag(_ digest: Digest) -> String { "\"\(digest)\"" }
 
     /// Headers that hand a stored blob to nginx.
     func accelRedirect(_ digest: Digest, in name: RepositoryName, contentType: String) -> RegistryResponse {

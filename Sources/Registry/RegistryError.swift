@@ -20,6 +20,10 @@ public struct RegistryError: Error, Sendable {
         self.message = message
         self.detail = detail
         self.headers = headers
+        // Every 429 tells the client when to come back.
+        if self.status == 429, !headers.contains(where: { $0.name.lowercased() == "retry-after" }) {
+            self.headers.append(("Retry-After", "1"))
+        }
     }
 
     public var response: RegistryResponse {
