@@ -34,6 +34,8 @@ public struct ErrorCode: Sendable, Hashable, CustomStringConvertible {
     public static let endpointUnknown = ErrorCode("UNSUPPORTED", 404)
     /// An endpoint asked with a method it does not answer (with `Allow`).
     public static let methodNotAllowed = ErrorCode("UNSUPPORTED", 405)
+    /// More `?tag=` parameters on one manifest push than Berth applies at once.
+    public static let tooManyTags = ErrorCode("UNSUPPORTED", 414)
     public static let tooManyRequests = ErrorCode("TOOMANYREQUESTS", 429)
     /// A failure of the registry itself (storage, corruption).
     public static let unknown = ErrorCode("UNKNOWN", 500)
@@ -46,6 +48,6 @@ public struct ErrorCode: Sendable, Hashable, CustomStringConvertible {
     public static let all: [ErrorCode] = [
         blobUnknown, blobUploadInvalid, uploadRangeMismatch, blobUploadUnknown, digestInvalid, manifestBlobUnknown,
         manifestInvalid, manifestTooLarge, manifestUnknown, nameInvalid, nameUnknown, sizeInvalid, unauthorized, denied,
-        unsupported, endpointUnknown, methodNotAllowed, tooManyRequests, unknown, storageFull, unavailable,
+        unsupported, endpointUnknown, methodNotAllowed, tooManyTags, tooManyRequests, unknown, storageFull, unavailable,
     ]
 }

@@ -1,8 +1,9 @@
 import Storage
 
 extension Registry {
-    func getBlob(_ digest: Digest, in name: RepositoryName) throws(RegistryError) -> RegistryResponse {
+    func getBlob(_ digest: Digest, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
         guard blobs.size(of: digest, in: name) != nil else { throw RegistryError(.blobUnknown(digest)) }
+        if let answer = notModified(digest, request, byDigest: true) { return answer }
         return accelRedirect(digest, in: name, contentType: "application/octet-stream")
     }
 
@@ -12,17 +13,25 @@ extension Registry {
     }
 
     /// `POST …/blobs/uploads/`: a cross-repository mount, a monolithic upload
-    /// (`?digest=` with the body), or a new session.
+    /// (`?digest=` with the body), or a new session (hashing with the algorithm of
+    /// `?digest-algorithm=`, SHA-256 by default).
     func startUpload(in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
         let query = request.query
+        var algorithm: Digest.Algorithm?
+        if let text = query["digest-algorithm"] {
+            guard let chosen = Digest.Algorithm(rawValue: text) else {
+                throw RegistryError(.digestInvalid, "digest-algorithm \"\(String(text.prefix(40)))\" is not supported (sha256, sha512)")
+            }
+            algorithm = chosen
+        }
         if let mountText = query["mount"] {
             guard let digest = Digest(mountText) else { throw Route.invalidDigest(mountText) }
             if try mount(digest, from: query["from"], into: name, request) { return blobCreated(digest, in: name) }
         } else if let digestText = query["digest"] {
             guard let digest = Digest(digestText) else { throw Route.invalidDigest(digestText) }
-            return try uploadMonolithic(digest, into: name, request)
+            return try uploadMonolithic(digest, into: name, algorithm: algorithm, request)
         }
-        let progress = try storage { () throws(StorageError) in try uploads.start(repository: name) }
+        let progress = try storage { () throws(StorageError) in try uploads.start(repository: name, algorithm: algorithm) }
         return uploadAccepted(progress, in: name, status: 202)
     }
 
@@ -44,10 +53,12 @@ extension Registry {
         }
     }
 
-    private func uploadMonolithic(_ digest: Digest, into name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+    private func uploadMonolithic(
+        _ digest: Digest, into name: RepositoryName, algorithm: Digest.Algorithm?, _ request: RegistryRequest
+    ) throws(RegistryError) -> RegistryResponse {
         let expectedLength = try request.contentLength()
         try storage { () throws(StorageError) in
-            let progress = try uploads.start(repository: name)
+            let progress = try uploads.start(repository: name, algorithm: algorithm ?? digest.algorithm)
             do throws(StorageError) {
                 _ = try uploads.complete(progress.id, repository: name, digest: digest, startingAt: nil,
                                          expectedLength: expectedLength, lastChunk: request.body)

@@ -1,18 +1,30 @@
 import Storage
 
 extension Registry {
-    func getManifest(_ reference: Reference, in name: RepositoryName) throws(RegistryError) -> RegistryResponse {
+    /// Tags one `PUT …/manifests/<digest>?tag=…` may apply; more are answered 414. The
+    /// spec asks for at least 10. 100 tags of the longest form (128 characters) fit in
+    /// nginx's 16 KiB request line and their `OCI-Tag` answer headers in its 16 KiB
+    /// `fastcgi_buffer_size`.
+    public static let maximumTagsPerPush = 100
+
+    func getManifest(_ reference: Reference, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
         let resolved = try storage { () throws(StorageError) in try manifests.resolve(reference, in: name) }
+        let byDigest = if case .digest = reference { true } else { false }
+        if let answer = notModified(resolved.digest, request, byDigest: byDigest) { return answer }
         return accelRedirect(resolved.digest, in: name, contentType: resolved.mediaType)
     }
 
-    /// `PUT …/manifests/<reference>`: reads at most 4 MiB, validates, stores.
+    /// `PUT …/manifests/<reference>[?tag=…]`: reads at most 4 MiB, validates, stores, and
+    /// points the URL's tag and every `tag` parameter at it in one `index.json` commit.
+    /// Answers one `OCI-Tag` header per tag applied.
     func putManifest(_ reference: Reference, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+        let tags = try tagParameters(request, reference: reference)
         let limit = ManifestDocument.maximumSize
         if let length = try request.contentLength(), length > UInt64(limit) { throw manifestTooLarge }
         let pushed = try storage { () throws(StorageError) -> PushedManifest? in
             guard let body = try request.body.readAll(limit: limit) else { return nil }
-            return try manifests.put(body, contentType: request.headers["content-type"], reference: reference, repository: name)
+            return try manifests.put(body, contentType: request.headers["content-type"], reference: reference,
+                                     repository: name, tags: tags)
         }
         guard let pushed else { throw manifestTooLarge }
         var headers: [(name: String, value: String)] = [
@@ -21,7 +33,28 @@ extension Registry {
             ("Content-Length", "0"),
         ]
         if let subject = pushed.document.subject { headers.append(("OCI-Subject", subject.digest.description)) }
+        for tag in pushed.tags { headers.append(("OCI-Tag", tag.value)) }
         return RegistryResponse(status: 201, headers: headers)
+    }
+
+    /// The `tag` query parameters, validated, without duplicates (or the URL's own tag),
+    /// in the order sent.
+    private func tagParameters(_ request: RegistryRequest, reference: Reference) throws(RegistryError) -> [Tag] {
+        let values = request.queryValues("tag")
+        guard values.count <= Self.maximumTagsPerPush else {
+            throw RegistryError(.tooManyTags, "at most \(Self.maximumTagsPerPush) tag parameters per push (\(values.count) given)")
+        }
+        var tags: [Tag] = []
+        var seen: Set<Tag> = []
+        if case .tag(let own) = reference { seen.insert(own) }
+        for value in values {
+            guard let tag = Tag(value) else {
+                throw RegistryError(.manifestInvalid,
+                                    "tag parameter \"\(String(value.prefix(140)))\" is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})")
+            }
+            if seen.insert(tag).inserted { tags.append(tag) }
+        }
+        return tags
     }
 
     func deleteManifest(_ reference: Reference, in name: RepositoryName) throws(RegistryError) -> RegistryResponse {

@@ -19,7 +19,7 @@ extension Registry {
             Operation(.read, on: name) { () throws(RegistryError) in try referrers(of: subject, in: name, request) }
 
         case (.manifest(let name, let reference), .get):
-            Operation(.read, on: name) { () throws(RegistryError) in try getManifest(reference, in: name) }
+            Operation(.read, on: name) { () throws(RegistryError) in try getManifest(reference, in: name, request) }
         case (.manifest(let name, let reference), .put):
             Operation(.write, on: name) { () throws(RegistryError) in try putManifest(reference, in: name, request) }
         case (.manifest(let name, let reference), .delete):
@@ -34,7 +34,7 @@ extension Registry {
             }
 
         case (.blob(let name, let digest), .get):
-            Operation(.read, on: name) { () throws(RegistryError) in try getBlob(digest, in: name) }
+            Operation(.read, on: name) { () throws(RegistryError) in try getBlob(digest, in: name, request) }
         case (.blob(let name, let digest), .delete):
             Operation(.delete, on: name) { () throws(RegistryError) in try deleteBlob(digest, in: name) }
 

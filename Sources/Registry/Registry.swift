@@ -62,6 +62,23 @@ public struct Registry: Sendable {
         return response
     }
 
+    /// `304 Not Modified` when `If-None-Match` names the content's entity tag (the quoted
+    /// digest, which nginx sends as `ETag` with the content) or is `*`; nil otherwise.
+    /// Answered here, before the redirect, since nginx compares only its own ETags.
+    func notModified(_ digest: Digest, _ request: RegistryRequest, byDigest: Bool) -> RegistryResponse? {
+        let wanted = digest.description
+        guard request.ifNoneMatch.contains(where: { $0 == wanted || $0 == "*" }) else { return nil }
+        return RegistryResponse(status: 304, headers: [
+            ("ETag", Self.entityTag(digest)),
+            ("Docker-Content-Digest", wanted),
+            // As the store location would send with the content (see the nginx site).
+            ("Cache-Control", byDigest ? "max-age=31536000, immutable" : "no-cache"),
+        ])
+    }
+
+    /// The entity tag of stored content: its digest, quoted.
+    public static func entityTag(_ digest: Digest) -> String { "\"\(digest)\"" }
+
     /// Headers that hand a stored blob to nginx.
     func accelRedirect(_ digest: Digest, in name: RepositoryName, contentType: String) -> RegistryResponse {
         RegistryResponse(status: 200, headers: [

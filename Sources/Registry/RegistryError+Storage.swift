@@ -23,6 +23,8 @@ extension RegistryError {
             self.init(.sizeInvalid, "the body has \(received) bytes but \(expected) were announced")
         case .digestMismatch(let expected, let computed):
             self.init(.digestInvalid, "the content hashes to \(computed), not \(expected)")
+        case .algorithmMismatch(let session, let digest):
+            self.init(.digestInvalid, "the upload was opened with digest-algorithm=\(session.rawValue), but completed with \(digest)")
         case .manifestInvalid(let reason):
             self.init(.manifestInvalid, reason)
         case .manifestBlobUnknown(let digest):

@@ -23,6 +23,10 @@ public struct RegistryError: Error, Sendable {
         self.detail = detail
         self.headers = headers
         self.cause = cause
+        // Every 429 tells the client when to come back.
+        if code.status == 429, !headers.contains(where: { $0.name.lowercased() == "retry-after" }) {
+            self.headers.append(("Retry-After", "1"))
+        }
     }
 
     /// The failure behind a 5xx (or a lock timeout), as an operator needs it.

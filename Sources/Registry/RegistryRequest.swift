@@ -22,15 +22,39 @@ public struct RegistryRequest {
 
     /// Query parameters, percent-decoded; the first value of a repeated key wins.
     public var query: [String: String] {
-        guard let mark = uri.firstIndex(of: "?") else { return [:] }
         var result: [String: String] = [:]
+        for (key, value) in queryItems where result[key] == nil { result[key] = value }
+        return result
+    }
+
+    /// Every value of the query parameter `key`, in the order sent (`?tag=a&tag=b`).
+    public func queryValues(_ key: String) -> [String] {
+        queryItems.filter { $0.key == key }.map(\.value)
+    }
+
+    /// All query parameters in order, percent-decoded. A key that does not decode is
+    /// dropped; a value that does not decode reads as "" (invalid wherever a value matters).
+    public var queryItems: [(key: String, value: String)] {
+        guard let mark = uri.firstIndex(of: "?") else { return [] }
+        var result: [(key: String, value: String)] = []
         for pair in uri[uri.index(after: mark)...].split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let key = PercentDecoding.decode(parts[0]) else { continue }
             let value = parts.count > 1 ? PercentDecoding.decode(parts[1]) ?? "" : ""
-            if result[key] == nil { result[key] = value }
+            result.append((key, value))
         }
         return result
+    }
+
+    /// The values of `If-None-Match`: entity tags with quotes and any `W/` removed, or `*`.
+    public var ifNoneMatch: [String] {
+        guard let header = headers["if-none-match"] else { return [] }
+        return header.split(separator: ",").map { item in
+            var text = item.trimmingSpaces
+            if text.hasPrefix("W/") { text = text.dropFirst(2) }
+            if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { text = text.dropFirst().dropLast() }
+            return String(text)
+        }
     }
 
     /// Content-Length as a number; nil when absent (a chunked body). `SIZE_INVALID` (400)
@@ -44,5 +68,15 @@ public struct RegistryRequest {
         case .invalid:
             throw RegistryError(.sizeInvalid, "Content-Length \"\(String(text.prefix(40)))\" is not a decimal number of bytes")
         }
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs.
+    var trimmingSpaces: Substring {
+        var text = self
+        while let first = text.first, first == " " || first == "\t" { text = text.dropFirst() }
+        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
+        return text
     }
 }

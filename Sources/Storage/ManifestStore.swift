@@ -21,10 +21,11 @@ public struct ManifestStore: ManifestService, TagService {
     public typealias Pushed = PushedManifest
 
     /// Validates `body` and stores it under `reference`: a tag now points to it, or
-    /// (pushed by digest) it is listed untagged. Every referenced blob and child must
-    /// already be in `repository`.
+    /// (pushed by digest) it is listed untagged; each of `tags` points to it as well, all
+    /// in one `index.json` commit. Every referenced blob and child must already be in
+    /// `repository`.
     public func put(
-        _ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName
+        _ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName, tags: [Tag]
     ) throws(StorageError) -> Pushed {
         let algorithm: Digest.Algorithm = if case .digest(let wanted) = reference { wanted.algorithm } else { .sha256 }
         let digest = ContentHasher.digest(of: body, algorithm: algorithm)
@@ -43,8 +44,9 @@ public struct ManifestStore: ManifestService, TagService {
             var index = try readIndex(repository)
             switch reference {
             case .tag(let tag): index.setTag(tag, to: descriptor)
-            case .digest: index.addUntagged(descriptor)
+            case .digest: if tags.isEmpty { index.addUntagged(descriptor) }
             }
+            for tag in tags { index.setTag(tag, to: descriptor) }
             try writeIndex(index, repository)
             if let subject = document.subject {
                 let referrer = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count),
@@ -52,7 +54,10 @@ public struct ManifestStore: ManifestService, TagService {
                 try referrers.record(referrer, subject: subject.digest, repository: repository)
             }
         }
-        return Pushed(digest: digest, document: document)
+        var applied: [Tag] = []
+        if case .tag(let tag) = reference { applied.append(tag) }
+        applied += tags.filter { !applied.contains($0) }
+        return Pushed(digest: digest, document: document, tags: applied)
     }
 
     /// Deletes a tag (the manifest stays, reachable by digest and its other tags), or a

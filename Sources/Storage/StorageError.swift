@@ -10,6 +10,8 @@ public enum StorageError: Error, Equatable, Sendable {
     /// The body ended before (or ran past) the length it announced.
     case sizeMismatch(expected: UInt64, received: UInt64)
     case digestMismatch(expected: Digest, computed: Digest)
+    /// The session was opened for one digest algorithm and completed with a digest of another.
+    case algorithmMismatch(session: Digest.Algorithm, digest: Digest)
     case manifestInvalid(String)
     case manifestBlobUnknown(Digest)
     /// The name would turn an existing repository's entry into another repository, or the reverse.

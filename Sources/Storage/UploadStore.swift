@@ -8,7 +8,9 @@ import Glibc
 #endif
 
 /// Upload sessions under `_berth/uploads/<id>`: bytes appended to `data`, and after
-/// every request a `state` file (repository, size, SHA-256 state) replaced whole.
+/// every request a `state` file (repository, size, hash state) replaced whole.
+/// A session hashes with SHA-256 unless it was opened for another algorithm
+/// (`POST ?digest-algorithm=sha512`).
 /// Any process can continue a session, and completing it never re-reads the data.
 ///
 /// Appends to one session are serialized by an flock on its `data` file; an append
@@ -37,7 +39,10 @@ public struct UploadStore: BlobIngester {
     public typealias Progress = UploadProgress
 
     /// Opens a new, empty session for `repository`; `tooManyUploads` past the cap.
-    public func start(repository: RepositoryName) throws(StorageError) -> Progress {
+    /// `algorithm` is the one the client announced (`?digest-algorithm=`); nil hashes
+    /// with SHA-256 and still accepts a final digest of another algorithm (by re-reading
+    /// the data once), since clients need not announce it.
+    public func start(repository: RepositoryName, algorithm: Digest.Algorithm?) throws(StorageError) -> Progress {
         try repositories.checkCreatable(repository)
         let markers = layout.openSessionsDirectory(repository)
         if try FileSystem.listDirectory(markers).count >= maximumSessionsPerRepository {
@@ -51,7 +56,9 @@ public struct UploadStore: BlobIngester {
         try FileSystem.makeDirectories(layout.uploadDirectory(id))
         let fd = try FileSystem.open(layout.uploadDataFile(id), O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
         close(fd)
-        try save(UploadState(repository: repository, size: 0, hasher: SHA256Hasher()), id: id)
+        let state = UploadState(repository: repository, size: 0, hasher: StreamHasher(algorithm ?? .sha256),
+                                announced: algorithm != nil)
+        try save(state, id: id)
         return Progress(id: id, size: 0)
     }
 
@@ -90,14 +97,16 @@ public struct UploadStore: BlobIngester {
             if let source {
                 final = try appendBody(fd: fd, id: id, state: state, expectedLength: expectedLength, from: source)
             }
-            let computed = digest.algorithm == .sha256
-                ? final.hasher.finalize()
-                : try ContentHasher.digest(ofFile: layout.uploadDataFile(id), algorithm: digest.algorithm)
+            let computed: Digest
+            if digest.algorithm == final.hasher.algorithm {
+                computed = final.hasher.finalize()
+            } else if final.announced {
+                throw undo(final, to: state, fd: fd, id: id, .algorithmMismatch(session: final.hasher.algorithm, digest: digest))
+            } else {
+                computed = try ContentHasher.digest(ofFile: layout.uploadDataFile(id), algorithm: digest.algorithm)
+            }
             guard computed == digest else {
-                if final.size != state.size, ftruncate(fd, off_t(state.size)) != 0 {
-                    throw FileSystem.fail("ftruncate", layout.uploadDataFile(id))
-                }
-                throw .digestMismatch(expected: digest, computed: computed)
+                throw undo(final, to: state, fd: fd, id: id, .digestMismatch(expected: digest, computed: computed))
             }
             try blobs.commit(verifiedFile: layout.uploadDataFile(id), as: digest, into: repository)
             try FileSystem.removeTree(layout.uploadDirectory(id))
@@ -115,6 +124,15 @@ public struct UploadStore: BlobIngester {
     }
 
     // MARK: Internals
+
+    /// Cuts the data file back to the size before this request's chunk; returns `error`
+    /// (or the failure to cut) for the caller to throw.
+    private func undo(_ final: UploadState, to state: UploadState, fd: Int32, id: UploadID, _ error: StorageError) -> StorageError {
+        if final.size != state.size, ftruncate(fd, off_t(state.size)) != 0 {
+            return FileSystem.fail("ftruncate", layout.uploadDataFile(id))
+        }
+        return error
+    }
 
     /// Locks the session's data file, loads its state (after the lock, so a session
     /// completed meanwhile reads as unknown) and trims bytes past the recorded size.
@@ -148,7 +166,9 @@ public struct UploadStore: BlobIngester {
                 let count = try source.read(into: writer.freeSpace)
                 if count == 0 { break }
                 next.hasher.update(try writer.commit(count))
-                next.size += UInt64(count)
+                let (grown, overflow) = next.size.addingReportingOverflow(UInt64(count))
+                if overflow { throw StorageError.sizeMismatch(expected: expectedLength ?? UInt64.max, received: UInt64.max) }
+                next.size = grown
                 if let expectedLength, next.size - state.size > expectedLength {
                     throw StorageError.sizeMismatch(expected: expectedLength, received: next.size - state.size)
                 }
@@ -175,38 +195,37 @@ public struct UploadStore: BlobIngester {
         }
         guard record.repository == repository.value else { throw .uploadUnknown(id.value) }
         guard record.size <= UInt64(Int64.max) else { throw .corrupt(path: path, reason: "upload state records an impossible size") }
-        let hasher: SHA256Hasher
-        if let saved = Hex.decode(record.sha256State), let restored = SHA256Hasher(savedState: saved) {
+        let algorithm: Digest.Algorithm
+        let savedText: String?
+        switch record.algorithm {
+        case nil, "sha256"?:
+            algorithm = .sha256
+            savedText = record.sha256State
+        case "sha512"?:
+            algorithm = .sha512
+            savedText = record.sha512State
+        default:
+            throw .corrupt(path: path, reason: "upload state names an unknown digest algorithm")
+        }
+        let hasher: StreamHasher
+        if let savedText, let saved = Hex.decode(savedText), let restored = StreamHasher(algorithm, savedState: saved) {
             hasher = restored
         } else {
             // Saved by another OpenSSL build: rebuild the state from the bytes on disk.
-            hasher = try Self.rehash(path: layout.uploadDataFile(id), length: record.size)
+            hasher = try ContentHasher.hasher(ofFile: layout.uploadDataFile(id), algorithm: algorithm, length: record.size)
         }
-        return UploadState(repository: repository, size: record.size, hasher: hasher)
+        return UploadState(repository: repository, size: record.size, hasher: hasher, announced: record.algorithm != nil)
     }
 
     private func save(_ state: UploadState, id: UploadID) throws(StorageError) {
+        let saved = Hex.encode(state.hasher.savedState)
         let record = UploadState.Record(
-            repository: state.repository.value, size: state.size, sha256State: Hex.encode(state.hasher.savedState),
+            repository: state.repository.value, size: state.size,
+            algorithm: state.announced ? state.hasher.algorithm.rawValue : nil,
+            sha256State: state.hasher.algorithm == .sha256 ? saved : nil,
+            sha512State: state.hasher.algorithm == .sha512 ? saved : nil,
             updated: Int64(time(nil)))
         try FileSystem.writeAtomically(JSONText.encode(record), to: layout.uploadStateFile(id), temporaryDirectory: layout.uploadDirectory(id))
-    }
-
-    private static func rehash(path: String, length: UInt64) throws(StorageError) -> SHA256Hasher {
-        let fd = try FileSystem.open(path, O_RDONLY)
-        defer { close(fd) }
-        var hasher = SHA256Hasher()
-        var remaining = length
-        var buffer = [UInt8](repeating: 0, count: bufferSize)
-        while remaining > 0 {
-            let wanted = Int(min(UInt64(buffer.count), remaining))
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, wanted) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { throw .corrupt(path: path, reason: "upload data shorter than its recorded size") }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-            remaining -= UInt64(count)
-        }
-        return hasher
     }
 }
 
@@ -214,13 +233,20 @@ public struct UploadStore: BlobIngester {
 struct UploadState {
     var repository: RepositoryName
     var size: UInt64
-    var hasher: SHA256Hasher
+    var hasher: StreamHasher
+    /// The client chose the algorithm (`?digest-algorithm=`): a final digest of another
+    /// algorithm is refused rather than re-hashed.
+    var announced = false
 
-    /// The `state` file's JSON.
+    /// The `state` file's JSON. `algorithm` is absent for a session that hashes SHA-256
+    /// by default (the format every earlier Berth wrote and reads); only the state of the
+    /// session's algorithm is present.
     struct Record: Codable {
         var repository: String
         var size: UInt64
-        var sha256State: String
+        var algorithm: String?
+        var sha256State: String?
+        var sha512State: String?
         var updated: Int64
     }
 }

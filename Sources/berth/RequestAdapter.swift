@@ -9,6 +9,7 @@ enum RequestAdapter {
         ("content-type", "CONTENT_TYPE"),
         ("content-length", "CONTENT_LENGTH"),
         ("content-range", "HTTP_CONTENT_RANGE"),
+        ("if-none-match", "HTTP_IF_NONE_MATCH"),
         ("host", "HTTP_HOST"),
         ("x-request-id", "HTTP_X_REQUEST_ID"),
         ("remote-user", "REMOTE_USER"),

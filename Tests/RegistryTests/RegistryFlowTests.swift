@@ -188,7 +188,8 @@ struct RegistryFixture {
         let clientMistakes: [StorageError] = [
             .repositoryUnknown(name), .blobUnknown(digest), .manifestUnknown(.digest(digest)), .uploadUnknown("x"),
             .uploadRangeMismatch(currentSize: 4), .sizeMismatch(expected: 1, received: 2),
-            .digestMismatch(expected: digest, computed: digest), .manifestInvalid("x"), .manifestBlobUnknown(digest),
+            .digestMismatch(expected: digest, computed: digest), .algorithmMismatch(session: .sha512, digest: digest),
+            .manifestInvalid("x"), .manifestBlobUnknown(digest),
             .nameCollision(name, reason: "x"), .unsupported("x"), .bodyInterrupted, .lockTimeout(path: "/x"),
         ]
         for error in clientMistakes { #expect((400..<500).contains(RegistryError(error).status), "\(error)") }

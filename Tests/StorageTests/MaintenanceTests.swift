@@ -132,6 +132,40 @@ import TestSupport
 }
 
 @Suite struct ScrubberTests {
+    @Test func sha512BlobsAreRehashedCollectedAndKeptLikeSha256Ones() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        func push512(_ bytes: [UInt8]) throws -> Digest {
+            let digest = ContentHasher.digest(of: bytes, algorithm: .sha512)
+            let session = try fixture.uploads.start(repository: repo, algorithm: .sha512)
+            _ = try fixture.uploads.complete(session.id, repository: repo, digest: digest, lastChunk: BufferByteSource(bytes))
+            return digest
+        }
+        let config = Array("{\"architecture\":\"amd64\",\"os\":\"linux\"}".utf8)
+        let configDigest = try push512(config)
+        let layer = SeededBytes(seed: 5).nextArray(2000)
+        let layerDigest = try push512(layer)
+        let orphan = try push512(Array("orphan".utf8))
+        let manifest = Array("""
+            {"schemaVersion":2,"mediaType":"\(MediaType.ociManifest)","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(configDigest)","size":\(config.count)},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(layerDigest)","size":2000}]}
+            """.utf8)
+        let manifestDigest = ContentHasher.digest(of: manifest, algorithm: .sha512)
+        _ = try fixture.manifests.put(manifest, contentType: nil, reference: .digest(manifestDigest), repository: repo,
+                                      tags: [Tag("v1")!])
+        #expect(try fixture.store.scrubber().run().problems.isEmpty)
+
+        _ = try fixture.store.garbageCollector().run(now: Int(time(nil)) + 7200)
+        #expect(fixture.blobs.size(of: orphan, in: repo) == nil)
+        for kept in [configDigest, layerDigest, manifestDigest] { #expect(fixture.blobs.size(of: kept, in: repo) != nil) }
+
+        let file = fopen(fixture.layout.blobFile(repo, layerDigest), "r+")
+        fputs("X", file)
+        fclose(file)
+        let found = try fixture.store.scrubber().run()
+        #expect(found.unrepaired == 2 && found.problems.allSatisfy { $0.what.contains("does not hash") })
+    }
+
     @Test func findsAndQuarantinesACorruptBlobAndDropsAMissingManifest() throws {
         let fixture = StoreFixture()
         defer { fixture.directory.remove() }

@@ -137,6 +137,52 @@ import TestSupport
         #expect(fixture.blobs.size(of: digest, in: repo) == UInt64(bytes.count))
     }
 
+    @Test func sha512SessionResumesFromItsSavedStateAcrossStoreInstances() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        var random = SeededBytes(seed: 512)
+        let chunks = [random.next(1_000_003), random.next(4_097), random.next(70_000)]
+        let digest = ContentHasher.digest(of: chunks.flatMap { $0 }, algorithm: .sha512)
+        let session = try fixture.uploads.start(repository: repo, algorithm: .sha512)
+        for chunk in chunks.dropLast() {
+            _ = try fixture.otherProcess().uploads.append(session.id, repository: repo, from: BufferByteSource(chunk))
+        }
+        let wrong = ContentHasher.digest(of: chunks.flatMap { $0 })
+        #expect(throws: StorageError.algorithmMismatch(session: .sha512, digest: wrong)) {
+            try fixture.otherProcess().uploads.complete(session.id, repository: repo, digest: wrong,
+                                                             lastChunk: BufferByteSource(chunks[2]))
+        }
+        #expect(try fixture.uploads.progress(session.id, repository: repo).size == UInt64(chunks[0].count + chunks[1].count))
+        _ = try fixture.otherProcess().uploads.complete(session.id, repository: repo, digest: digest,
+                                                             lastChunk: BufferByteSource(chunks[2]))
+        #expect(fixture.fileContents(fixture.layout.blobFile(repo, digest)) == chunks.flatMap { $0 })
+        #expect(fixture.fileContents(fixture.layout.sharedBlobFile(digest)) != nil)
+    }
+
+    /// A state file as earlier Berth versions wrote it (no algorithm, sha256State only)
+    /// still loads, and one whose saved state does not fit is rebuilt from the data.
+    @Test func legacyAndForeignStateFilesStillLoad() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let bytes = SeededBytes(seed: 3).nextArray(5000)
+        for algorithm in Digest.Algorithm.allCases {
+            let session = try fixture.uploads.start(repository: repo, algorithm: algorithm == .sha256 ? nil : algorithm)
+            _ = try fixture.uploads.append(session.id, repository: repo, from: BufferByteSource(Array(bytes[..<3000])))
+            let key = algorithm == .sha256 ? "" : "\"algorithm\":\"sha512\","
+            let field = algorithm == .sha256 ? "sha256State" : "sha512State"
+            let record = "{\"repository\":\"app\",\"size\":3000,\(key)\"\(field)\":\"00ff\",\"updated\":0}"
+            let file = fopen(fixture.layout.uploadStateFile(session.id), "w")
+            fputs(record, file)
+            fclose(file)
+            let digest = ContentHasher.digest(of: bytes, algorithm: algorithm)
+            _ = try fixture.uploads.complete(session.id, repository: repo, digest: digest,
+                                             lastChunk: BufferByteSource(Array(bytes[3000...])))
+            #expect(fixture.blobs.size(of: digest, in: repo) == 5000, "\(algorithm)")
+        }
+    }
+
     @Test func cancelRemovesTheSession() throws {
         let fixture = StoreFixture()
         defer { fixture.directory.remove() }

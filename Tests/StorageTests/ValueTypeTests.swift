@@ -51,6 +51,22 @@ import Testing
         #expect(resumed.finalize() == ContentHasher.digest(of: first + second))
         #expect(SHA256Hasher(savedState: Array(hasher.savedState.dropFirst())) == nil)
     }
+
+    @Test func savedSHA512StateResumesToTheSameDigestAndIsNotASHA256State() throws {
+        var random = SeededBytes(seed: 8)
+        let first = random.next(100_001), second = random.next(77_777)
+        var hasher = SHA512Hasher()
+        hasher.update(first)
+        var resumed = try #require(SHA512Hasher(savedState: hasher.savedState))
+        resumed.update(second)
+        #expect(resumed.finalize() == ContentHasher.digest(of: first + second, algorithm: .sha512))
+        #expect(resumed.finalize().description.hasPrefix("sha512:"))
+        #expect(SHA512Hasher(savedState: Array(hasher.savedState.dropLast())) == nil)
+        #expect(SHA256Hasher(savedState: hasher.savedState) == nil)
+        #expect(StreamHasher(.sha256, savedState: hasher.savedState) == nil)
+        // The well-known digest of "abc".
+        #expect(ContentHasher.digest(of: Array("abc".utf8), algorithm: .sha512).hex.hasPrefix("ddaf35a193617aba"))
+    }
 }
 
 import TestSupport

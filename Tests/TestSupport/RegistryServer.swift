@@ -52,8 +52,11 @@ public final class RegistryServer: @unchecked Sendable {
     /// `prepareStore` runs on the (empty) store directory before any worker starts, e.g.
     /// to mount a small filesystem there.
     /// `nginxArguments` go to `scripts/nginx-conf` (e.g. `--htpasswd FILE`).
+    /// `nginxHTTPDirectives` go into the rendered nginx.conf's `http {}` before the site,
+    /// as an operator's main config would have them (e.g. Debian's `gzip on;`).
     public init(workerArguments: [String] = [], listening: Listening = .ownSocket, workerCount: Int = 1,
-                nginxArguments: [String] = [], prepareStore: ((String) throws -> Void)? = nil) throws {
+                nginxArguments: [String] = [], nginxHTTPDirectives: String = "",
+                prepareStore: ((String) throws -> Void)? = nil) throws {
         precondition(workerCount == 1 || listening == .inheritedOnStandardInput, "several workers share an inherited socket")
         directory = TemporaryDirectory(prefix: "berth-it")
         self.listening = listening
@@ -85,6 +88,14 @@ public final class RegistryServer: @unchecked Sendable {
             "--user", "root", "--workers", "2",
         ] + nginxArguments)
         guard rendered.succeeded else { throw ServerError.setup("nginx-conf: \(rendered.stderr)\(rendered.stdout)") }
+        if !nginxHTTPDirectives.isEmpty {
+            let path = "\(base)/nginx/nginx.conf"
+            let main = try String(contentsOfFile: path, encoding: .utf8)
+            let include = "    include \(base)/nginx/berth-site.conf;"
+            guard main.contains(include) else { throw ServerError.setup("nginx.conf has no site include to insert before") }
+            try main.replacingOccurrences(of: include, with: "    \(nginxHTTPDirectives)\n\(include)")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+        }
         nginx = try Shell.start("/usr/sbin/nginx", ["-p", "\(base)/nginx", "-c", "\(base)/nginx/nginx.conf", "-g", "daemon off;"],
                                 logFile: "\(base)/nginx.log")
         try waitFor("nginx") { [200, 401].contains(self.curl(["\(self.baseURL)/v2/"]).status) }

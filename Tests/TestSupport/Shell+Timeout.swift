@@ -27,4 +27,10 @@ extension Shell {
         let result = run("sha256sum", [], input: data)
         return "sha256:" + (result.stdout.split(separator: " ").first.map(String.init) ?? "")
     }
+
+    /// The SHA-512 of `data` as `sha512:<hex>`, by coreutils' sha512sum.
+    public static func sha512Digest(_ data: Data) -> String {
+        let result = run("sha512sum", [], input: data)
+        return "sha512:" + (result.stdout.split(separator: " ").first.map(String.init) ?? "")
+    }
 }

@@ -2,8 +2,10 @@
 /// the repository only when complete and verified (commit), or are dropped (cancel).
 /// A session survives the process: any process of the store may continue it.
 public protocol BlobIngester: Sendable {
-    /// Opens an empty session (`tooManyUploads` past the per-repository cap).
-    func start(repository: RepositoryName) throws(StorageError) -> UploadProgress
+    /// Opens an empty session (`tooManyUploads` past the per-repository cap), hashing with
+    /// `algorithm` when the client announced one (a final digest of another algorithm is
+    /// then `algorithmMismatch`), else with SHA-256 (another one costs a re-read).
+    func start(repository: RepositoryName, algorithm: Digest.Algorithm?) throws(StorageError) -> UploadProgress
     /// What the session has received so far (`uploadUnknown` when there is none).
     func progress(_ id: UploadID, repository: RepositoryName) throws(StorageError) -> UploadProgress
     /// Appends the whole of `source`. `startingAt`, when given, must be the current size
@@ -32,6 +34,11 @@ public struct UploadProgress: Sendable, Equatable {
 }
 
 extension BlobIngester {
+    /// Opens an empty session that hashes SHA-256 and accepts any final algorithm.
+    public func start(repository: RepositoryName) throws(StorageError) -> UploadProgress {
+        try start(repository: repository, algorithm: nil)
+    }
+
     /// Appends the whole of `source`, whatever its length, at the session's end.
     public func append(_ id: UploadID, repository: RepositoryName, from source: any ByteSource) throws(StorageError) -> UploadProgress {
         try append(id, repository: repository, startingAt: nil, expectedLength: nil, from: source)

@@ -3,10 +3,10 @@
 public protocol ManifestService: Sendable {
     /// The manifest a tag or digest names (`manifestUnknown` otherwise).
     func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> ResolvedManifest
-    /// Validates `body` and stores it under `reference`; every blob and child it names
-    /// must already be in `repository`.
+    /// Validates `body` and stores it under `reference`, and points each of `tags` at it,
+    /// all in one commit; every blob and child it names must already be in `repository`.
     func put(_ body: [UInt8], contentType: String?, reference: Reference,
-             repository: RepositoryName) throws(StorageError) -> PushedManifest
+             repository: RepositoryName, tags: [Tag]) throws(StorageError) -> PushedManifest
     func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError)
 }
 
@@ -27,9 +27,20 @@ public struct ResolvedManifest: Sendable, Equatable {
 public struct PushedManifest: Sendable {
     public let digest: Digest
     public let document: ManifestDocument
+    /// Every tag now naming the manifest through this push (the reference's, then the others).
+    public let tags: [Tag]
 
-    public init(digest: Digest, document: ManifestDocument) {
+    public init(digest: Digest, document: ManifestDocument, tags: [Tag]) {
         self.digest = digest
         self.document = document
+        self.tags = tags
+    }
+}
+
+extension ManifestService {
+    /// Stores `body` under `reference` alone.
+    public func put(_ body: [UInt8], contentType: String?, reference: Reference,
+                    repository: RepositoryName) throws(StorageError) -> PushedManifest {
+        try put(body, contentType: contentType, reference: reference, repository: repository, tags: [])
     }
 }
