@@ -31,9 +31,12 @@ let package = Package(
             ]
         ),
 
-        .target(name: "TestSupport", dependencies: ["Storage", "FastCGI"], path: "Tests/TestSupport"),
+        // Plain helpers (temporary directories, processes, seeded bytes): no Berth module.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Real nginx, the real worker and real clients, for the integration tests.
+        .target(name: "IntegrationSupport", dependencies: ["TestSupport", "FastCGI"], path: "Tests/IntegrationSupport"),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["IntegrationSupport"]),
     ]
 )

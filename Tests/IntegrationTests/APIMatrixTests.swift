@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// Every endpoint of the Distribution API through real nginx and the real worker, with
 /// the statuses the spec defines for it.

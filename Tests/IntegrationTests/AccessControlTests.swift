@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// nginx authenticates (auth_basic, bcrypt htpasswd); the worker's policy decides.
 @Suite(.serialized) struct AccessControlTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// containerd 1.6's `ctr` pushes to and pulls from Berth through real nginx with TLS
 /// (hosts.toml with the server's CA). ctr never PATCHes: it sends each blob in one PUT

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// Workers are SIGKILLed at random moments while clients push; afterwards everything
 /// acknowledged is there, byte-exact, and the store is consistent.

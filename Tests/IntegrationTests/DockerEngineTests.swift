@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// The docker engine 20.10 (Debian's docker.io: dockerd on its own containerd, and the
 /// 20.10 CLI) pushes to and pulls from Berth through real nginx with TLS.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// Every error code of the spine provoked through nginx: right status, OCI JSON body.
 @Suite(.serialized) struct ErrorAnswerTests {

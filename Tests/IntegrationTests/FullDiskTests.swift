@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// The store on a real, small filesystem (tmpfs) that fills up.
 @Suite(.serialized) struct FullDiskTests {

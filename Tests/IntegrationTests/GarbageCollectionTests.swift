@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// gc in a loop while clients push, move tags and pull: every completed push stays pullable.
 @Suite(.serialized) struct GarbageCollectionTests {

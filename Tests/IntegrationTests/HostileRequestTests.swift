@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// Abuse through the real front door: limits, nonsense headers, oversized input.
 @Suite(.serialized) struct HostileRequestTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// Several worker processes on one store, many clients racing on one repository.
 @Suite(.serialized) struct MultiProcessTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// Metrics through nginx's localhost-only location, and matching JSON logs.
 @Suite(.serialized) struct ObservabilityTests {

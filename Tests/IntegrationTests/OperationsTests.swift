@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// What an operator runs: the systemd units, and gc and scrub on a live store.
 @Suite(.serialized) struct OperationsTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// oras-py (PyPI `oras`) pushes artifacts and referrers to Berth and pulls them back,
 /// through real nginx with TLS verified against the test CA.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// podman and buildah (vfs storage in a temp folder, TLS verified with `--cert-dir`) pull
 /// from Berth, push under other names and push multi-platform lists, through real nginx.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// python-dxf (PyPI `python-dxf`) pushes and pulls blobs and aliases through real nginx
 /// with TLS verified against the test CA. Its push from a generator is one chunked

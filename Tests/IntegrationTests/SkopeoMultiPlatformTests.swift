@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// skopeo copies a multi-platform image (an OCI index and its children) into Berth and
 /// back, and deletes manifests, through real nginx with TLS.

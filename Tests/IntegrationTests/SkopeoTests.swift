@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// skopeo pushes to and pulls from Berth through real nginx with TLS.
 @Suite(.serialized) struct SkopeoTests {

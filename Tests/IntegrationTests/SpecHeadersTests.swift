@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// What the distribution spec's newer parts need from nginx as well as the worker:
 /// several OCI-Tag headers, the digest as ETag and 304, sha512 content served from disk,

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// The upload and pull protocol driven with curl through nginx.
 @Suite(.serialized) struct UploadProtocolTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import IntegrationSupport
 
 /// The worker as systemd runs it, and under concurrent load.
 @Suite(.serialized) struct WorkerTests {

@@ -1,0 +1,2 @@
+// The integration harnesses build on the plain helpers; one import gives a test both.
+@_exported import TestSupport
