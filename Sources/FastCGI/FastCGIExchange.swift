@@ -81,11 +81,6 @@ extension FastCGIExchange {
     }
 }
 
-public enum FastCGIError: Error, Sendable {
-    case bodyInterrupted
-    case socket(operation: String, path: String, errno: Int32)
-}
-
 enum HTTPStatus {
     static func reason(_ status: Int) -> String {
         switch status {

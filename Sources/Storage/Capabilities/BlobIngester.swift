@@ -22,17 +22,6 @@ public protocol BlobIngester: Sendable {
     func cancel(_ id: UploadID, repository: RepositoryName) throws(StorageError)
 }
 
-/// How far an upload session has come.
-public struct UploadProgress: Sendable, Equatable {
-    public let id: UploadID
-    public let size: UInt64
-
-    public init(id: UploadID, size: UInt64) {
-        self.id = id
-        self.size = size
-    }
-}
-
 extension BlobIngester {
     /// Opens an empty session that hashes SHA-256 and accepts any final algorithm.
     public func start(repository: RepositoryName) throws(StorageError) -> UploadProgress {

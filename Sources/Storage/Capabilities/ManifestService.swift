@@ -10,33 +10,6 @@ public protocol ManifestService: Sendable {
     func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError)
 }
 
-/// A stored manifest as the pull path needs it.
-public struct ResolvedManifest: Sendable, Equatable {
-    public let digest: Digest
-    public let mediaType: String
-    public let size: Int64
-
-    public init(digest: Digest, mediaType: String, size: Int64) {
-        self.digest = digest
-        self.mediaType = mediaType
-        self.size = size
-    }
-}
-
-/// What a successful push stored.
-public struct PushedManifest: Sendable {
-    public let digest: Digest
-    public let document: ManifestDocument
-    /// Every tag now naming the manifest through this push (the reference's, then the others).
-    public let tags: [Tag]
-
-    public init(digest: Digest, document: ManifestDocument, tags: [Tag]) {
-        self.digest = digest
-        self.document = document
-        self.tags = tags
-    }
-}
-
 extension ManifestService {
     /// Stores `body` under `reference` alone.
     public func put(_ body: [UInt8], contentType: String?, reference: Reference,

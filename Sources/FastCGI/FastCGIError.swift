@@ -1,0 +1,6 @@
+import CFastCGI
+
+public enum FastCGIError: Error, Sendable {
+    case bodyInterrupted
+    case socket(operation: String, path: String, errno: Int32)
+}
