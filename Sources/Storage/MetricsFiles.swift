@@ -1,8 +1,21 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
 /// The files behind `/metrics`: each worker's saved counters, the last gc and scrub
 /// results, and store totals counted from the directories (no hashing, no parsing).
+/// Repositories come from the store's cached catalog; blob and upload totals are counted
+/// at most once per `totalsMaximumAge` seconds per process, however often it is scraped.
 public struct MetricsFiles: Sendable {
+    public static let totalsMaximumAge = 10
     public let layout: StoreLayout
     private let repositories: RepositoryStore
+    private let cachedTotals = TotalsCache()
+
+    private final class TotalsCache: Sendable {
+        let entry = Mutex<(taken: Int, totals: Totals)?>(nil)
+    }
 
     /// Built by `Store`: totals count repositories from the store's cached catalog.
     init(layout: StoreLayout, repositories: RepositoryStore) {
@@ -35,7 +48,18 @@ public struct MetricsFiles: Sendable {
         public var uploadsInProgress = 0
     }
 
+    /// The store's totals, counted at most `totalsMaximumAge` seconds ago.
     public func totals() -> Totals {
+        let now = Int(time(nil))
+        if let cached = cachedTotals.entry.withLock({ $0 }), now - cached.taken < Self.totalsMaximumAge {
+            return cached.totals
+        }
+        let totals = countTotals()
+        cachedTotals.entry.withLock { $0 = (now, totals) }
+        return totals
+    }
+
+    private func countTotals() -> Totals {
         var totals = Totals()
         totals.repositories = ((try? repositories.catalog()) ?? []).count
         for algorithm in Digest.Algorithm.allCases {
