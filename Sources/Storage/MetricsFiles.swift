@@ -16,10 +16,10 @@ public struct MetricsFiles: Sendable {
         (try? FileSystem.readFile(path, limit: 16 << 20)) ?? nil
     }
 
-    /// The saved counters of every worker process that ever served this store.
-    public func workerCounters() -> [[UInt8]] {
+    /// The saved counters of every worker process (and supervisor) that ever served this store.
+    public func processCounters() -> [[UInt8]] {
         let entries = (try? FileSystem.listDirectory(layout.metricsDirectory)) ?? []
-        return entries.filter { $0.name.hasPrefix("worker-") && $0.name.hasSuffix(".json") }
+        return entries.filter { ($0.name.hasPrefix("worker-") || $0.name.hasPrefix("supervisor-")) && $0.name.hasSuffix(".json") }
             .compactMap { read("\(layout.metricsDirectory)/\($0.name)") }
     }
 

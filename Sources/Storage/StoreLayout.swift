@@ -21,7 +21,8 @@
 ///     tmp/                          temp files, renamed into place when complete
 ///     trash/<uuid>                  files and sessions no longer needed, freed in the background
 ///     quarantine/<alg>-<hex>        corrupt blobs moved aside by `berth scrub --repair`
-///     metrics/worker-<pid>.json     counters of one worker process, summed by /metrics
+///     metrics/worker-<instance>.json      counters of one worker process, summed by /metrics
+///     metrics/supervisor-<instance>.json  worker restarts counted by one supervising `berth serve`
 ///     metrics/<gc|scrub>.json       the last run's result
 /// ```
 /// Inputs are validated value types, so no path can leave the root.
@@ -94,7 +95,8 @@ public struct StoreLayout: Sendable {
 
     public var temporaryDirectory: String { "\(bookkeepingDirectory)/tmp" }
     public var metricsDirectory: String { "\(bookkeepingDirectory)/metrics" }
-    public func workerMetricsFile(processID: Int32) -> String { "\(metricsDirectory)/worker-\(processID).json" }
+    public func workerMetricsFile(_ process: ProcessInstance) -> String { "\(metricsDirectory)/worker-\(process.name).json" }
+    public func supervisorMetricsFile(_ process: ProcessInstance) -> String { "\(metricsDirectory)/supervisor-\(process.name).json" }
     /// `name` is a fixed word chosen by the caller (`gc`, `scrub`), never request data.
     public func maintenanceReportFile(_ name: StaticString) -> String { "\(metricsDirectory)/\(name).json" }
 
