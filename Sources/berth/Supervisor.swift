@@ -176,7 +176,9 @@ final class Supervisor {
         }
         slots[index].pid = nil
         if stopping {
-            let event = exit.isClean && lost.isEmpty ? "worker_stopped" : "worker_died"
+            // A worker told to stop before it could catch SIGTERM dies of it: a stop all the same.
+            let stopped = exit.isClean || exit.signal == SIGTERM || exit.signal == SIGINT
+            let event = stopped && lost.isEmpty ? "worker_stopped" : "worker_died"
             log.event(event, metadata: metadata, level: event == "worker_stopped" ? .info : .error)
             return
         }
