@@ -110,6 +110,10 @@ import TestSupport
             #expect(request["method"] as? String == (uri.contains("/uploads/") ? "POST" : "GET"), "\(request)")
         }
 
+        for line in server.workerLog.split(separator: "\n") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "not JSON: \(line)")
+        }
+
         var restarts: Double?
         #expect(poll(seconds: 10) {
             restarts = (try? PrometheusSamples(server.curl(["\(base)/metrics"]).text))?.value("berth_worker_restarts_total", [:])
