@@ -5,8 +5,14 @@ import CFastCGI
 public final class FastCGIExchange {
     private let request: UnsafeMutablePointer<FCGX_Request>
     private var answered = false
+    /// Which server thread serves it, below `FastCGIServer.threadCount`: one request at a
+    /// time per index, so per-thread state needs no lock.
+    public let threadIndex: Int
 
-    init(request: UnsafeMutablePointer<FCGX_Request>) { self.request = request }
+    init(request: UnsafeMutablePointer<FCGX_Request>, threadIndex: Int) {
+        self.request = request
+        self.threadIndex = threadIndex
+    }
 
     /// A FastCGI param (`REQUEST_METHOD`, `REQUEST_URI`, `HTTP_HOST`, …); the first of
     /// duplicates, as libfcgi returns it.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CFastCGI
+import Synchronization
 
 /// Serves FastCGI requests from one listening socket on POSIX threads, and returns from
 /// `run()` after SIGTERM or SIGINT once every request in flight has been answered.
@@ -24,18 +25,31 @@ public final class FastCGIServer: Sendable {
     private let listenFD: Int32
     private let acceptThreadCount: Int
     private let requestThreadCount: Int
+    private let ownsListeningSocket: Bool
     private let handler: Handler
     private let handOff = HandOffQueue()
 
     /// `listenFD` is a listening socket: fd 0 from systemd or spawn-fcgi, or one made by
     /// `listenUnix(path:mode:)`. `requestThreads` bounds the bodied requests served at
     /// once (beyond it they are answered on the accept threads).
-    public init(listenFD: Int32, acceptThreads: Int, requestThreads: Int, handler: @escaping Handler) {
+    ///
+    /// `ownsListeningSocket`: whether stopping may `shutdown()` the socket. Only a socket
+    /// this process alone listens on may be: `shutdown()` acts on the socket, not on this
+    /// process's descriptor, so on a socket shared with other workers, a supervisor or
+    /// systemd (which keeps it for the next start) it would refuse every connection to
+    /// all of them for good. Without it, accept threads are woken by connections that
+    /// carry no request (whichever process accepts one drops it).
+    public init(listenFD: Int32, acceptThreads: Int, requestThreads: Int, ownsListeningSocket: Bool = true,
+                handler: @escaping Handler) {
         self.listenFD = listenFD
         self.acceptThreadCount = max(1, acceptThreads)
         self.requestThreadCount = max(0, requestThreads)
+        self.ownsListeningSocket = ownsListeningSocket
         self.handler = handler
     }
+
+    /// How many threads serve requests: `FastCGIExchange.threadIndex` is below it.
+    public var threadCount: Int { acceptThreadCount + requestThreadCount }
 
     /// One accept thread per online core, at least two.
     public static var defaultAcceptThreads: Int { max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
@@ -90,17 +104,65 @@ public final class FastCGIServer: Sendable {
         sigaddset(&stopSignals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
-        let requestThreads = (0..<requestThreadCount).compactMap { _ in startThread { $0.requestLoop() } }
-        let acceptThreads = (0..<acceptThreadCount).compactMap { _ in startThread { $0.acceptLoop() } }
+        // Thread indices: accept threads first, then request threads.
+        let requestThreads = (0..<requestThreadCount).compactMap { index in
+            startThread { $0.requestLoop(thread: $0.acceptThreadCount + index) }
+        }
+        let acceptStates = (0..<acceptThreadCount).map { _ in AcceptState() }
+        let acceptThreads = acceptStates.enumerated().compactMap { index, state in
+            startThread { $0.acceptLoop(thread: index, state: state) }.map { (thread: $0, state: state) }
+        }
 
         var received: Int32 = 0
         sigwait(&stopSignals, &received)
         FCGX_ShutdownPending()
-        shutdown(listenFD, Int32(SHUT_RDWR))
-        for thread in acceptThreads { pthread_join(thread, nil) }
+        var stuck: Set<Int> = []
+        if ownsListeningSocket {
+            shutdown(listenFD, Int32(SHUT_RDWR))
+        } else {
+            stuck = wakeAcceptThreads(acceptThreads.map(\.state))
+        }
+        for (index, accept) in acceptThreads.enumerated() where !stuck.contains(index) { pthread_join(accept.thread, nil) }
         handOff.close()
         for thread in requestThreads { pthread_join(thread, nil) }
         return received
+    }
+
+    /// Brings every accept thread out of `accept()` once shutdown is pending, with empty
+    /// connections to the listening socket, until each has left its loop (a thread
+    /// serving a request is left to finish it). Returns the threads that could not be
+    /// woken because connecting kept failing for 2 s: they hold no request.
+    private func wakeAcceptThreads(_ states: [AcceptState]) -> Set<Int> {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listenFD, $0, &length) == 0 }
+        }
+        var failures = 0
+        while true {
+            let waiting = states.indices.filter { !states[$0].finished.load(ordering: .acquiring) && states[$0].waiting.load(ordering: .relaxed) }
+            if states.allSatisfy({ $0.finished.load(ordering: .acquiring) }) { return [] }
+            if !waiting.isEmpty {
+                if named, Self.connectAndClose(&address, length) {
+                    failures = 0
+                } else {
+                    failures += 1
+                    if failures > 400 { return Set(waiting) }
+                }
+            }
+            usleep(5_000)
+        }
+    }
+
+    /// One connection to `address` that is closed at once; false when it could not be made.
+    private static func connectAndClose(_ address: inout sockaddr_storage, _ length: socklen_t) -> Bool {
+        let fd = socket(Int32(address.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
+        }
+        return connected == 0 || errno == EINPROGRESS
     }
 
     private func startThread(_ body: @escaping @Sendable (FastCGIServer) -> Void) -> pthread_t? {
@@ -118,9 +180,14 @@ public final class FastCGIServer: Sendable {
         return thread
     }
 
-    private func acceptLoop() {
+    private func acceptLoop(thread: Int, state: AcceptState) {
+        defer { state.finished.store(true, ordering: .releasing) }
         var request = Self.newRequest(listenFD)
-        while FCGX_Accept_r(request) >= 0 {
+        while true {
+            state.waiting.store(true, ordering: .relaxed)
+            let accepted = FCGX_Accept_r(request)
+            state.waiting.store(false, ordering: .relaxed)
+            guard accepted >= 0 else { break }
             let isPull = FCGX_GetParam("REQUEST_METHOD", request.pointee.envp).map {
                 strcmp($0, "GET") == 0 || strcmp($0, "HEAD") == 0
             } ?? false
@@ -129,16 +196,16 @@ public final class FastCGIServer: Sendable {
                 request = Self.newRequest(listenFD)
                 continue
             }
-            serve(request)
+            serve(request, thread: thread)
             FCGX_Finish_r(request)
         }
         FCGX_Free(request, 1)
         request.deallocate()
     }
 
-    private func requestLoop() {
+    private func requestLoop(thread: Int) {
         while let request = handOff.take() {
-            serve(request)
+            serve(request, thread: thread)
             FCGX_Finish_r(request)
             FCGX_Free(request, 1)
             request.deallocate()
@@ -146,8 +213,8 @@ public final class FastCGIServer: Sendable {
     }
 
     /// Answers the request and marks it ready to close; the caller finishes it.
-    private func serve(_ request: UnsafeMutablePointer<FCGX_Request>) {
-        let exchange = FastCGIExchange(request: request)
+    private func serve(_ request: UnsafeMutablePointer<FCGX_Request>, thread: Int) {
+        let exchange = FastCGIExchange(request: request, threadIndex: thread)
         handler(exchange)
         exchange.closeWithoutLingering()
     }
@@ -168,6 +235,18 @@ private final class ThreadStart: Sendable {
         self.server = server
         self.body = body
     }
+}
+
+/// Where an accept thread is, for waking it at shutdown without touching a thread that
+/// is serving a request.
+private final class AcceptState: Sendable {
+    /// Inside `FCGX_Accept_r`: holds no request (or is reading one's params).
+    let waiting = Atomic<Bool>(false)
+    /// Out of its loop for good.
+    let finished = Atomic<Bool>(false)
+    /// Keeps the flags of two threads off one cache line: each stores its own twice per request.
+    private let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                          UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 }
 
 /// Accepted requests passed from an accept thread to an idle request thread. An offer

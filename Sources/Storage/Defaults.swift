@@ -2,6 +2,8 @@
 /// gc and the registry all read them from here. `systemd/berth.conf` documents the same
 /// values (a test compares them).
 public enum Defaults {
+    /// Worker processes a supervising `berth serve` keeps running (0: one unsupervised process).
+    public static let workers = 2
     /// Threads for uploads, pushes and deletes.
     public static let threads = 32
     /// Accept threads that answer pulls; 0: one per core (at least two).

@@ -34,10 +34,11 @@ public struct MetricsFiles: Sendable {
         (try? FileSystem.readFile(path, limit: 16 << 20)) ?? nil
     }
 
-    /// The saved counters of every worker process that ever served this store.
-    public func workerCounters() -> [[UInt8]] {
+    /// The saved counters of every worker process (and supervisor) that ever served this store.
+    public func processCounters() -> [[UInt8]] {
         let entries = (try? FileSystem.listDirectory(layout.metricsDirectory)) ?? []
-        return entries.filter { StoreLayout.isWorkerMetricsFile($0.name) }.compactMap { read(layout.metricsFile(named: $0.name)) }
+        return entries.filter { StoreLayout.isWorkerMetricsFile($0.name) || StoreLayout.isSupervisorMetricsFile($0.name) }
+            .compactMap { read(layout.metricsFile(named: $0.name)) }
     }
 
     /// Store totals: repositories, distinct blobs and their bytes, open upload sessions.

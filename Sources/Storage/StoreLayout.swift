@@ -21,7 +21,8 @@
 ///     tmp/                          temp files, renamed into place when complete
 ///     trash/<uuid>                  files and sessions no longer needed, freed in the background
 ///     quarantine/<alg>-<hex>        corrupt blobs moved aside by `berth scrub --repair`
-///     metrics/worker-<pid>.json     counters of one worker process, summed by /metrics
+///     metrics/worker-<instance>.json      counters of one worker process, summed by /metrics
+///     metrics/supervisor-<instance>.json  worker restarts counted by one supervising `berth serve`
 ///     metrics/<gc|scrub>.json       the last run's result
 /// ```
 /// Inputs are validated value types, so no path can leave the root. Where a walk of the
@@ -121,9 +122,12 @@ public struct StoreLayout: Sendable {
     /// An entry met while listing `temporaryDirectory` (a name, never request data).
     public func temporaryFile(named name: String) -> String { "\(temporaryDirectory)/\(name)" }
     public var metricsDirectory: String { "\(bookkeepingDirectory)/metrics" }
-    public func workerMetricsFile(processID: Int32) -> String { "\(metricsDirectory)/worker-\(processID).json" }
+    public func workerMetricsFile(_ process: ProcessInstance) -> String { "\(metricsDirectory)/worker-\(process.name).json" }
+    public func supervisorMetricsFile(_ process: ProcessInstance) -> String { "\(metricsDirectory)/supervisor-\(process.name).json" }
     /// True for the name of a file `workerMetricsFile` makes.
     public static func isWorkerMetricsFile(_ name: String) -> Bool { name.hasPrefix("worker-") && name.hasSuffix(".json") }
+    /// True for the name of a file `supervisorMetricsFile` makes.
+    public static func isSupervisorMetricsFile(_ name: String) -> Bool { name.hasPrefix("supervisor-") && name.hasSuffix(".json") }
     /// An entry met while listing `metricsDirectory`.
     public func metricsFile(named name: String) -> String { "\(metricsDirectory)/\(name)" }
     /// `name` is a fixed word chosen by the caller (`gc`, `scrub`), never request data.

@@ -42,13 +42,18 @@ struct AccessLog: Sendable {
         logger.log(level: level, "request", metadata: metadata)
     }
 
-    func event(_ name: String, _ details: [String: String]) {
-        logger.info("\(name)", metadata: details.mapValues { .string($0) })
+    func event(_ name: String, _ details: [String: String], level: Logger.Level = .info) {
+        event(name, metadata: details.mapValues { .string($0) }, level: level)
+    }
+
+    /// A lifecycle event whose metadata may hold lists and objects (rendered as JSON).
+    func event(_ name: String, metadata: Logger.Metadata, level: Logger.Level = .info) {
+        logger.log(level: level, "\(name)", metadata: metadata)
     }
 }
 
 /// One JSON object per line on stderr (journald keeps it): `time`, `level`, `event` (the
-/// message), then the metadata, each value a string.
+/// message), then the metadata: strings, and lists and objects of them.
 struct JSONLogHandler: LogHandler {
     let label: String
     var logLevel: Logger.Level = .info
@@ -75,12 +80,38 @@ struct JSONLogHandler: LogHandler {
         for key in fields.keys.sorted() {
             line.append(contentsOf: ",\"".utf8)
             JSONText.appendEscaped(key, to: &line)
-            line.append(contentsOf: "\":\"".utf8)
-            JSONText.appendEscaped(fields[key]?.description ?? "", to: &line)
-            line.append(UInt8(ascii: "\""))
+            line.append(contentsOf: "\":".utf8)
+            Self.append(fields[key] ?? "", to: &line)
         }
         line.append(contentsOf: "}\n".utf8)
         // One write per line, so lines of concurrent threads never interleave.
         line.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+
+    /// Appends a metadata value as JSON: a string, or an array or object of values.
+    static func append(_ value: Logger.MetadataValue, to line: inout [UInt8]) {
+        switch value {
+        case .array(let values):
+            line.append(UInt8(ascii: "["))
+            for (index, element) in values.enumerated() {
+                if index > 0 { line.append(UInt8(ascii: ",")) }
+                append(element, to: &line)
+            }
+            line.append(UInt8(ascii: "]"))
+        case .dictionary(let fields):
+            line.append(UInt8(ascii: "{"))
+            for (index, key) in fields.keys.sorted().enumerated() {
+                if index > 0 { line.append(UInt8(ascii: ",")) }
+                line.append(UInt8(ascii: "\""))
+                JSONText.appendEscaped(key, to: &line)
+                line.append(contentsOf: "\":".utf8)
+                append(fields[key] ?? "", to: &line)
+            }
+            line.append(UInt8(ascii: "}"))
+        case .string, .stringConvertible:
+            line.append(UInt8(ascii: "\""))
+            JSONText.appendEscaped(value.description, to: &line)
+            line.append(UInt8(ascii: "\""))
+        }
     }
 }

@@ -29,13 +29,16 @@ struct SettingsOptions: ParsableArguments {
     }
 }
 
-/// `berth serve`: the FastCGI worker nginx passes `/v2/` requests to.
+/// `berth serve`: a supervisor and its FastCGI worker processes, which nginx passes
+/// `/v2/` requests to (with `workers = 0`: this process serves alone).
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Answer registry requests over FastCGI.",
         discussion: """
             Listens on --socket, or, without it, on the listening socket inherited as fd 0 \
-            (systemd socket activation with StandardInput=socket, or spawn-fcgi).
+            (systemd socket activation with StandardInput=socket, or spawn-fcgi). This process \
+            supervises --workers worker processes on that socket and starts a worker again \
+            when one dies; --workers 0 serves in this process alone, unsupervised.
             """)
 
     @OptionGroup var common: SettingsOptions
@@ -45,6 +48,9 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Octal permissions of the socket created by --socket (default 660).")
     var socketMode: String?
+
+    @Option(help: "Worker processes to keep running (default \(Defaults.workers)); 0: serve in this process, unsupervised.")
+    var workers: Int?
 
     @Option(help: "Threads for uploads, pushes and deletes (default \(Defaults.threads)): one each while it lasts.")
     var threads: Int?
@@ -61,11 +67,20 @@ struct Serve: ParsableCommand {
     @Option(help: "Access policy file (user, repository pattern, read/write/delete per line). Default: no checks.")
     var policy: String?
 
+    /// Set by the supervisor on the workers it starts: its pid (see `WorkerSpawner`).
+    @Option(help: .private)
+    var workerOfSupervisor: Int32?
+
+    /// Set by the supervisor: the worker's slot (its in-flight region).
+    @Option(help: .private)
+    var workerIndex: Int = 0
+
     /// The settings with this command's flags applied.
     func settings() throws -> Settings {
         var settings = try common.load()
         let flags: [(String, String?)] = [
-            ("socket", socket), ("socket_mode", socketMode), ("threads", threads.map(String.init)), ("pull_threads", pullThreads.map(String.init)),
+            ("socket", socket), ("socket_mode", socketMode), ("workers", workers.map(String.init)),
+            ("threads", threads.map(String.init)), ("pull_threads", pullThreads.map(String.init)),
             ("max_upload_sessions", maxUploadSessions.map(String.init)), ("policy", policy),
             ("automatic_cross_mount", automaticCrossMount ? "true" : nil),
         ]
@@ -79,55 +94,12 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let settings = try settings()
-        let root = try StoreRoot.prepare(settings.store ?? ".")
-        let listenFD: Int32
-        if let socket = settings.socket {
-            listenFD = try FastCGIServer.listenUnix(path: socket, mode: mode_t(settings.socketMode))
+        if let supervisor = workerOfSupervisor {
+            try WorkerProcess(settings: settings, role: .supervised(by: supervisor, index: workerIndex)).run()
+        } else if settings.workers == 0 {
+            try WorkerProcess(settings: settings, role: .alone).run()
         } else {
-            guard FastCGIServer.isListeningSocket(0) else {
-                throw ValidationError("no socket configured and fd 0 is not a listening socket")
-            }
-            listenFD = 0
+            try Supervisor(settings: settings, arguments: CommandLine.arguments).run()
         }
-        // The composition root: one store (its caches, trash and locks) for the process.
-        var storeOptions = Store.Options()
-        storeOptions.maximumUploadSessions = settings.maxUploadSessions
-        let store = Store(layout: StoreLayout(root: root), options: storeOptions)
-        let metrics = WorkerMetrics(files: store.metricsFiles)
-        var options = Registry.Options()
-        options.automaticCrossMount = settings.automaticCrossMount
-        if let policy = settings.policy { options.policy = try PolicyFile.load(policy) }
-        // nginx lets only localhost reach /metrics.
-        options.metricsExposition = { Array(metrics.exposition().utf8) }
-        let registry = Registry(store: store, options: options)
-        let log = AccessLog(level: settings.logLevel)
-        // Counters to disk and set-aside files freed, each second, off the request path.
-        // A failure that repeats every second is logged once, until it changes or clears.
-        let trash = store.trash
-        let lastTrashFailure = Mutex<String?>(nil)
-        BackgroundLoop.start(every: 1) {
-            metrics.saveIfChanged()
-            var failure: String?
-            do { try trash.empty() } catch { failure = "\(error)" }
-            if lastTrashFailure.withLock({ last in defer { last = failure }; return last != failure }), let failure {
-                log.event("trash_failed", ["error": failure])
-            }
-        }
-        let pullThreads = settings.pullThreads > 0 ? settings.pullThreads : FastCGIServer.defaultAcceptThreads
-        log.event("started", ["store": root, "socket": settings.socket ?? "fd 0", "threads": String(settings.threads),
-                              "pull_threads": String(pullThreads)])
-        let server = FastCGIServer(listenFD: listenFD, acceptThreads: pullThreads, requestThreads: settings.threads) { exchange in
-            let started = Clock.monotonicMicroseconds()
-            let (request, body) = RequestAdapter.request(from: exchange)
-            let response = registry.handle(request)
-            exchange.respond(status: response.status, headers: response.headers, body: response.body)
-            let elapsed = Clock.monotonicMicroseconds() - started
-            metrics.observe(route: response.route, status: response.status, microseconds: elapsed, bytesReceived: body.bytesRead)
-            log.request(request, response, bytesReceived: body.bytesRead, microseconds: elapsed)
-        }
-        let signal = server.run()
-        metrics.save()
-        log.event("stopped", ["signal": String(signal)])
-        if let socket = settings.socket { unlink(socket) }
     }
 }

@@ -12,6 +12,9 @@ struct Settings: Equatable {
     var store: String?
     var socket: String?
     var socketMode = Defaults.socketMode
+    /// Worker processes a supervising `berth serve` keeps running; 0: no supervisor, this
+    /// process serves alone.
+    var workers = Defaults.workers
     var threads = Defaults.threads
     /// Accept threads, which also answer GET and HEAD; 0: one per core (at least two).
     var pullThreads = Defaults.pullThreads
@@ -35,7 +38,7 @@ struct Settings: Equatable {
     }
 
     /// Every key, in the order `config check` prints them.
-    static let keys = ["store", "socket", "socket_mode", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
+    static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
@@ -57,6 +60,7 @@ struct Settings: Equatable {
         case "socket_mode":
             guard let mode = UInt32(value, radix: 8), mode <= 0o777 else { throw fail("\"\(value)\" is not an octal mode like 660") }
             socketMode = mode
+        case "workers": workers = try integer(0...64)
         case "threads": threads = try integer(1...1024)
         case "pull_threads": pullThreads = try integer(0...256)
         case "automatic_cross_mount":
@@ -116,7 +120,7 @@ struct Settings: Equatable {
     var rendered: String {
         [
             "store = \(store ?? "")", "socket = \(socket ?? "")", "socket_mode = \(String(socketMode, radix: 8))",
-            "threads = \(threads)", "pull_threads = \(pullThreads)", "automatic_cross_mount = \(automaticCrossMount)",
+            "workers = \(workers)", "threads = \(threads)", "pull_threads = \(pullThreads)", "automatic_cross_mount = \(automaticCrossMount)",
             "max_upload_sessions = \(maxUploadSessions)", "policy = \(policy ?? "")", "upload_age = \(uploadAge)",
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
             "log_level = \(logLevel.rawValue)",

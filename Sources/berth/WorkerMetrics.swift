@@ -9,8 +9,9 @@ import Foundation
 import Storage
 import Synchronization
 
-/// This process's request counters, saved every second (when they changed) to `_berth/metrics/worker-<pid>.json`
-/// so that whichever worker answers `/metrics` reports the sum over all workers of the store.
+/// This process's request counters, saved every second (when they changed) to
+/// `_berth/metrics/worker-<instance>.json` so that whichever worker answers `/metrics`
+/// reports the sum over all workers of the store (and the restarts their supervisors saved).
 final class WorkerMetrics: Sendable {
     /// Upper bounds of the request duration histogram, in seconds.
     static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
@@ -24,6 +25,23 @@ final class WorkerMetrics: Sendable {
         var bytesReceived: UInt64 = 0
         var lockWaits: UInt64 = 0
         var lockWaitMicroseconds: UInt64 = 0
+        /// Workers a supervisor started again after one died (only supervisors save it).
+        var workerRestarts: UInt64 = 0
+
+        init() {}
+
+        /// Missing keys count as zero: files saved by older versions, and supervisors'
+        /// files, hold only some counters.
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            requests = try container.decodeIfPresent([String: UInt64].self, forKey: .requests) ?? [:]
+            durations = try container.decodeIfPresent([String: [UInt64]].self, forKey: .durations) ?? [:]
+            durationSums = try container.decodeIfPresent([String: Double].self, forKey: .durationSums) ?? [:]
+            bytesReceived = try container.decodeIfPresent(UInt64.self, forKey: .bytesReceived) ?? 0
+            lockWaits = try container.decodeIfPresent(UInt64.self, forKey: .lockWaits) ?? 0
+            lockWaitMicroseconds = try container.decodeIfPresent(UInt64.self, forKey: .lockWaitMicroseconds) ?? 0
+            workerRestarts = try container.decodeIfPresent(UInt64.self, forKey: .workerRestarts) ?? 0
+        }
 
         /// Adds `other`'s counts to these.
         mutating func add(_ other: Counters) {
@@ -37,6 +55,7 @@ final class WorkerMetrics: Sendable {
             bytesReceived += other.bytesReceived
             lockWaits += other.lockWaits
             lockWaitMicroseconds += other.lockWaitMicroseconds
+            workerRestarts += other.workerRestarts
         }
     }
 
@@ -53,7 +72,7 @@ final class WorkerMetrics: Sendable {
 
     init(files: MetricsFiles) {
         self.files = files
-        ownFile = files.layout.workerMetricsFile(processID: getpid())
+        ownFile = files.layout.workerMetricsFile(.current)
     }
 
     /// Counts one answered request. Every thread passes through here, so the locked
@@ -97,11 +116,17 @@ final class WorkerMetrics: Sendable {
         return snapshot
     }
 
-    private func write(_ snapshot: Counters) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let bytes = try? encoder.encode(snapshot) else { return }
-        try? files.save(Array(bytes), to: ownFile)
+    private func write(_ snapshot: Counters) { Self.save(snapshot, to: ownFile, files: files) }
+
+    /// Saves a supervisor's count of worker restarts to its own file, summed like a worker's.
+    static func saveWorkerRestarts(_ restarts: UInt64, files: MetricsFiles) {
+        var counters = Counters()
+        counters.workerRestarts = restarts
+        save(counters, to: files.layout.supervisorMetricsFile(.current), files: files)
+    }
+
+    private static func save(_ counters: Counters, to file: String, files: MetricsFiles) {
+        try? files.save(JSONText.encode(counters), to: file)
     }
 
     /// The Prometheus text exposition for the whole store.
@@ -109,7 +134,7 @@ final class WorkerMetrics: Sendable {
         save()
         var total = Counters()
         let decoder = JSONDecoder()
-        for bytes in files.workerCounters() {
+        for bytes in files.processCounters() {
             guard let counters = try? decoder.decode(Counters.self, from: Data(bytes)) else { continue }
             total.add(counters)
         }
@@ -136,6 +161,8 @@ final class WorkerMetrics: Sendable {
         out.sample("berth_lock_waits_total", [:], Double(total.lockWaits))
         out.family("berth_lock_wait_seconds_total", "counter", "Time spent waiting for locks held by others.")
         out.sample("berth_lock_wait_seconds_total", [:], Double(total.lockWaitMicroseconds) / 1_000_000)
+        out.family("berth_worker_restarts_total", "counter", "Worker processes started again by their supervisor after one died or exited.")
+        out.sample("berth_worker_restarts_total", [:], Double(total.workerRestarts))
 
         let totals = files.totals()
         out.family("berth_repositories", "gauge", "Repositories in the store.")

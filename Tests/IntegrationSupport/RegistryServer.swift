@@ -47,8 +47,10 @@ public final class RegistryServer: @unchecked Sendable {
         case inheritedOnStandardInput
     }
 
-    /// Starts `workerCount` worker processes (more than one only with an inherited
-    /// socket, which they all accept on) and nginx in front of them.
+    /// Starts Berth and nginx in front of it. `workerCount` 1: one `berth serve` as shipped,
+    /// a supervisor and its worker processes (`--workers` in `workerArguments`, default 2).
+    /// More: that many unsupervised `berth serve --workers 0` processes on an inherited
+    /// socket, which they all accept on, for tests that kill and start workers themselves.
     /// `prepareStore` runs on the (empty) store directory before any worker starts, e.g.
     /// to mount a small filesystem there.
     /// `nginxArguments` go to `scripts/nginx-conf` (e.g. `--htpasswd FILE`).
@@ -113,21 +115,59 @@ public final class RegistryServer: @unchecked Sendable {
 
     /// Starts worker `index` (again). Each worker logs to `worker.log` (appending).
     public func startWorker(_ index: Int) throws {
-        let arguments: [String]
+        var arguments: [String]
         switch listening {
         case .ownSocket: arguments = ["serve", "--store", store, "--socket", socket] + workerArguments
         case .inheritedOnStandardInput: arguments = ["serve", "--store", store] + workerArguments
         }
+        if lock.withLock({ workers.count }) > 1 { arguments += ["--workers", "0"] }
         let process = try Shell.start(Self.binary, arguments, logFile: "\(directory.path)/worker.log",
                                       standardInput: listener, append: true)
         lock.withLock { workers[index] = process }
     }
 
     /// Kills worker `index` with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    /// A supervisor goes first, then its workers: all of Berth is gone.
     public func killWorker(_ index: Int) {
         guard let process = lock.withLock({ workers[index] }) else { return }
+        let children = Self.children(of: process.processIdentifier)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        for child in children { kill(child, SIGKILL) }
+        for child in children {
+            for _ in 0..<200 where Self.isAlive(child) { usleep(10_000) }
+        }
+    }
+
+    /// The `berth serve` process started first (the supervisor when there is one).
+    public var supervisorProcessID: Int32? { workerProcessIDs.first }
+
+    /// The worker processes the supervisor runs now (its children), in no particular order.
+    public var supervisedWorkerIDs: [Int32] { supervisorProcessID.map { Self.children(of: $0) } ?? [] }
+
+    /// Children of `pid`, from `/proc/<pid>/task/*/children`.
+    public static func children(of pid: Int32) -> [Int32] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.flatMap { task in
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "")
+                .split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+    }
+
+    /// True while `pid` exists and is not a zombie.
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[stat.index(after: close)...].hasPrefix(" Z")
+    }
+
+    /// Waits up to `timeout` seconds for worker `index` (a supervisor: with its children)
+    /// to exit; true when it did.
+    public func waitForExit(_ index: Int, timeout: Double) -> Bool {
+        guard let process = lock.withLock({ workers[index] }) else { return true }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        return !process.isRunning
     }
 
     /// The worker processes' ids (for tests that signal them).

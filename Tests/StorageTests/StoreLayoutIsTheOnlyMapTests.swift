@@ -35,7 +35,7 @@ import Testing
         let blobName = String(layout.sharedBlobFile(subject).split(separator: "/").last ?? "")
         #expect(StoreLayout.blob(.sha256, fromFileName: blobName) == subject)
         #expect(StoreLayout.blob(.sha256, fromFileName: "../x") == nil)
-        let metricsName = String(layout.workerMetricsFile(processID: 42).split(separator: "/").last ?? "")
+        let metricsName = String(layout.workerMetricsFile(.current).split(separator: "/").last ?? "")
         #expect(StoreLayout.isWorkerMetricsFile(metricsName))
         #expect(layout.requiredDirectories.allSatisfy { $0.hasPrefix("/store") })
     }

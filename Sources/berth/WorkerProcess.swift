@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import FastCGI
+import Registry
+import Storage
+import Synchronization
+
+/// One process answering registry requests on the listening socket until SIGTERM or
+/// SIGINT, after answering the requests in flight.
+///
+/// Either one of a supervisor's workers (the socket on fd 0, the in-flight table on fd 3,
+/// its slot index) or, with `workers = 0`, a process serving alone (on `--socket`, which
+/// it creates, or on the inherited fd 0).
+struct WorkerProcess {
+    enum Role {
+        case alone
+        case supervised(by: pid_t, index: Int)
+    }
+
+    let settings: Settings
+    let role: Role
+
+    func run() throws {
+        let root = try StoreRoot.prepare(settings.store ?? ".")
+        let listenFD: Int32
+        var ownSocket: String?
+        switch role {
+        case .supervised:
+            guard FastCGIServer.isListeningSocket(0) else { throw ValidationError("supervised worker: fd 0 is not a listening socket") }
+            listenFD = 0
+        case .alone:
+            if let socket = settings.socket {
+                listenFD = try FastCGIServer.listenUnix(path: socket, mode: mode_t(settings.socketMode))
+                ownSocket = socket
+            } else {
+                guard FastCGIServer.isListeningSocket(0) else {
+                    throw ValidationError("no socket configured and fd 0 is not a listening socket")
+                }
+                listenFD = 0
+            }
+        }
+        // The composition root: one store (its caches, trash and locks) for the process.
+        var storeOptions = Store.Options()
+        storeOptions.maximumUploadSessions = settings.maxUploadSessions
+        let store = Store(layout: StoreLayout(root: root), options: storeOptions)
+        let metrics = WorkerMetrics(files: store.metricsFiles)
+        var options = Registry.Options()
+        options.automaticCrossMount = settings.automaticCrossMount
+        if let policy = settings.policy { options.policy = try PolicyFile.load(policy) }
+        // nginx lets only localhost reach /metrics.
+        options.metricsExposition = { Array(metrics.exposition().utf8) }
+        let registry = Registry(store: store, options: options)
+        let log = AccessLog(level: settings.logLevel)
+        let inFlight: InFlightRecords?
+        var details = ["store": root, "pid": String(getpid())]
+        switch role {
+        case .alone:
+            inFlight = nil
+            details["socket"] = settings.socket ?? "fd 0"
+        case .supervised(let supervisor, let index):
+            inFlight = InFlightRecords(descriptor: InFlightTable.workerDescriptor, index: index)
+            details["worker"] = String(index)
+            details["supervisor"] = String(supervisor)
+        }
+        startBackgroundLoop(store: store, metrics: metrics, log: log)
+
+        let pullThreads = settings.pullThreads > 0 ? settings.pullThreads : FastCGIServer.defaultAcceptThreads
+        details["threads"] = String(settings.threads)
+        details["pull_threads"] = String(pullThreads)
+        log.event("started", details)
+        let server = FastCGIServer(listenFD: listenFD, acceptThreads: pullThreads, requestThreads: settings.threads,
+                                   ownsListeningSocket: ownSocket != nil) { exchange in
+            let started = Clock.monotonicMicroseconds()
+            let (request, body) = RequestAdapter.request(from: exchange)
+            inFlight?.begin(thread: exchange.threadIndex, method: request.method, requestID: request.headers["x-request-id"],
+                            uri: request.uri)
+            defer { inFlight?.end(thread: exchange.threadIndex) }
+            let response = registry.handle(request)
+            exchange.respond(status: response.status, headers: response.headers, body: response.body)
+            let elapsed = Clock.monotonicMicroseconds() - started
+            metrics.observe(route: response.route, status: response.status, microseconds: elapsed, bytesReceived: body.bytesRead)
+            log.request(request, response, bytesReceived: body.bytesRead, microseconds: elapsed)
+        }
+        let signal = server.run()
+        metrics.save()
+        log.event("stopped", ["signal": String(signal), "pid": String(getpid())])
+        if let ownSocket { unlink(ownSocket) }
+    }
+
+    /// Each second, off the request path: this process's counters to disk; the trash
+    /// emptied (store-wide work, so only by the first of a supervisor's workers); and, for
+    /// a supervised worker, a check that its supervisor still lives (if not, it stops as
+    /// on SIGTERM: a new supervisor's workers take over the socket).
+    /// A failure that repeats every second is logged once, until it changes or clears.
+    private func startBackgroundLoop(store: Store, metrics: WorkerMetrics, log: AccessLog) {
+        let trash: Trash?
+        let supervisor: pid_t?
+        switch role {
+        case .alone:
+            trash = store.trash
+            supervisor = nil
+        case .supervised(let parent, let index):
+            trash = index == 0 ? store.trash : nil
+            supervisor = parent
+        }
+        let lastTrashFailure = Mutex<String?>(nil)
+        let orphaned = Atomic<Bool>(false)
+        BackgroundLoop.start(every: 1) {
+            metrics.saveIfChanged()
+            if let supervisor, getppid() != supervisor, !orphaned.exchange(true, ordering: .relaxed) {
+                log.event("supervisor_gone", ["supervisor": String(supervisor), "pid": String(getpid())], level: .warning)
+                kill(getpid(), SIGTERM)
+            }
+            guard let trash else { return }
+            var failure: String?
+            do { try trash.empty() } catch { failure = "\(error)" }
+            if lastTrashFailure.withLock({ last in defer { last = failure }; return last != failure }), let failure {
+                log.event("trash_failed", ["error": failure])
+            }
+        }
+    }
+}
