@@ -3,11 +3,15 @@
 
 One nginx fronts all three with the same TLS settings: Berth's own site (rendered by
 scripts/nginx-conf), docker-registry behind a reverse proxy, and a static server (the
-ceiling). Each figure runs the three in turn, round after round (A/B/C alternation), and
-the report gives medians, spreads (min-max) and ratios. Loops and runs are bounded.
+ceiling). With --baseline BIN, an older Berth binary runs too, with its own store and
+socket, behind a second nginx rendered the same way (its own port), and gets the same
+content. Each figure runs the systems in turn, round after round (Berth, baseline,
+registry, static), and the report gives medians, spreads (min-max) and ratios. Loops and
+runs are bounded.
 
-    bench/run            full run, report in bench/results/<date>-<host>.md
-    bench/run --smoke    every figure once, tiny and short; writes no report
+    bench/run                    full run, report in bench/results/<date>-<host>.md
+    bench/run --smoke            every figure once, tiny and short; writes no report
+    bench/run --baseline BIN     the same, with BIN (e.g. the commit before) as "Berth before"
 """
 import argparse, datetime, gzip, hashlib, json, os, platform, random, re, shutil, signal
 import socket, statistics, subprocess, sys, tempfile, threading, time
@@ -41,22 +45,31 @@ def sha256_hex(data):
 
 
 class Systems:
-    """Berth, docker-registry and nginx static, up and fronted by one nginx."""
+    """Berth, docker-registry and nginx static, up and fronted by one nginx; with a
+    baseline binary, the baseline Berth too, behind its own nginx (the same site)."""
 
-    def __init__(self, work, berth_bin):
+    def __init__(self, work, berth_bin, baseline_bin=None):
         self.work = work
         self.procs = []
+        # The order of the systems within each round.
+        self.names = ["berth"] + (["baseline"] if baseline_bin else []) + ["registry", "static"]
+        self.berths = [name for name in self.names if name in ("berth", "baseline")]
         tls = f"{work}/tls"
         os.makedirs(tls)
         sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", f"{tls}/key.pem", "-out", f"{tls}/cert.pem")
         self.cert, self.key = f"{tls}/cert.pem", f"{tls}/key.pem"
-        self.store = f"{work}/store"
-        self.socket = f"{work}/berth.sock"
-        # As systemd/berth.service runs it (one malloc arena per busy thread bloats RSS).
-        self.berth = self.start([berth_bin, "serve", "--store", self.store, "--socket", self.socket], "berth.log",
-                                {"MALLOC_ARENA_MAX": "2"})
-        self.wait(lambda: os.path.exists(self.socket), "berth socket")
+        self.stores = {"berth": f"{work}/store", "baseline": f"{work}/store-baseline"}
+        self.sockets = {"berth": f"{work}/berth.sock", "baseline": f"{work}/baseline.sock"}
+        self.store = self.stores["berth"]
+        self.workers = {}
+        for name, binary in (("berth", berth_bin), ("baseline", baseline_bin)):
+            if not binary:
+                continue
+            # As systemd/berth.service runs it (one malloc arena per busy thread bloats RSS).
+            self.workers[name] = self.start([binary, "serve", "--store", self.stores[name], "--socket", self.sockets[name]],
+                                            f"{name}.log", {"MALLOC_ARENA_MAX": "2"})
+            self.wait(lambda socket_path=self.sockets[name]: os.path.exists(socket_path), f"{name} socket")
 
         upstream = free_port()
         with open(f"{work}/registry.yml", "w") as f:
@@ -65,10 +78,13 @@ class Systems:
         self.start(["docker-registry", "serve", f"{work}/registry.yml"], "registry.log")
         self.wait(lambda: self.port_open(upstream), "docker-registry")
 
-        self.ports = {"berth": free_port(), "registry": free_port(), "static": free_port()}
+        self.ports = {name: free_port() for name in self.names}
         nginx = f"{work}/nginx"
-        sh(f"{REPO}/scripts/nginx-conf", nginx, "--port", str(self.ports["berth"]), "--store", self.store,
-           "--socket", self.socket, "--cert", self.cert, "--key", self.key, "--user", "root", "--workers", "2")
+        for name, prefix in (("berth", nginx), ("baseline", f"{work}/nginx-baseline")):
+            if name in self.workers:
+                sh(f"{REPO}/scripts/nginx-conf", prefix, "--port", str(self.ports[name]), "--store", self.stores[name],
+                   "--socket", self.sockets[name], "--cert", self.cert, "--key", self.key, "--user", "root",
+                   "--workers", "2")
         self.json_dir = f"{work}/json"
         os.makedirs(self.json_dir)
         with open(f"{HERE}/nginx-bench.conf.in") as f:
@@ -80,6 +96,9 @@ class Systems:
         with open(f"{nginx}/berth-site.conf", "a") as f:
             f.write("\n" + extra)
         self.start(["nginx", "-p", nginx, "-c", f"{nginx}/nginx.conf", "-g", "daemon off;"], "nginx.log")
+        if "baseline" in self.workers:
+            prefix = f"{work}/nginx-baseline"
+            self.start(["nginx", "-p", prefix, "-c", f"{prefix}/nginx.conf", "-g", "daemon off;"], "nginx-baseline.log")
         for port in self.ports.values():
             self.wait(lambda p=port: self.port_open(p), f"nginx on {port}")
 
@@ -105,9 +124,27 @@ class Systems:
     def url(self, system):
         return f"https://127.0.0.1:{self.ports[system]}"
 
-    def rss_kib(self):
-        with open(f"/proc/{self.berth.pid}/status") as f:
-            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+    def rss_kib(self, system="berth"):
+        """The worker's resident memory. A berth serve that supervises worker processes (its
+        children) reports the largest of its own and theirs: the target is per worker."""
+        pid = self.workers[system].pid
+        pids = [pid]
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    pids += [int(child) for child in f.read().split()]
+            except OSError:
+                continue
+        values = []
+        for each in pids:
+            try:
+                with open(f"/proc/{each}/status") as f:
+                    values.append(int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)))
+            except (OSError, AttributeError):
+                continue  # a worker that exited just now
+        if not values:
+            raise OSError(f"no RSS for {system} (pid {pid})")
+        return max(values)
 
     def stop(self):
         for proc in reversed(self.procs):
@@ -210,7 +247,10 @@ def ab_head(url, seconds, connections, accept):
 
 
 class Report:
-    def __init__(self):
+    TITLES = {"berth": "Berth", "baseline": "Berth before", "registry": "docker-registry", "static": "nginx static"}
+
+    def __init__(self, systems=("berth", "registry", "static")):
+        self.systems = list(systems)
         self.rows = []
 
     def add(self, figure, unit, values, target=None, better="higher"):
@@ -223,21 +263,54 @@ class Report:
         spread = f" ({min(samples):.3g}–{max(samples):.3g})" if len(samples) > 1 else ""
         return f"{median:.4g}{spread}", median
 
+    @staticmethod
+    def ratio(medians, other, better):
+        """Berth's median against another system's, above 1 when Berth is better."""
+        if "berth" not in medians or other not in medians or medians[other if better == "higher" else "berth"] == 0:
+            return None
+        return medians["berth"] / medians[other] if better == "higher" else medians[other] / medians["berth"]
+
+    @staticmethod
+    def relative_spread(samples):
+        """(max - min) / median of a figure's samples: the run's own noise (None with one sample)."""
+        if not samples or len(samples) < 2 or statistics.median(samples) == 0:
+            return None
+        return (max(samples) - min(samples)) / statistics.median(samples)
+
+    def spreads(self):
+        """Per figure: the relative spread of Berth's samples (and of the baseline's)."""
+        return [(figure, {system: self.relative_spread(values.get(system)) for system in ("berth", "baseline")
+                          if system in self.systems})
+                for figure, unit, values, target, better in self.rows if "berth" in values]
+
+    def worse_than_before(self):
+        """Figures where Berth is worse than the baseline by more than the larger relative
+        spread of the two: (figure, Berth / before, that spread)."""
+        worse = []
+        for figure, unit, values, target, better in self.rows:
+            if "berth" not in values or "baseline" not in values:
+                continue
+            medians = {system: statistics.median(values[system]) for system in ("berth", "baseline")}
+            r = self.ratio(medians, "baseline", better)
+            noise = max(self.relative_spread(values["berth"]) or 0, self.relative_spread(values["baseline"]) or 0)
+            if r is not None and r < 1 - noise:
+                worse.append((figure, r, noise))
+        return worse
+
     def markdown(self):
-        lines = ["| figure | unit | Berth | docker-registry | nginx static | Berth / registry | Berth / static | target | met |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+        others = [system for system in self.systems if system != "berth"]
+        ratio_columns = [system for system in ("baseline", "registry", "static") if system in self.systems]
+        ratio_titles = {"baseline": "Berth / before", "registry": "Berth / registry", "static": "Berth / static"}
+        header = (["figure", "unit", "Berth"] + [self.TITLES[system] for system in others]
+                  + [ratio_titles[system] for system in ratio_columns] + ["target", "met"])
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for figure, unit, values, target, better in self.rows:
             cells, medians = {}, {}
-            for system in ("berth", "registry", "static"):
+            for system in self.systems:
                 if system in values:
                     cells[system], medians[system] = self.fmt(values[system])
-            def ratio(other):
-                if "berth" not in medians or other not in medians or medians[other] == 0:
-                    return "", None
-                r = medians["berth"] / medians[other] if better == "higher" else medians[other] / medians["berth"]
-                return f"{r:.2f}×", r
-            vs_registry, r_registry = ratio("registry")
-            vs_static, r_static = ratio("static")
+            ratios = {system: self.ratio(medians, system, better) for system in ratio_columns}
+            r_registry, r_static = ratios.get("registry"), ratios.get("static")
             met = ""
             if target:
                 checks = []
@@ -252,8 +325,10 @@ class Report:
                 met = "yes" if checks and all(checks) else "no"
             target_text = ", ".join(f"{'≤' if k == 'max' else '≥'} {v}{' ' + unit if k in ('max', 'min') else ' × ' + k}"
                                     for k, v in (target or {}).items())
-            lines.append(f"| {figure} | {unit} | {cells.get('berth', '')} | {cells.get('registry', '')} | "
-                         f"{cells.get('static', '')} | {vs_registry} | {vs_static} | {target_text} | {met} |")
+            row = ([figure, unit] + [cells.get(system, "") for system in self.systems]
+                   + [f"{ratios[system]:.2f}×" if ratios[system] is not None else "" for system in ratio_columns]
+                   + [target_text, met])
+            lines.append("| " + " | ".join(row) + " |")
         return "\n".join(lines)
 
 
@@ -263,6 +338,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5, help="duration of each load run")
     parser.add_argument("--berth", required=True, help="the berth binary")
+    parser.add_argument("--baseline", metavar="BIN",
+                        help="an older berth binary (e.g. the commit before) to run alongside, as \"Berth before\"")
     options = parser.parse_args()
     smoke = options.smoke
     rounds = 1 if smoke else options.rounds
@@ -272,11 +349,13 @@ def main():
     chunked = (1 << 30) if not smoke else (8 << 20)
     tag_count = 1000 if not smoke else 20
     repo_count = 110 if not smoke else 5
+    metrics_repo_count = 1000 if not smoke else 20
 
     work = tempfile.mkdtemp(prefix="berth-bench-")
-    systems = Systems(work, options.berth)
-    report = Report()
+    systems = Systems(work, options.berth, options.baseline)
+    report = Report(systems.names)
     rss = {"idle": systems.rss_kib()}
+    baseline_rss = {"idle": systems.rss_kib("baseline")} if options.baseline else {}
     sampler = RssSampler(systems)
     peaks = {}
     try:
@@ -301,8 +380,9 @@ def main():
             f.write(manifest)
         manifest_digest = sha256_hex(manifest)
 
-        # The same content in Berth and docker-registry; listings copied for the static server.
-        for system in ("berth", "registry"):
+        # The same content in Berth (and the baseline) and docker-registry; listings copied
+        # for the static server.
+        for system in [name for name in systems.names if name != "static"]:
             base = systems.url(system)
             for name in ("big", "small", "config"):
                 push_blob(base, "bench/app", files[name][0], files[name][1])
@@ -325,9 +405,9 @@ def main():
 
         def each_round(run, label):
             sampler.take_peak()
-            samples = {"berth": [], "registry": [], "static": []}
+            samples = {system: [] for system in systems.names}
             for _ in range(rounds):
-                for system in ("berth", "registry", "static"):
+                for system in systems.names:
                     value = run(system)
                     if value is not None:
                         samples[system].append(value)
@@ -377,6 +457,34 @@ def main():
                    each_round(listing("/v2/bench/tags/tags/list", "tags.json"), "tags list"), {"registry": 5})
         report.add("catalog page of 100, 8 connections", "req/s",
                    each_round(listing("/v2/_catalog?n=100", "catalog.json"), "catalog"))
+
+        # /metrics on a store of metrics_repo_count repositories, Berth (and the baseline)
+        # only: the store is topped up with one monolithic blob POST (the 2-byte config) per
+        # new repository, a hundred to a curl.
+        new_repos = [f"bench/m{index:04d}" for index in range(max(0, metrics_repo_count - 2 - repo_count))]
+        for system in systems.berths:
+            base = systems.url(system)
+            for start in range(0, len(new_repos), 100):
+                batch = new_repos[start:start + 100]
+                urls = [a for repo in batch
+                        for a in ("-o", "/dev/null", f"{base}/v2/{repo}/blobs/uploads/?digest=sha256:{files['config'][1]}")]
+                codes = sh("curl", "-sk", "-X", "POST", "-H", "Content-Type: application/octet-stream",
+                           "--data-binary", f"@{files['config'][0]}", "-w", "%{http_code}\n", *urls, check=False).stdout.split()
+                assert codes == ["201"] * len(batch), f"monolithic POST {base}: {sorted(set(codes))}"
+        metrics_seen = {}
+        def metrics_scrape(system):
+            if system not in systems.berths:
+                return None
+            r = wrk(f"{systems.url(system)}/metrics", seconds, 8)
+            seen = metrics_seen.setdefault(system, {"non2xx": 0})
+            seen["non2xx"] += r["errors"]["status"]
+            if "repositories" not in seen:
+                body = sh("curl", "-sk", f"{systems.url(system)}/metrics").stdout
+                found = re.search(r"^berth_repositories(?:\{\})? (\S+)$", body, re.M)
+                seen["repositories"] = found.group(1) if found else "?"
+            return r["requests"] / r["seconds"] if r["errors"]["status"] == 0 else 0.0
+        report.add(f"/metrics scrape, store of {metrics_repo_count} repositories", "req/s",
+                   each_round(metrics_scrape, "/metrics scrape"))
 
         upload_errors = []
         def uploads(system):
@@ -518,12 +626,13 @@ def main():
             assert not missing, f"skopeo pull from {system}: blobs differ from the pushed image: {sorted(missing)}"
             shutil.rmtree(target, ignore_errors=True)
             return seconds_taken
-        push_samples, pull_samples = {"berth": [], "registry": []}, {"berth": [], "registry": []}
+        registries = [name for name in systems.names if name != "static"]
+        push_samples, pull_samples = {name: [] for name in registries}, {name: [] for name in registries}
         sampler.take_peak()
         for _ in range(rounds):
-            for system in ("berth", "registry"):
+            for system in registries:
                 push_samples[system].append(skopeo_push(system))
-            for system in ("berth", "registry"):
+            for system in registries:
                 pull_samples[system].append(skopeo_pull(system))
         peaks["skopeo push and pull"] = (sampler.take_peak(), systems.rss_kib())
         layer_text = f"3 × {image_layer >> 20} MiB image"
@@ -539,6 +648,8 @@ def main():
             soak_requests += r["requests"]
         rss["after soak"] = systems.rss_kib()
         peaks["soak"] = (sampler.take_peak(), rss["after soak"])
+        if options.baseline:
+            baseline_rss["after the run"] = systems.rss_kib("baseline")
 
         hashes_ok = all(errors == 0 for system, errors, _ in upload_errors if system != "static")
         text = report.markdown()
@@ -555,7 +666,24 @@ def main():
             f"RSS flat after many requests: soak of {soak_requests} manifest GETs, {soak_start} -> {rss['after soak']} KiB",
             "manifest latency p50/p99 (µs) per run: " + "; ".join(
                 f"{m} {s}: " + " ".join(f"{p50}/{p99}" for p50, p99 in v) for (m, s), v in sorted(latencies.items())),
+            f"/metrics scrape: {len(new_repos)} repositories added by monolithic POST; " + "; ".join(
+                f"{s}: berth_repositories {v.get('repositories', '?')}, {v['non2xx']} non-2xx" for s, v in metrics_seen.items()),
         ]
+        def percent(value):
+            return "–" if value is None else f"{value * 100:.1f}%"
+        spread_systems = "Berth / Berth before" if options.baseline else "Berth"
+        summary.append(f"relative spread (max−min)/median over the {rounds} round(s), {spread_systems}: "
+                       + ("none with one round" if rounds < 2 else "; ".join(
+                           f"{figure} " + " / ".join(percent(v) for v in values.values())
+                           for figure, values in report.spreads())))
+        if options.baseline:
+            summary.append(f"baseline worker ({options.baseline}) RSS (KiB), not sampled during the figures: idle "
+                           f"{baseline_rss['idle']}, after the run {baseline_rss['after the run']}")
+            worse = report.worse_than_before()
+            summary.append("worse than before by more than the run's own noise (Berth / before below 1 − the larger "
+                           "relative spread of the two): "
+                           + ("not judged with one round" if rounds < 2 else "; ".join(
+                               f"{figure} {r:.2f}× (spread {noise * 100:.1f}%)" for figure, r, noise in worse) or "none"))
         print(text)
         print("\n".join(summary))
         if not smoke:
@@ -564,7 +692,10 @@ def main():
                        "- cpu: " + next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
                        "- " + sh("nginx", "-v", check=False).stderr.strip(),
                        "- " + sh("swift", "--version", check=False).stdout.splitlines()[0],
-                       f"- rounds {rounds}, {seconds} s per load run, systems alternated Berth → registry → static in each round"]
+                       f"- rounds {rounds}, {seconds} s per load run, systems alternated "
+                       + " → ".join(Report.TITLES[system] for system in systems.names) + " in each round"]
+            if options.baseline:
+                machine.append(f"- Berth before: {os.path.abspath(options.baseline)}")
             os.makedirs(f"{HERE}/results", exist_ok=True)
             name = f"{HERE}/results/{datetime.date.today().isoformat()}-{platform.node()}.md"
             with open(name, "w") as f:
