@@ -21,13 +21,18 @@ let package = Package(
         .target(name: "Registry", dependencies: ["Storage"]),
         // A thin libfcgi server: accept loop on threads, params, body stream, response writer.
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
-        // The command line: serve, and later maintenance commands. Wiring only.
+        // The service around the registry: settings, the supervisor and its workers, the
+        // access log, metrics rendering, background work. Everything the commands run.
+        .target(
+            name: "BerthService",
+            dependencies: ["Storage", "Registry", "FastCGI", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The command line (serve, gc, scrub, config check): parsing and wiring only.
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Storage", "Registry", "FastCGI",
+                "BerthService", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -37,6 +42,7 @@ let package = Package(
         .target(name: "IntegrationSupport", dependencies: ["TestSupport", "FastCGI"], path: "Tests/IntegrationSupport"),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["BerthService", "Storage", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["IntegrationSupport"]),
     ]
 )

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import BerthService
 import Storage
 
 /// `berth gc`: frees unreferenced blobs, old upload sessions and temp files, safely

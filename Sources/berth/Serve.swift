@@ -2,10 +2,8 @@
 import Glibc
 #endif
 import ArgumentParser
-import FastCGI
-import Registry
+import BerthService
 import Storage
-import Synchronization
 
 /// `--config`, shared by every command, and the settings it leads to.
 struct SettingsOptions: ParsableArguments {
@@ -18,11 +16,11 @@ struct SettingsOptions: ParsableArguments {
     /// File and environment settings, with `--store` on top, checked.
     func load() throws -> Settings {
         var settings: Settings
-        do {
+        do throws(Settings.Problem) {
             settings = try Settings.load(file: config, environment: Environment.variables)
             if let store { try settings.set("store", store, source: "--store") }
-        } catch let problem as Settings.Problem {
-            throw ValidationError(problem.description)
+        } catch {
+            throw ValidationError(error.description)
         }
         guard settings.store != nil else { throw ValidationError("no store: give --store, store = in --config, or BERTH_STORE") }
         return settings

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import ArgumentParser
 import FastCGI
 import Registry
 import Storage
@@ -13,8 +12,8 @@ import Synchronization
 /// Either one of a supervisor's workers (the socket on fd 0, the in-flight table on fd 3,
 /// its slot index) or, with `workers = 0`, a process serving alone (on `--socket`, which
 /// it creates, or on the inherited fd 0).
-struct WorkerProcess {
-    enum Role {
+public struct WorkerProcess {
+    public enum Role: Sendable {
         case alone
         case supervised(by: pid_t, index: Int)
     }
@@ -22,13 +21,18 @@ struct WorkerProcess {
     let settings: Settings
     let role: Role
 
-    func run() throws {
+    public init(settings: Settings, role: Role) {
+        self.settings = settings
+        self.role = role
+    }
+
+    public func run() throws {
         let root = try StoreRoot.prepare(settings.store ?? ".")
         let listenFD: Int32
         var ownSocket: String?
         switch role {
         case .supervised:
-            guard FastCGIServer.isListeningSocket(0) else { throw ValidationError("supervised worker: fd 0 is not a listening socket") }
+            guard FastCGIServer.isListeningSocket(0) else { throw ServiceError("supervised worker: fd 0 is not a listening socket") }
             listenFD = 0
         case .alone:
             if let socket = settings.socket {
@@ -36,7 +40,7 @@ struct WorkerProcess {
                 ownSocket = socket
             } else {
                 guard FastCGIServer.isListeningSocket(0) else {
-                    throw ValidationError("no socket configured and fd 0 is not a listening socket")
+                    throw ServiceError("no socket configured and fd 0 is not a listening socket")
                 }
                 listenFD = 0
             }

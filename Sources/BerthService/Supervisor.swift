@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import ArgumentParser
 import FastCGI
 import Logging
 import Registry
@@ -21,7 +20,7 @@ import Storage
 /// SIGTERM or SIGINT: forwarded to every worker, which answers its requests in flight and
 /// exits; the supervisor exits once all have. A socket it created is shut down first (no
 /// new connections); an inherited one (systemd) is left open for the next start.
-final class Supervisor {
+public final class Supervisor {
     private struct Slot {
         var pid: pid_t?
         /// CLOCK_MONOTONIC microseconds of the last start.
@@ -44,7 +43,7 @@ final class Supervisor {
     private var stopping = false
     private var restarts: UInt64 = 0
 
-    init(settings: Settings, arguments: [String]) {
+    public init(settings: Settings, arguments: [String]) {
         self.settings = settings
         self.arguments = arguments
         log = AccessLog(level: settings.logLevel)
@@ -57,7 +56,7 @@ final class Supervisor {
         return min(longestBackoff, 500_000 << min(quickDeaths - 2, 16))
     }
 
-    func run() throws {
+    public func run() throws {
         let root = try StoreRoot.prepare(settings.store ?? ".")
         // What would make every worker fail at start fails here, once, instead.
         if let policy = settings.policy { _ = try PolicyFile.load(policy) }
@@ -71,7 +70,7 @@ final class Supervisor {
             ownSocket = socket
         } else {
             guard FastCGIServer.isListeningSocket(0) else {
-                throw ValidationError("no socket configured and fd 0 is not a listening socket")
+                throw ServiceError("no socket configured and fd 0 is not a listening socket")
             }
             listenFD = 0
         }

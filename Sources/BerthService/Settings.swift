@@ -8,41 +8,43 @@ import Storage
 ///
 /// The file holds `key = value` lines; `#` starts a comment. An unknown key or a bad value
 /// is an error that names the key and where it came from.
-struct Settings: Equatable {
-    var store: String?
-    var socket: String?
-    var socketMode = Defaults.socketMode
+public struct Settings: Equatable, Sendable {
+    public init() {}
+
+    public var store: String?
+    public var socket: String?
+    public var socketMode = Defaults.socketMode
     /// Worker processes a supervising `berth serve` keeps running; 0: no supervisor, this
     /// process serves alone.
-    var workers = Defaults.workers
-    var threads = Defaults.threads
+    public var workers = Defaults.workers
+    public var threads = Defaults.threads
     /// Accept threads, which also answer GET and HEAD; 0: one per core (at least two).
-    var pullThreads = Defaults.pullThreads
-    var automaticCrossMount = false
-    var maxUploadSessions = Defaults.maximumUploadSessions
-    var policy: String?
-    var uploadAge = Defaults.uploadAge
-    var gcGracePeriod = Defaults.gcGracePeriod
-    var gcUntaggedManifestAge: Int?
-    var logLevel = LogLevel.info
+    public var pullThreads = Defaults.pullThreads
+    public var automaticCrossMount = false
+    public var maxUploadSessions = Defaults.maximumUploadSessions
+    public var policy: String?
+    public var uploadAge = Defaults.uploadAge
+    public var gcGracePeriod = Defaults.gcGracePeriod
+    public var gcUntaggedManifestAge: Int?
+    public var logLevel = LogLevel.info
 
-    enum LogLevel: String, CaseIterable {
+    public enum LogLevel: String, CaseIterable, Sendable {
         case debug, info, warning, error
     }
 
-    struct Problem: Error, CustomStringConvertible {
-        let key: String
-        let source: String
-        let reason: String
-        var description: String { "\(source): \(key): \(reason)" }
+    public struct Problem: Error, CustomStringConvertible {
+        public let key: String
+        public let source: String
+        public let reason: String
+        public var description: String { "\(source): \(key): \(reason)" }
     }
 
     /// Every key, in the order `config check` prints them.
-    static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
+    public static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
-    mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
+    public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
         func fail(_ reason: String) -> Problem { Problem(key: key, source: source, reason: reason) }
         func integer(_ range: ClosedRange<Int>) throws(Problem) -> Int {
             guard let number = Int(value), range.contains(number) else {
@@ -85,7 +87,7 @@ struct Settings: Equatable {
     }
 
     /// Defaults, then `file` (if given), then the environment's `BERTH_<KEY>` variables.
-    static func load(file: String?, environment: [String: String]) throws -> Settings {
+    public static func load(file: String?, environment: [String: String]) throws(Problem) -> Settings {
         var settings = Settings()
         if let file {
             guard let text = TextFile.read(file) else {
@@ -101,7 +103,7 @@ struct Settings: Equatable {
         return settings
     }
 
-    mutating func apply(fileText: String, name: String) throws(Problem) {
+    public mutating func apply(fileText: String, name: String) throws(Problem) {
         for (offset, rawLine) in fileText.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = (rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
             let trimmed = line.trimmingSpaces
@@ -117,7 +119,7 @@ struct Settings: Equatable {
     }
 
     /// The settings as a config file would say them.
-    var rendered: String {
+    public var rendered: String {
         [
             "store = \(store ?? "")", "socket = \(socket ?? "")", "socket_mode = \(String(socketMode, radix: 8))",
             "workers = \(workers)", "threads = \(threads)", "pull_threads = \(pullThreads)", "automatic_cross_mount = \(automaticCrossMount)",
@@ -129,7 +131,7 @@ struct Settings: Equatable {
 }
 
 extension StringProtocol {
-    var trimmingSpaces: String {
+    public var trimmingSpaces: String {
         String(drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
     }
 }

@@ -56,22 +56,22 @@ final class InFlightMemory {
 
     /// Creates and maps the table for `workers` regions of `records` records each, in
     /// shared memory (`/dev/shm`), or in an unlinked file in `fallbackDirectory`.
-    init(workers: Int, records: Int, fallbackDirectory: String) throws(CommandFailure) {
+    init(workers: Int, records: Int, fallbackDirectory: String) throws(ServiceError) {
         self.workers = workers
         self.records = records
         regionSize = InFlightTable.regionSize(records: records)
         let created = Self.anonymousFile(fallbackDirectory: fallbackDirectory)
-        guard created >= 0 else { throw CommandFailure("cannot create the in-flight table: \(String(cString: strerror(errno)))") }
+        guard created >= 0 else { throw ServiceError("cannot create the in-flight table: \(String(cString: strerror(errno)))") }
         // Above the descriptors workers get (0 and 3), so that dup2 always makes a copy.
         let fd = fcntl(created, F_DUPFD_CLOEXEC, 10)
         close(created)
-        guard fd >= 0 else { throw CommandFailure("cannot move the in-flight table: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ServiceError("cannot move the in-flight table: \(String(cString: strerror(errno)))") }
         guard ftruncate(fd, off_t(workers * regionSize)) == 0,
               let mapped = mmap(nil, workers * regionSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
               mapped != MAP_FAILED else {
             let reason = String(cString: strerror(errno))
             close(fd)
-            throw CommandFailure("cannot map the in-flight table: \(reason)")
+            throw ServiceError("cannot map the in-flight table: \(reason)")
         }
         descriptor = fd
         base = mapped

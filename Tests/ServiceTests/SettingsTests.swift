@@ -1,0 +1,68 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+@testable import BerthService
+import Storage
+import Testing
+
+/// Settings: defaults, the file, the environment and flags, in that order; every problem
+/// names the key and where it came from.
+@Suite struct SettingsTests {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
+    @Test func fileThenEnvironmentThenFlagsWin() throws {
+        var settings = Settings()
+        try settings.apply(fileText: "store = /srv/a\nthreads = 8 # comment\nlog_level = \"warning\"\n", name: "berth.conf")
+        #expect(settings.store == "/srv/a" && settings.threads == 8 && settings.logLevel == .warning)
+        try settings.set("threads", "16", source: "environment BERTH_THREADS")
+        try settings.set("store", "/srv/b", source: "--store")
+        #expect(settings.threads == 16 && settings.store == "/srv/b")
+    }
+
+    @Test func problemsNameTheKeyAndTheLine() {
+        var settings = Settings()
+        #expect(throws: Settings.Problem.self) { try settings.apply(fileText: "store = /x\nthread = 3\n", name: "b.conf") }
+        do {
+            try settings.apply(fileText: "\n\nthreads = many\n", name: "b.conf")
+            Issue.record("a bad value was accepted")
+        } catch {
+            #expect(error.description.hasPrefix("b.conf:3: threads:"), "\(error.description)")
+        }
+        for (key, value) in [("threads", "0"), ("threads", "99999999999999999999"), ("workers", "-1"), ("socket_mode", "999"),
+                             ("store", "relative"), ("log_level", "loud"), ("upload_age", "1e3"), ("automatic_cross_mount", "maybe")] {
+            #expect(throws: Settings.Problem.self, "\(key) = \(value)") { try settings.set(key, value, source: "test") }
+        }
+    }
+
+    @Test func everyKeyRendersAndParsesBackToTheSameSettings() throws {
+        var settings = Settings()
+        try settings.apply(fileText: "store = /srv/registry\nsocket = /run/b.sock\nworkers = 3\ngc_untagged_manifest_age = 60\n", name: "x")
+        var again = Settings()
+        try again.apply(fileText: settings.rendered, name: "rendered")
+        #expect(again == settings)
+        for key in Settings.keys { #expect(settings.rendered.contains("\(key) = "), "\(key) is rendered") }
+    }
+
+    /// The shipped config documents the defaults: every value it sets is the default, and
+    /// every default it mentions comes from `Defaults`.
+    @Test func shippedConfigSaysTheDefaults() throws {
+        let text = try String(contentsOfFile: "\(Self.repositoryRoot)/systemd/berth.conf", encoding: .utf8)
+        var shipped = Settings()
+        try shipped.apply(fileText: text, name: "systemd/berth.conf")
+        var expected = Settings()
+        expected.store = shipped.store
+        #expect(shipped == expected, "systemd/berth.conf sets something other than a default")
+        #expect(expected.threads == Defaults.threads && expected.workers == Defaults.workers
+                && expected.maxUploadSessions == Defaults.maximumUploadSessions && expected.uploadAge == Defaults.uploadAge
+                && expected.gcGracePeriod == Defaults.gcGracePeriod && expected.socketMode == Defaults.socketMode)
+    }
+
+    @Test func environmentVariablesAreReadForEveryKey() throws {
+        let settings = try Settings.load(file: nil, environment: ["BERTH_THREADS": "7", "BERTH_STORE": "/s", "BERTH_WORKERS": "0"])
+        #expect(settings.threads == 7 && settings.store == "/s" && settings.workers == 0)
+        #expect(throws: Settings.Problem.self) { try Settings.load(file: nil, environment: ["BERTH_THREADS": "x"]) }
+    }
+}
