@@ -63,17 +63,9 @@ public final class Supervisor {
         let layout = StoreLayout(root: root)
         // The supervisor's own files only: it serves nothing.
         let metricsFiles = Store(layout: layout).metricsFiles
-        let listenFD: Int32
-        var ownSocket: String?
-        if let socket = settings.socket {
-            listenFD = try FastCGIServer.listenUnix(path: socket, mode: mode_t(settings.socketMode))
-            ownSocket = socket
-        } else {
-            guard FastCGIServer.isListeningSocket(0) else {
-                throw ServiceError("no socket configured and fd 0 is not a listening socket")
-            }
-            listenFD = 0
-        }
+        let listening = try ListeningSocket.open(settings)
+        let listenFD = listening.descriptor
+        let ownSocket = listening.ownPath
         // Workers get the socket as fd 0: when it already is, it must survive exec.
         if listenFD == 0 { _ = fcntl(0, F_SETFD, 0) }
         let pullThreads = settings.pullThreads > 0 ? settings.pullThreads : FastCGIServer.defaultAcceptThreads

@@ -28,23 +28,12 @@ public struct WorkerProcess {
 
     public func run() throws {
         let root = try StoreRoot.prepare(settings.store ?? ".")
-        let listenFD: Int32
-        var ownSocket: String?
-        switch role {
-        case .supervised:
-            guard FastCGIServer.isListeningSocket(0) else { throw ServiceError("supervised worker: fd 0 is not a listening socket") }
-            listenFD = 0
-        case .alone:
-            if let socket = settings.socket {
-                listenFD = try FastCGIServer.listenUnix(path: socket, mode: mode_t(settings.socketMode))
-                ownSocket = socket
-            } else {
-                guard FastCGIServer.isListeningSocket(0) else {
-                    throw ServiceError("no socket configured and fd 0 is not a listening socket")
-                }
-                listenFD = 0
-            }
+        let listening = switch role {
+        case .supervised: try ListeningSocket.inherited(or: "supervised worker: fd 0 is not a listening socket")
+        case .alone: try ListeningSocket.open(settings)
         }
+        let listenFD = listening.descriptor
+        let ownSocket = listening.ownPath
         // The composition root: one store (its caches, trash and locks) for the process.
         var storeOptions = Store.Options()
         storeOptions.maximumUploadSessions = settings.maxUploadSessions
