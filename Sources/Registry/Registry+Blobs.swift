@@ -110,7 +110,8 @@ struct ContentRange: Equatable {
         if let slash = text.firstIndex(of: "/") { text = text[..<slash] }
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }),
-              let start = UInt64(parts[0]), let end = UInt64(parts[1]), end >= start else {
+              let start = UInt64(parts[0]), let end = UInt64(parts[1]), end >= start,
+              end < UInt64.max else {  // 0-18446744073709551615 would be 2^64 bytes: its length overflows
             throw RegistryError(.blobUploadInvalid, "Content-Range \"\(String(header.prefix(100)))\" is not <start>-<end>")
         }
         return ContentRange(start: start, end: end)
