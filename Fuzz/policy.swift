@@ -1,7 +1,8 @@
 // Fuzz target: the policy-file parser (AccessPolicy) and its matcher. The input is
 // policy text, then a NUL, then a user and repository names to check (one per line).
 // Findings: a trap; a parse error naming a line the text does not have; a hang in the
-// matcher (libFuzzer's -timeout); a rule granting everything that does not.
+// matcher (libFuzzer's -timeout); a rule granting everything that does not; an answer
+// other than the plain backtracking matcher's (small policies).
 @testable import Registry
 import Storage
 
@@ -25,10 +26,16 @@ public func fuzzPolicy(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let user: String? = words.isEmpty ? nil : words.removeFirst()
     let names = words.compactMap(RepositoryName.init) + ["team/app", "a", "a/b/c/d/e/f"].compactMap(RepositoryName.init)
     let everything = try? AccessPolicy(text: text + "\n" + (user.map { $0.isEmpty || $0.contains(where: \.isWhitespace) || $0.contains("#") ? "anonymous" : $0 } ?? "anonymous") + " ** read,write,delete")
+    let small = policy.rules.allSatisfy { $0.pattern.count <= 8 && $0.pattern.joined().filter { $0 == "*" }.count <= 6 }
     for name in names {
         for permission in AccessPolicy.Permission.allCases {
-            _ = policy.allows(user, permission, on: name)
-            _ = policy.allows(nil, permission, on: name)
+            for who in [user, nil] {
+                let allowed = policy.allows(who, permission, on: name)
+                // Against the plain backtracking matcher, where it is quick enough.
+                if small, name.components.count <= 12, allowed != referenceAllows(policy, who, permission, name) {
+                    Finding.report("\(who ?? "anonymous") \(permission) \(name): the matcher says \(allowed), the reference the opposite")
+                }
+            }
             if let everything, let user, !user.isEmpty, !user.contains(where: \.isWhitespace), !user.contains("#"),
                !everything.allows(user, permission, on: name) {
                 Finding.report("\(user) ** read,write,delete does not grant \(permission) on \(name)")
@@ -36,4 +43,32 @@ public func fuzzPolicy(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
     }
     return 0
+}
+
+/// The matcher as first written (backtracking, exponential in the worst case): the
+/// definition the fast one must agree with.
+private func referenceAllows(_ policy: AccessPolicy, _ user: String?, _ permission: AccessPolicy.Permission,
+                             _ name: RepositoryName) -> Bool {
+    func matches(_ pattern: ArraySlice<Substring>, _ name: ArraySlice<Substring>) -> Bool {
+        guard let head = pattern.first else { return name.isEmpty }
+        if head == "**" { return (name.startIndex...name.endIndex).contains { matches(pattern.dropFirst(), name[$0...]) } }
+        guard let component = name.first, glob(head, component) else { return false }
+        return matches(pattern.dropFirst(), name.dropFirst())
+    }
+    func glob(_ pattern: Substring, _ text: Substring) -> Bool {
+        guard let star = pattern.firstIndex(of: "*") else { return pattern == text }
+        let prefix = pattern[..<star]
+        guard text.hasPrefix(prefix) else { return false }
+        let rest = pattern[pattern.index(after: star)...]
+        var remaining = text.dropFirst(prefix.count)
+        while true {
+            if glob(rest, remaining) { return true }
+            if remaining.isEmpty { return false }
+            remaining = remaining.dropFirst()
+        }
+    }
+    return policy.rules.contains { rule in
+        let applies = user.map { rule.user == "*" || rule.user == $0 } ?? (rule.user == "anonymous")
+        return rule.permissions.contains(permission) && applies && matches(rule.pattern[...], name.components[...])
+    }
 }

@@ -21,4 +21,29 @@ import Testing
         #expect((400..<500).contains(put.status))
         #expect(fixture.send("GET", location).header("Range") == "0-0")
     }
+
+    /// Fuzz/regressions/policy/{double-star,star-glob}-backtracking: the matcher
+    /// backtracked over every split, so a long repository name (which any client may send)
+    /// against `**/**/**/**/z` or `*a*a*…b` kept a worker thread busy for minutes.
+    @Test func policyPatternsWithManyWildcardsAnswerLongNamesAtOnce() throws {
+        let fixture = RegistryFixture()
+        defer { fixture.directory.remove() }
+        var options = Registry.Options()
+        options.policy = try AccessPolicy(text: "u **/**/**/**/z read\nu \(String(repeating: "*a", count: 12))b read\nu **/ok read")
+        let registry = Registry(layout: StoreLayout(root: fixture.directory.path), options: options)
+        let long = Array(repeating: "a", count: 120).joined(separator: "/")
+        let started = ContinuousClock.now
+        for name in [long, String(repeating: "a", count: 250), long + "/z"] {
+            let response = registry.handle(RegistryRequest(method: "GET", uri: "/v2/\(name)/tags/list", headers: ["remote-user": "u"]))
+            let expected = name.hasSuffix("/z") ? 404 : 403  // allowed, then unknown; or denied
+            #expect(response.status == expected, "\(name.prefix(20))… -> \(response.status)")
+            #expect(fixture.errorCode(response) == (expected == 404 ? "NAME_UNKNOWN" : "DENIED"))
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let policy = try #require(options.policy)
+        let name = { (text: String) in RepositoryName(text)! }
+        #expect(policy.allows("u", .read, on: name("x/ok")) && policy.allows("u", .read, on: name("ok")))
+        #expect(policy.allows("u", .read, on: name(String(repeating: "a", count: 24) + "b")))
+        #expect(!policy.allows("u", .read, on: name(String(repeating: "a", count: 24) + "c")))
+    }
 }
