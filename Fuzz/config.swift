@@ -12,13 +12,16 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     do {
         try settings.apply(fileText: text, name: "berth.conf")
     } catch {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).count
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).count
         guard error.source.hasPrefix("berth.conf:"), let line = Int(error.source.dropFirst("berth.conf:".count)),
               (1...lines).contains(line) else {
             Finding.report("\(error) does not name one of the \(lines) lines")
         }
         return 0
     }
+    var crlf = Settings()
+    do { try crlf.apply(fileText: withCRLF(text), name: "berth.conf") } catch { Finding.report("parses, but not with CRLF lines: \(error)") }
+    if crlf != settings { Finding.report("CRLF lines read differently") }
     // What `berth config check` prints, minus empty values (an unset key), must read back.
     let rendered = settings.rendered.split(separator: "\n").filter { !$0.hasSuffix("= ") }.joined(separator: "\n")
     var again = Settings()

@@ -13,7 +13,7 @@ public func fuzzPolicy(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let split = bytes.firstIndex(of: 0) ?? bytes.endIndex
     let text = String(decoding: bytes[..<split], as: UTF8.self)
     let queries = split < bytes.endIndex ? String(decoding: bytes[(split + 1)...], as: UTF8.self) : ""
-    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).count
+    let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).count
 
     let policy: AccessPolicy
     do {
@@ -26,11 +26,14 @@ public func fuzzPolicy(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let user: String? = words.isEmpty ? nil : words.removeFirst()
     let names = words.compactMap(RepositoryName.init) + ["team/app", "a", "a/b/c/d/e/f"].compactMap(RepositoryName.init)
     let everything = try? AccessPolicy(text: text + "\n" + (user.map { $0.isEmpty || $0.contains(where: \.isWhitespace) || $0.contains("#") ? "anonymous" : $0 } ?? "anonymous") + " ** read,write,delete")
+    let crlf: AccessPolicy
+    do { crlf = try AccessPolicy(text: withCRLF(text)) } catch { Finding.report("parses, but not with CRLF lines: \(error)") }
     let small = policy.rules.allSatisfy { $0.pattern.count <= 8 && $0.pattern.joined().filter { $0 == "*" }.count <= 6 }
     for name in names {
         for permission in AccessPolicy.Permission.allCases {
             for who in [user, nil] {
                 let allowed = policy.allows(who, permission, on: name)
+                if crlf.allows(who, permission, on: name) != allowed { Finding.report("CRLF lines change \(permission) on \(name)") }
                 // Against the plain backtracking matcher, where it is quick enough.
                 if small, name.components.count <= 12, allowed != referenceAllows(policy, who, permission, name) {
                     Finding.report("\(who ?? "anonymous") \(permission) \(name): the matcher says \(allowed), the reference the opposite")

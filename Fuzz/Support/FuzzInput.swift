@@ -71,3 +71,15 @@ func printable<S: StringProtocol>(_ text: S, limit: Int = 300) -> String {
     }
     return text.unicodeScalars.count > limit ? out + "…" : out
 }
+
+/// `text` with every LF line end written CRLF: a file saved on Windows, which must read the same.
+func withCRLF(_ text: String) -> String {
+    var out = String.UnicodeScalarView()
+    var previous: Unicode.Scalar?
+    for scalar in text.unicodeScalars {
+        if scalar == "\n", previous != "\r" { out.append("\r") }
+        out.append(scalar)
+        previous = scalar
+    }
+    return String(out)
+}

@@ -31,10 +31,10 @@ public struct AccessPolicy: Sendable {
         public var description: String { "policy line \(line): \(reason)" }
     }
 
-    /// Parses the policy text; a bad line is an error naming the line.
+    /// Parses the policy text (LF or CRLF lines); a bad line is an error naming the line.
     public init(text: String) throws(ParseError) {
         var rules: [Rule] = []
-        for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (offset, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if fields.isEmpty { continue }

@@ -46,4 +46,17 @@ import Testing
         #expect(policy.allows("u", .read, on: name(String(repeating: "a", count: 24) + "b")))
         #expect(!policy.allows("u", .read, on: name(String(repeating: "a", count: 24) + "c")))
     }
+
+    /// Fuzz/regressions/policy/crlf-lines: "\r\n" is one Character, so a CRLF policy was
+    /// one line: a comment swallowed every rule after it, or the file did not parse.
+    @Test func policyFilesWithCRLFLinesReadLikeLFOnes() throws {
+        let name = { (text: String) in RepositoryName(text)! }
+        let commented = try AccessPolicy(text: "# user repositories permissions\r\nalice team/** read # ok\r\nbob x read\r\n")
+        #expect(commented.allows("alice", .read, on: name("team/app")))
+        #expect(commented.allows("bob", .read, on: name("x")))
+        let plain = try AccessPolicy(text: "alice team/** read\r\nbob x read,write")
+        #expect(plain.allows("bob", .write, on: name("x")) && !plain.allows("bob", .delete, on: name("x")))
+        #expect(throws: AccessPolicy.ParseError.self) { try AccessPolicy(text: "alice team/** read\r\nbob x fly\r\n") }
+        do { _ = try AccessPolicy(text: "alice team/** read\r\nbob x fly\r\n") } catch { #expect(error.line == 2) }
+    }
 }
