@@ -103,8 +103,9 @@ public struct Settings: Equatable, Sendable {
         return settings
     }
 
+    /// Applies a config file's text, LF or CRLF lines (`\r\n` is one Character: split at `"\n"` alone, a CRLF file is one line).
     public mutating func apply(fileText: String, name: String) throws(Problem) {
-        for (offset, rawLine) in fileText.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (offset, rawLine) in fileText.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = (rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
             let trimmed = line.trimmingSpaces
             if trimmed.isEmpty { continue }

@@ -31,10 +31,10 @@ public struct AccessPolicy: Sendable {
         public var description: String { "policy line \(line): \(reason)" }
     }
 
-    /// Parses the policy text; a bad line is an error naming the line.
+    /// Parses the policy text (LF or CRLF lines); a bad line is an error naming the line.
     public init(text: String) throws(ParseError) {
         var rules: [Rule] = []
-        for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (offset, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if fields.isEmpty { continue }
@@ -62,7 +62,7 @@ public struct AccessPolicy: Sendable {
         let components = repository.components
         return rules.contains { rule in
             rule.permissions.contains(permission) && applies(rule, to: user)
-                && Self.matches(rule.pattern[...], components[...])
+                && Self.matches(rule.pattern, components)
         }
     }
 
@@ -71,27 +71,53 @@ public struct AccessPolicy: Sendable {
         return rule.user == "*" || rule.user == user
     }
 
-    private static func matches(_ pattern: ArraySlice<Substring>, _ name: ArraySlice<Substring>) -> Bool {
-        guard let head = pattern.first else { return name.isEmpty }
-        if head == "**" {
-            // Any number of components, including none.
-            return (name.startIndex...name.endIndex).contains { matches(pattern.dropFirst(), name[$0...]) }
+    /// Whether `pattern` matches the whole of `name`, in O(pattern × name) component
+    /// comparisons: `table[j]` says whether the pattern's remaining components match
+    /// `name[j...]`. (Plain backtracking took minutes for `**/**/**/**/z` against a
+    /// 120-component name, a name any client can send.)
+    private static func matches(_ pattern: [Substring], _ name: [Substring]) -> Bool {
+        var table = [Bool](repeating: false, count: name.count + 1)
+        table[name.count] = true
+        for component in pattern.reversed() {
+            var current = [Bool](repeating: false, count: name.count + 1)
+            for position in stride(from: name.count, through: 0, by: -1) {
+                if component == "**" {
+                    // Any number of components, including none.
+                    current[position] = table[position] || (position < name.count && current[position + 1])
+                } else {
+                    current[position] = position < name.count && table[position + 1] && glob(component, name[position])
+                }
+            }
+            table = current
         }
-        guard let component = name.first, glob(head, component) else { return false }
-        return matches(pattern.dropFirst(), name.dropFirst())
+        return table[0]
     }
 
-    /// `*` within one component matches any run of characters.
+    /// `*` within one component matches any run of characters. Greedy, going back only
+    /// to the last `*`: linear for ordinary patterns, never exponential.
     private static func glob(_ pattern: Substring, _ text: Substring) -> Bool {
-        guard let star = pattern.firstIndex(of: "*") else { return pattern == text }
-        let prefix = pattern[..<star]
-        guard text.hasPrefix(prefix) else { return false }
-        let rest = pattern[pattern.index(after: star)...]
-        var remaining = text.dropFirst(prefix.count)
-        while true {
-            if glob(rest, remaining) { return true }
-            if remaining.isEmpty { return false }
-            remaining = remaining.dropFirst()
+        let pattern = Array(pattern.utf8), text = Array(text.utf8)
+        let star = UInt8(ascii: "*")
+        var p = 0, t = 0
+        var lastStar: Int?, resume = 0
+        while t < text.count {
+            if p < pattern.count, pattern[p] == star {
+                lastStar = p
+                resume = t
+                p += 1
+            } else if p < pattern.count, pattern[p] == text[t] {
+                p += 1
+                t += 1
+            } else if let lastStar {
+                // Let the last `*` take one more character and try again from there.
+                p = lastStar + 1
+                resume += 1
+                t = resume
+            } else {
+                return false
+            }
         }
+        while p < pattern.count, pattern[p] == star { p += 1 }
+        return p == pattern.count
     }
 }

@@ -74,6 +74,12 @@ import IntegrationSupport
         #expect(!unknown.succeeded && unknown.stderr.contains("berth.conf:2: thread: unknown key"), "\(unknown.stderr)")
         let badValue = check("store = /srv/berth\nthreads = lots\n")
         #expect(!badValue.succeeded && badValue.stderr.contains("threads: \"lots\" is not a whole number"), "\(badValue.stderr)")
+        // Fuzz/regressions/config/crlf-lines: "\r\n" is one Character, so the file was one line
+        // and a comment on the first line swallowed every key after it.
+        let crlf = check("store = /srv/berth # where\r\nthreads = 8\r\nlog_level = debug\r\n")
+        #expect(crlf.succeeded && crlf.stdout.contains("threads = 8") && crlf.stdout.contains("log_level = debug"), "\(crlf.stderr)")
+        let crlfBad = check("store = /srv/berth\r\nthreads = lots\r\n")
+        #expect(!crlfBad.succeeded && crlfBad.stderr.contains("berth.conf:2: threads"), "\(crlfBad.stderr)")
         let badEnvironment = check("store = /srv/berth\n", ["BERTH_LOG_LEVEL": "loud"])
         #expect(!badEnvironment.succeeded && badEnvironment.stderr.contains("BERTH_LOG_LEVEL"), "\(badEnvironment.stderr)")
     }
