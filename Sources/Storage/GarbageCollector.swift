@@ -91,8 +91,7 @@ public struct GarbageCollector: Sendable {
                 report.removals.append(Removal(kind: .manifest, path: "\(repository.value)@\(digest)", bytesFreed: 0))
             }
             if !options.dryRun {
-                try FileSystem.writeAtomically(index.encoded(), to: layout.indexFile(repository),
-                                               temporaryDirectory: layout.temporaryDirectory)
+                try manifests.replaceIndexLocked(index, repository)
             }
         }
         let kept = reached.blobs

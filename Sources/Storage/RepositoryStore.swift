@@ -59,7 +59,9 @@ public struct RepositoryStore: RepositoryCatalog {
             try FileSystem.makeDirectories(layout.blobsDirectory(name, algorithm))
         }
         if FileSystem.regularFileSize(layout.indexFile(name)) == nil {
-            try FileSystem.writeAtomically(ImageIndex().encoded(), to: layout.indexFile(name),
+            var index = ImageIndex()
+            index.annotations = [ImageIndex.generationAnnotation: IndexGeneration.next(after: nil)]
+            try FileSystem.writeAtomically(index.encoded(), to: layout.indexFile(name),
                                            temporaryDirectory: layout.temporaryDirectory)
         }
         let marker = Array("{\"imageLayoutVersion\":\"\(MediaType.ociLayoutVersion)\"}".utf8)

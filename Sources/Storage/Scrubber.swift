@@ -144,7 +144,7 @@ public struct Scrubber: Sendable {
             }
         }
         if dropped {
-            try FileSystem.writeAtomically(index.encoded(), to: indexPath, temporaryDirectory: layout.temporaryDirectory)
+            try manifests.replaceIndexLocked(index, repository)
         }
     }
 }

@@ -35,7 +35,7 @@ public final class Store: Sendable {
                               maximumSessionsPerRepository: options.maximumUploadSessions)
         referrers = ReferrersStore(layout: layout)
         manifests = ManifestStore(layout: layout, blobs: blobs, repositories: repositories, referrers: referrers,
-                                  cache: IndexCache())
+                                  cache: IndexCache(), committer: IndexCommitter())
         metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
     }
 
