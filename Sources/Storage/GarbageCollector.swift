@@ -136,7 +136,7 @@ public struct GarbageCollector: Sendable {
                     guard let digest = StoreLayout.referrer(fromFileName: file.name), !listed.contains(digest) else { continue }
                     let path = layout.referrerFile(repository, subject: subject, referrer: digest)
                     report.removals.append(Removal(kind: .referrer, path: path, bytesFreed: 0))
-                    if !options.dryRun { try FileSystem.remove(path) }
+                    if !options.dryRun { try referrers.remove(digest, subject: subject, repository: repository) }
                 }
             }
         }

@@ -15,6 +15,8 @@
 ///                                   empty marker per open session, to count them per repository
 ///     referrers/<repository>/_subject/<alg>/<hex>/<alg>-<hex>.json
 ///                                   descriptor of one manifest whose subject is <alg>:<hex>
+///     referrers/<repository>/_subject/<alg>/<hex>/_stamp
+///                                   random token replaced on every change of that folder
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
 ///     locks/_create                 held while a repository layout is created
 ///     catalog-stamp                 replaced after each repository is created (cached catalogs check it)
@@ -85,6 +87,11 @@ public struct StoreLayout: Sendable {
     }
     public func referrerFile(_ name: RepositoryName, subject: Digest, referrer: Digest) -> String {
         "\(referrersDirectory(name, subject: subject))/\(referrer.algorithm.rawValue)-\(referrer.hex).json"
+    }
+    /// Replaced after every change to the subject's folder; cached lists check it.
+    /// (No `.json` suffix: never taken for a referrer.)
+    public func referrersStampFile(_ name: RepositoryName, subject: Digest) -> String {
+        "\(referrersDirectory(name, subject: subject))/_stamp"
     }
     /// The referrer a file in a `referrersDirectory` stands for (inverse of `referrerFile`).
     public static func referrer(fromFileName name: String) -> Digest? {
