@@ -179,6 +179,26 @@ enum FileSystem {
         return entries
     }
 
+    /// Calls `body` with each entry of a directory as `readdir` returns it, without `.`
+    /// and `..`, holding only one at a time (for folders of hundreds of thousands of
+    /// blobs); nothing when it does not exist. Entries removed meanwhile may be skipped.
+    static func forEachEntry(_ path: String, _ body: (Entry) throws(StorageError) -> Void) throws(StorageError) {
+        guard let handle = opendir(path) else {
+            if errno == ENOENT || errno == ENOTDIR { return }
+            throw fail("opendir", path)
+        }
+        defer { closedir(handle) }
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            let type = entry.pointee.d_type
+            let isDirectory = type == UInt8(DT_DIR) || (type == UInt8(DT_UNKNOWN) && Self.isDirectory("\(path)/\(name)"))
+            try body(Entry(name: name, isDirectory: isDirectory))
+        }
+    }
+
     static func parent(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }
