@@ -17,23 +17,46 @@ final class IndexCache: Sendable {
         let snapshot: IndexSnapshot
     }
 
-    private let entries = ReadWriteLock<[String: Entry]>([:])
+    /// Per path the newest entry first, and the one before it: a commit stores its result
+    /// before the rename, while readers still meet the file it replaces.
+    private let entries = ReadWriteLock<[String: [Entry]]>([:])
     private let capacity: Int
+    /// Paths being parsed right now, so that the threads that find a changed file wait
+    /// for one parse instead of each doing it (only `loadGate` touches it).
+    private let loadGate = ConditionLock()
+    nonisolated(unsafe) private var loading: Set<String> = []
 
     init(capacity: Int = 4096) { self.capacity = capacity }
 
     /// The index at `path`, from memory when the file is the one cached; an empty index
     /// when there is no file.
     func lookup(_ path: String) throws(StorageError) -> IndexSnapshot {
-        if let generation = IndexGeneration.peek(path) {
-            if let cached = entries.read({ $0[path] }), cached.generation == generation { return cached.snapshot }
-        } else {
-            guard let identity = FileIdentity(of: path) else { return IndexSnapshot(ImageIndex()) }
-            if let cached = entries.read({ $0[path] }), cached.generation == nil, cached.identity == identity {
-                return cached.snapshot
-            }
+        if let cached = cachedSnapshot(path) { return cached }
+        loadGate.lock()
+        while loading.contains(path) { loadGate.wait() }
+        if let cached = cachedSnapshot(path) {
+            loadGate.unlock()
+            return cached
         }
+        loading.insert(path)
+        loadGate.unlock()
+        defer {
+            loadGate.lock()
+            loading.remove(path)
+            loadGate.broadcast()
+            loadGate.unlock()
+        }
+        guard FileSystem.exists(path) else { return IndexSnapshot(ImageIndex()) }
         return try load(path)
+    }
+
+    /// The cached snapshot when it is the file at `path` now.
+    private func cachedSnapshot(_ path: String) -> IndexSnapshot? {
+        if let generation = IndexGeneration.peek(path) {
+            return entries.read { $0[path]?.first { $0.generation == generation }?.snapshot }
+        }
+        guard let identity = FileIdentity(of: path) else { return IndexSnapshot(ImageIndex()) }
+        return entries.read { $0[path]?.first { $0.generation == nil && $0.identity == identity }?.snapshot }
     }
 
     /// Records what a commit just wrote to `path`.
@@ -59,7 +82,7 @@ final class IndexCache: Sendable {
     private func insert(_ entry: Entry, at path: String) {
         entries.write { entries in
             if entries.count >= capacity, entries[path] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[path] = entry
+            entries[path] = [entry] + (entries[path]?.prefix(1) ?? [])
         }
     }
 }

@@ -17,7 +17,7 @@ struct IndexChange: Sendable {
 /// the write containing its change is fsynced and renamed into place (or with the error
 /// that kept it out). Across processes the repository's flock still orders commits.
 final class IndexCommitter: @unchecked Sendable {
-    // @unchecked: `queues` and every ticket's `result` are only touched with `mutex` held.
+    // @unchecked: `queues` and every ticket's `result` are only touched with `gate` held.
     private final class Ticket {
         let change: IndexChange
         var result: Result<Void, StorageError>?
@@ -29,23 +29,8 @@ final class IndexCommitter: @unchecked Sendable {
         var committing = false
     }
 
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let gate = ConditionLock()
     private var queues: [String: Queue] = [:]
-
-    init() {
-        mutex.initialize(to: pthread_mutex_t())
-        condition.initialize(to: pthread_cond_t())
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
 
     /// Applies `change` to the repository at `key` through `commit`, which receives every
     /// change of one group and answers, per change, whether it went in.
@@ -54,26 +39,26 @@ final class IndexCommitter: @unchecked Sendable {
         commit: ([IndexChange]) -> [Result<Void, StorageError>]
     ) throws(StorageError) {
         let ticket = Ticket(change)
-        pthread_mutex_lock(mutex)
+        gate.lock()
         queues[key, default: Queue()].pending.append(ticket)
         while ticket.result == nil {
             if queues[key]?.committing == true {
-                pthread_cond_wait(condition, mutex)
+                gate.wait()
                 continue
             }
             let group = queues[key]?.pending ?? []
             queues[key] = Queue(pending: [], committing: true)
-            pthread_mutex_unlock(mutex)
+            gate.unlock()
             let results = commit(group.map(\.change))
-            pthread_mutex_lock(mutex)
+            gate.lock()
             for (position, member) in group.enumerated() {
                 member.result = position < results.count ? results[position] : .failure(.io(operation: "commit", path: key, errno: EIO))
             }
             if let queue = queues[key], queue.pending.isEmpty { queues[key] = nil } else { queues[key]?.committing = false }
-            pthread_cond_broadcast(condition)
+            gate.broadcast()
         }
         let result = ticket.result
-        pthread_mutex_unlock(mutex)
+        gate.unlock()
         if case .failure(let error) = result { throw error }
     }
 }
