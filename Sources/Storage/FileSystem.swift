@@ -70,7 +70,9 @@ enum FileSystem {
     /// Replaces `path` whole: writes a temp file in `temporaryDirectory` (same
     /// filesystem), fsyncs it, renames it over `path` and fsyncs the directory.
     /// A reader sees the old content or the new one, never a mix.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String) throws(StorageError) {
+    /// `beforeRename` runs once the new content is durable, just before it takes `path`.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String,
+                                beforeRename: () -> Void = {}) throws(StorageError) {
         let temp = "\(temporaryDirectory)/\(UploadID.random().value).tmp"
         let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
         var renamed = false
@@ -86,6 +88,7 @@ enum FileSystem {
             throw error
         }
         close(fd)
+        beforeRename()
         if Glibc.rename(temp, path) != 0 { throw fail("rename", path) }
         renamed = true
         try fsyncDirectory(parent(of: path))

@@ -157,8 +157,12 @@ public struct ManifestStore: ManifestService, TagService {
     private func write(_ snapshot: inout IndexSnapshot, to path: String) throws(StorageError) {
         snapshot.setGeneration(IndexGeneration.next(after: snapshot.index.generation))
         let bytes = snapshot.index.encoded()
-        try FileSystem.writeAtomically(bytes, to: path, temporaryDirectory: layout.temporaryDirectory)
-        cache.store(snapshot, fileSize: bytes.count, at: path)
+        // Cached before the rename, so readers that meet the new file find it parsed (the
+        // one it replaces stays cached beside it until then).
+        let written = snapshot
+        try FileSystem.writeAtomically(bytes, to: path, temporaryDirectory: layout.temporaryDirectory) {
+            cache.store(written, fileSize: bytes.count, at: path)
+        }
     }
 
     private func checkReferences(of document: ManifestDocument, in repository: RepositoryName) throws(StorageError) {
