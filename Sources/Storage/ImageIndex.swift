@@ -129,6 +129,12 @@ public struct ImageIndex: Codable, Equatable, Sendable {
         out.append(UInt8(ascii: "}"))
     }
 
+    private static func appendKey(_ key: StaticString, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+    }
+
     private static func appendKey(_ key: String, to out: inout [UInt8]) {
         JSONText.appendString(key, to: &out)
         out.append(UInt8(ascii: ":"))
