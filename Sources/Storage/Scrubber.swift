@@ -141,7 +141,11 @@ public struct Scrubber: Sendable {
             return
         }
         var dropped = false
-        for descriptor in index.manifests {
+        // Entries alike but for their tag share their checks: a manifest is read once per
+        // repository, not once per tag.
+        var checked: Set<String> = []
+        for descriptor in index.manifests
+        where checked.insert("\(descriptor.digest) \(descriptor.size) \(descriptor.mediaType)").inserted {
             guard let digest = Digest(descriptor.digest) else {
                 report.problems.append(Problem(repository: repository.value, path: indexPath,
                                                what: "descriptor with invalid digest \(descriptor.digest)", repaired: false))
