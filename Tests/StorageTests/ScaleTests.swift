@@ -117,6 +117,34 @@ import TestSupport
     }
 }
 
+extension ScaleTests {
+    @Test func anIndexWrittenByAnotherToolIsReadAndTheNextCommitGivesItAGeneration() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let body = try fixture.imageManifest(in: "app", seed: 4)
+        _ = try fixture.manifests.put(body, contentType: nil, reference: .tag(Tag("first")!), repository: repo, tags: [])
+        let digest = ContentHasher.digest(of: body)
+        // As umoci or a hand edit leaves it: no generation, other annotations first.
+        var index = ImageIndex()
+        index.annotations = ["a.note": "hand made"]
+        index.manifests = [Descriptor(mediaType: MediaType.ociManifest, digest: digest, size: Int64(body.count),
+                                      annotations: [Descriptor.refNameAnnotation: "by-hand"])]
+        let path = fixture.layout.indexFile(repo)
+        #expect(FileManager.default.createFile(atPath: "\(path).new", contents: Data(index.encoded())))
+        #expect(rename("\(path).new", path) == 0)
+        let other = fixture.otherProcess()
+        for store in [fixture.store, other] {
+            #expect(try store.manifests.resolve(.tag(Tag("by-hand")!), in: repo).digest == digest)
+            #expect(throws: StorageError.self) { try store.manifests.resolve(.tag(Tag("first")!), in: repo) }
+        }
+        _ = try other.manifests.put(body, contentType: nil, reference: .tag(Tag("next")!), repository: repo, tags: [])
+        let written = try ImageIndex.decode(try #require(fixture.fileContents(path)), path: path)
+        #expect(written.generation != nil && written.annotations?["a.note"] == "hand made")
+        #expect(try fixture.manifests.tags(of: repo) == ["by-hand", "next"])
+    }
+}
+
 /// A value shared by test threads.
 final class Locked<Value>: @unchecked Sendable {
     private let lock = NSLock()
