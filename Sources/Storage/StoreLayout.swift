@@ -4,7 +4,8 @@
 /// <root>/
 ///   <repository>/                   one OCI image layout per repository
 ///     oci-layout                    {"imageLayoutVersion":"1.0.0"}
-///     index.json                    one descriptor per tag, one per untagged manifest
+///     index.json                    one descriptor per tag, one per untagged manifest,
+///                                   annotated with the generation of the commit that wrote it
 ///     blobs/<algorithm>/<hex>       hard links to the shared copy in _berth/blobs
 ///     <child>/...                   a nested repository (team/ and team/app/)
 ///   _berth/                         bookkeeping ('_' cannot start a repository name)
@@ -19,7 +20,8 @@
 ///                                   random token replaced on every change of that folder
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
 ///     locks/_create                 held while a repository layout is created
-///     catalog-stamp                 replaced after each repository is created (cached catalogs check it)
+///     catalog-stamp                 replaced after each repository is created, naming the last
+///                                   creations (cached catalogs take them in from it)
 ///     tmp/                          temp files, renamed into place when complete
 ///     trash/<uuid>                  files and sessions no longer needed, freed in the background
 ///     quarantine/<alg>-<hex>        corrupt blobs moved aside by `berth scrub --repair`
