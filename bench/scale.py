@@ -209,16 +209,33 @@ def push_throughput(server, repo, manifest, clients, seconds, prefix):
 
 
 def maintenance(berth, command, store):
-    """Runs `berth gc|scrub` on `store`: seconds, peak RSS (KiB) and the printed phases."""
+    """Runs `berth gc|scrub` on `store`: seconds, peak RSS (KiB, the process's own VmHWM:
+    wait4's ru_maxrss would count this Python process's memory at fork) and the phases."""
     started = time.perf_counter()
     proc = subprocess.Popen([berth, command, "--store", store], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            try:
+                with open(f"/proc/{proc.pid}/status") as f:
+                    match = re.search(r"VmHWM:\s+(\d+)", f.read())
+                if match and os.readlink(f"/proc/{proc.pid}/exe").endswith("berth"):
+                    peak[0] = max(peak[0], int(match.group(1)))
+            except OSError:
+                pass
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc.wait()
+    sampler.join()
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
+    if proc.returncode not in (0, 1):
         raise SystemExit(f"scale: berth {command} failed:\n{out}")
     phases = dict(re.findall(rf"{command} phase (\S+): ([\d.e-]+) s", out))
-    return seconds, usage.ru_maxrss, {name: float(value) for name, value in phases.items()}, out.strip().splitlines()[-1]
+    return seconds, peak[0], {name: float(value) for name, value in phases.items()}, out.strip().splitlines()[-1]
 
 
 class Table:
