@@ -81,6 +81,17 @@ public struct ImageIndex: Codable, Equatable, Sendable {
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64 + manifests.count * 256)
+        appendHeader(to: &out)
+        for (position, descriptor) in manifests.enumerated() {
+            if position > 0 { out.append(UInt8(ascii: ",")) }
+            Self.append(descriptor, to: &out)
+        }
+        appendTrailer(to: &out)
+        return out
+    }
+
+    /// What comes before the first entry: `{"annotations":{…},"manifests":[`.
+    func appendHeader(to out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         if let annotations {
             Self.appendKey("annotations", to: &out)
@@ -89,10 +100,10 @@ public struct ImageIndex: Codable, Equatable, Sendable {
         }
         Self.appendKey("manifests", to: &out)
         out.append(UInt8(ascii: "["))
-        for (position, descriptor) in manifests.enumerated() {
-            if position > 0 { out.append(UInt8(ascii: ",")) }
-            Self.append(descriptor, to: &out)
-        }
+    }
+
+    /// What comes after the last entry: `],"mediaType":…,"schemaVersion":2}`.
+    func appendTrailer(to out: inout [UInt8]) {
         out.append(UInt8(ascii: "]"))
         if let mediaType {
             out.append(UInt8(ascii: ","))
@@ -103,10 +114,10 @@ public struct ImageIndex: Codable, Equatable, Sendable {
         Self.appendKey("schemaVersion", to: &out)
         out.append(contentsOf: String(schemaVersion).utf8)
         out.append(UInt8(ascii: "}"))
-        return out
     }
 
-    private static func append(_ descriptor: Descriptor, to out: inout [UInt8]) {
+    /// One entry of `manifests`, canonical.
+    static func append(_ descriptor: Descriptor, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         if let annotations = descriptor.annotations {
             appendKey("annotations", to: &out)

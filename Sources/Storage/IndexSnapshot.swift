@@ -1,47 +1,77 @@
-/// An `index.json` prepared for lookups: the index as written, its tags and manifests by
-/// name, and its tags sorted. Changed only through its methods, which keep the four in
-/// step without rebuilding them (a commit at 20,000 tags must not re-sort them all).
+/// An `index.json` prepared for lookups and for the next commit: the index as written,
+/// its tags and manifests by name, its tags sorted, and the encoding of every entry.
+///
+/// Changed only through its methods, which follow `ImageIndex`'s rules entry by entry
+/// and keep everything in step without rebuilding it: a new tag appends one entry and
+/// its bytes, a moved tag removes one and appends one, so a commit at 20,000 tags costs
+/// copying the bytes, not encoding or sorting them all again.
 struct IndexSnapshot: Sendable {
     private(set) var index: ImageIndex
     private(set) var byTag: [String: Descriptor]
     private(set) var byDigest: [String: Descriptor]
     private(set) var sortedTags: [String]
+    /// Entries per digest, and the digests with an untagged entry.
+    private var entryCounts: [String: Int]
+    private var untagged: Set<String>
+    /// `,{entry}` for every entry, in order; `ends[i]` is where entry `i`'s bytes end.
+    private var region: [UInt8]
+    private var ends: [Int]
 
     init(_ index: ImageIndex) {
-        var byTag: [String: Descriptor] = [:]
-        var byDigest: [String: Descriptor] = [:]
-        for descriptor in index.manifests {
-            if let tag = descriptor.tag { byTag[tag] = descriptor }
-            if byDigest[descriptor.digest] == nil { byDigest[descriptor.digest] = descriptor }
-        }
         self.index = index
-        self.byTag = byTag
-        self.byDigest = byDigest
+        byTag = [:]
+        byDigest = [:]
+        sortedTags = []
+        entryCounts = [:]
+        untagged = []
+        region = []
+        region.reserveCapacity(index.manifests.count * 256)
+        ends = []
+        ends.reserveCapacity(index.manifests.count)
+        for descriptor in index.manifests { record(descriptor) }
         sortedTags = byTag.keys.sorted()
+    }
+
+    /// The file's bytes: canonical JSON, identical to `index.encoded()`.
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(region.count + 256)
+        index.appendHeader(to: &out)
+        out.append(contentsOf: region.dropFirst())
+        index.appendTrailer(to: &out)
+        return out
     }
 
     /// See `ImageIndex.addUntagged`.
     mutating func addUntagged(_ descriptor: Descriptor) {
-        index.addUntagged(descriptor)
-        if byDigest[descriptor.digest] == nil { byDigest[descriptor.digest] = descriptor }
+        guard entryCounts[descriptor.digest] == nil else { return }
+        var plain = descriptor
+        plain.annotations = nil
+        append(plain)
     }
 
     /// See `ImageIndex.setTag`.
     mutating func setTag(_ tag: Tag, to descriptor: Descriptor) {
-        index.setTag(tag, to: descriptor)
-        let isNew = byTag[tag.value] == nil
-        byTag[tag.value] = index.manifests.last { $0.tag == tag.value }
-        if byDigest[descriptor.digest] == nil { byDigest[descriptor.digest] = descriptor }
-        if isNew { sortedTags.insert(tag.value, at: Self.insertionPoint(of: tag.value, in: sortedTags)) }
+        let previous = removeTagEntry(tag.value)
+        if untagged.contains(descriptor.digest) {
+            while let position = index.manifests.firstIndex(where: { $0.digest == descriptor.digest && $0.tag == nil }) {
+                removeEntry(at: position)
+            }
+        }
+        var tagged = descriptor
+        tagged.annotations = (descriptor.annotations ?? [:]).merging([Descriptor.refNameAnnotation: tag.value]) { $1 }
+        append(tagged)
+        if previous == nil { sortedTags.insert(tag.value, at: Self.insertionPoint(of: tag.value, in: sortedTags)) }
+        if let previous, previous.digest != descriptor.digest { addUntagged(previous) }
     }
 
     /// See `ImageIndex.removeTag`.
     @discardableResult
     mutating func removeTag(_ tag: Tag) -> Bool {
-        guard index.removeTag(tag) else { return false }
-        byTag[tag.value] = nil
+        guard let previous = removeTagEntry(tag.value) else { return false }
         let position = Self.insertionPoint(of: tag.value, in: sortedTags)
         if position < sortedTags.count, sortedTags[position] == tag.value { sortedTags.remove(at: position) }
+        addUntagged(previous)
         return true
     }
 
@@ -68,5 +98,51 @@ struct IndexSnapshot: Sendable {
             if sorted[middle] < key { low = middle + 1 } else { high = middle }
         }
         return low
+    }
+
+    // MARK: Entries
+
+    private mutating func append(_ descriptor: Descriptor) {
+        index.manifests.append(descriptor)
+        record(descriptor)
+    }
+
+    /// Indexes and encodes an entry just added at the end of `index.manifests`.
+    private mutating func record(_ descriptor: Descriptor) {
+        region.append(UInt8(ascii: ","))
+        ImageIndex.append(descriptor, to: &region)
+        ends.append(region.count)
+        entryCounts[descriptor.digest, default: 0] += 1
+        if byDigest[descriptor.digest] == nil { byDigest[descriptor.digest] = descriptor }
+        if let tag = descriptor.tag { byTag[tag] = descriptor } else { untagged.insert(descriptor.digest) }
+    }
+
+    /// Removes the first entry carrying `tag`, as `ImageIndex` does; its descriptor.
+    private mutating func removeTagEntry(_ tag: String) -> Descriptor? {
+        guard byTag[tag] != nil, let position = index.manifests.firstIndex(where: { $0.tag == tag }) else { return nil }
+        let removed = index.manifests[position]
+        removeEntry(at: position)
+        return removed
+    }
+
+    private mutating func removeEntry(at position: Int) {
+        let removed = index.manifests.remove(at: position)
+        let start = position == 0 ? 0 : ends[position - 1]
+        let length = ends[position] - start
+        region.removeSubrange(start..<ends[position])
+        ends.remove(at: position)
+        for later in position..<ends.count { ends[later] -= length }
+        let remaining = (entryCounts[removed.digest] ?? 1) - 1
+        if remaining == 0 {
+            entryCounts[removed.digest] = nil
+            byDigest[removed.digest] = nil
+        } else {
+            entryCounts[removed.digest] = remaining
+        }
+        if let tag = removed.tag {
+            byTag[tag] = index.manifests.last { $0.tag == tag }
+        } else if !index.manifests.contains(where: { $0.digest == removed.digest && $0.tag == nil }) {
+            untagged.remove(removed.digest)
+        }
     }
 }

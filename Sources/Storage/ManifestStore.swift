@@ -156,7 +156,7 @@ public struct ManifestStore: ManifestService, TagService {
     /// fsync) and hands it to the cache, so nobody in this process parses it again.
     private func write(_ snapshot: inout IndexSnapshot, to path: String) throws(StorageError) {
         snapshot.setGeneration(IndexGeneration.next(after: snapshot.index.generation))
-        let bytes = snapshot.index.encoded()
+        let bytes = snapshot.encoded()
         // Cached before the rename, so readers that meet the new file find it parsed (the
         // one it replaces stays cached beside it until then).
         let written = snapshot

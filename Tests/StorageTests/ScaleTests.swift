@@ -145,6 +145,55 @@ extension ScaleTests {
     }
 }
 
+extension ScaleTests {
+    /// Commits edit the cached index entry by entry; the file must be exactly what
+    /// `ImageIndex`'s own rules give for the same operations, encoded canonically.
+    @Test func randomTagPushesMovesAndDeletesMatchTheImageIndexRulesByteForByte() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        let bodies = try (0..<6).map { try fixture.imageManifest(in: "app", seed: UInt64(10 + $0)) }
+        let digests = bodies.map { ContentHasher.digest(of: $0) }
+        let stores = [fixture.store, fixture.otherProcess()]
+        var model = ImageIndex()
+        var random = SeededBytes(seed: 99)
+        let path = fixture.layout.indexFile(repo)
+        for step in 0..<300 {
+            let choice = random.next(3).map(Int.init)
+            let store = stores[choice[0] % 2]
+            let which = choice[1] % bodies.count
+            let tag = Tag("t\(choice[2] % 12)")!
+            let descriptor = Descriptor(mediaType: MediaType.ociManifest, digest: digests[which], size: Int64(bodies[which].count))
+            switch choice[0] % 7 {
+            case 0, 1, 2:
+                _ = try store.manifests.put(bodies[which], contentType: nil, reference: .tag(tag), repository: repo, tags: [])
+                model.setTag(tag, to: descriptor)
+            case 3:
+                _ = try store.manifests.put(bodies[which], contentType: nil, reference: .digest(digests[which]), repository: repo, tags: [])
+                model.addUntagged(descriptor)
+            case 4:
+                let extra = Tag("x\(choice[2] % 5)")!
+                _ = try store.manifests.put(bodies[which], contentType: nil, reference: .tag(tag), repository: repo, tags: [extra])
+                model.setTag(tag, to: descriptor)
+                model.setTag(extra, to: descriptor)
+            case 5:
+                let removed = model.removeTag(tag)
+                do { try store.manifests.delete(.tag(tag), in: repo); #expect(removed) } catch { #expect(!removed) }
+            default:
+                let removed = model.removeManifest(digests[which])
+                do { try store.manifests.delete(.digest(digests[which]), in: repo); #expect(removed) } catch { #expect(!removed) }
+            }
+            let bytes = try #require(fixture.fileContents(path))
+            let written = try ImageIndex.decode(bytes, path: path)
+            #expect(written.manifests == model.manifests, "step \(step)")
+            #expect(written.encoded() == bytes, "step \(step)")
+            for reader in stores {
+                #expect(try reader.manifests.tags(of: repo) == model.tags, "step \(step)")
+            }
+        }
+    }
+}
+
 /// A value shared by test threads.
 final class Locked<Value>: @unchecked Sendable {
     private let lock = NSLock()
