@@ -61,7 +61,7 @@ final class IndexCache: Sendable {
 
     /// Records what a commit just wrote to `path`.
     func store(_ snapshot: IndexSnapshot, fileSize: Int, at path: String) {
-        guard let value = snapshot.index.generation else { return }
+        guard let value = snapshot.generation else { return }
         insert(Entry(generation: IndexGeneration(value: value, fileSize: Int64(fileSize)), identity: nil,
                      snapshot: snapshot), at: path)
     }
@@ -71,7 +71,7 @@ final class IndexCache: Sendable {
         guard let bytes = try FileSystem.readFile(path) else { return IndexSnapshot(ImageIndex()) }
         let snapshot = IndexSnapshot(try ImageIndex.decode(bytes, path: path))
         if let generation = IndexGeneration.parse(bytes.prefix(512), fileSize: Int64(bytes.count)),
-           generation.value == snapshot.index.generation {
+           generation.value == snapshot.generation {
             insert(Entry(generation: generation, identity: nil, snapshot: snapshot), at: path)
         } else if let identity, identity.isSettled(), Int64(bytes.count) == identity.size {
             insert(Entry(generation: nil, identity: identity, snapshot: snapshot), at: path)

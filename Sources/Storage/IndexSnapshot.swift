@@ -6,9 +6,22 @@
 /// its bytes, a moved tag removes one and appends one, so a commit at 20,000 tags costs
 /// copying the bytes, not encoding or sorting them all again.
 struct IndexSnapshot: Sendable {
-    private(set) var index: ImageIndex
-    private(set) var byTag: [String: Descriptor]
-    private(set) var byDigest: [String: Descriptor]
+    /// One entry of `manifests`, shared by every snapshot that holds it (a commit copies
+    /// references, not descriptors).
+    private final class Entry: Sendable {
+        let descriptor: Descriptor
+        let tag: String?
+        init(_ descriptor: Descriptor) {
+            self.descriptor = descriptor
+            tag = descriptor.tag
+        }
+    }
+
+    /// The index's own fields; its entries are in `entries`.
+    private var header: ImageIndex
+    private var entries: [Entry]
+    private var byTag: [String: Entry]
+    private var byDigest: [String: Entry]
     private(set) var sortedTags: [String]
     /// Entries per digest, and the digests with an untagged entry.
     private var entryCounts: [String: Int]
@@ -18,7 +31,10 @@ struct IndexSnapshot: Sendable {
     private var ends: [Int]
 
     init(_ index: ImageIndex) {
-        self.index = index
+        header = index
+        header.manifests = []
+        entries = []
+        entries.reserveCapacity(index.manifests.count)
         byTag = [:]
         byDigest = [:]
         sortedTags = []
@@ -28,17 +44,30 @@ struct IndexSnapshot: Sendable {
         region.reserveCapacity(index.manifests.count * 256)
         ends = []
         ends.reserveCapacity(index.manifests.count)
-        for descriptor in index.manifests { record(descriptor) }
+        for descriptor in index.manifests { append(descriptor) }
         sortedTags = byTag.keys.sorted()
     }
+
+    /// The generation of the commit that wrote it, if Berth did.
+    var generation: String? { header.generation }
+
+    /// The whole index as a value (for rewrites that rebuild it).
+    var index: ImageIndex {
+        var index = header
+        index.manifests = entries.map(\.descriptor)
+        return index
+    }
+
+    func descriptor(forTag tag: String) -> Descriptor? { byTag[tag]?.descriptor }
+    func descriptor(forDigest digest: String) -> Descriptor? { byDigest[digest]?.descriptor }
 
     /// The file's bytes: canonical JSON, identical to `index.encoded()`.
     func encoded() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(region.count + 256)
-        index.appendHeader(to: &out)
+        header.appendHeader(to: &out)
         out.append(contentsOf: region.dropFirst())
-        index.appendTrailer(to: &out)
+        header.appendTrailer(to: &out)
         return out
     }
 
@@ -54,7 +83,7 @@ struct IndexSnapshot: Sendable {
     mutating func setTag(_ tag: Tag, to descriptor: Descriptor) {
         let previous = removeTagEntry(tag.value)
         if untagged.contains(descriptor.digest) {
-            while let position = index.manifests.firstIndex(where: { $0.digest == descriptor.digest && $0.tag == nil }) {
+            while let position = entries.firstIndex(where: { $0.tag == nil && $0.descriptor.digest == descriptor.digest }) {
                 removeEntry(at: position)
             }
         }
@@ -70,7 +99,9 @@ struct IndexSnapshot: Sendable {
     mutating func removeTag(_ tag: Tag) -> Bool {
         guard let previous = removeTagEntry(tag.value) else { return false }
         let position = Self.insertionPoint(of: tag.value, in: sortedTags)
-        if position < sortedTags.count, sortedTags[position] == tag.value { sortedTags.remove(at: position) }
+        if byTag[tag.value] == nil, position < sortedTags.count, sortedTags[position] == tag.value {
+            sortedTags.remove(at: position)
+        }
         addUntagged(previous)
         return true
     }
@@ -78,6 +109,7 @@ struct IndexSnapshot: Sendable {
     /// See `ImageIndex.removeManifest`.
     @discardableResult
     mutating func removeManifest(_ digest: Digest) -> Bool {
+        guard entryCounts[digest.description] != nil else { return false }
         var changed = index
         guard changed.removeManifest(digest) else { return false }
         self = IndexSnapshot(changed)
@@ -86,7 +118,7 @@ struct IndexSnapshot: Sendable {
 
     /// Marks the index as written by a new commit.
     mutating func setGeneration(_ value: String) {
-        index.annotations = (index.annotations ?? [:]).merging([ImageIndex.generationAnnotation: value]) { $1 }
+        header.annotations = (header.annotations ?? [:]).merging([ImageIndex.generationAnnotation: value]) { $1 }
     }
 
     /// The first position in `sorted` whose element is not below `key`.
@@ -102,47 +134,47 @@ struct IndexSnapshot: Sendable {
 
     // MARK: Entries
 
+    /// Adds an entry at the end, indexed and encoded.
     private mutating func append(_ descriptor: Descriptor) {
-        index.manifests.append(descriptor)
-        record(descriptor)
-    }
-
-    /// Indexes and encodes an entry just added at the end of `index.manifests`.
-    private mutating func record(_ descriptor: Descriptor) {
+        let entry = Entry(descriptor)
+        entries.append(entry)
         region.append(UInt8(ascii: ","))
         ImageIndex.append(descriptor, to: &region)
         ends.append(region.count)
         entryCounts[descriptor.digest, default: 0] += 1
-        if byDigest[descriptor.digest] == nil { byDigest[descriptor.digest] = descriptor }
-        if let tag = descriptor.tag { byTag[tag] = descriptor } else { untagged.insert(descriptor.digest) }
+        if byDigest[descriptor.digest] == nil { byDigest[descriptor.digest] = entry }
+        if let tag = entry.tag { byTag[tag] = entry } else { untagged.insert(descriptor.digest) }
     }
 
     /// Removes the first entry carrying `tag`, as `ImageIndex` does; its descriptor.
     private mutating func removeTagEntry(_ tag: String) -> Descriptor? {
-        guard byTag[tag] != nil, let position = index.manifests.firstIndex(where: { $0.tag == tag }) else { return nil }
-        let removed = index.manifests[position]
+        guard byTag[tag] != nil, let position = entries.firstIndex(where: { $0.tag == tag }) else { return nil }
+        let removed = entries[position].descriptor
         removeEntry(at: position)
         return removed
     }
 
     private mutating func removeEntry(at position: Int) {
-        let removed = index.manifests.remove(at: position)
+        let removed = entries.remove(at: position)
+        let digest = removed.descriptor.digest
         let start = position == 0 ? 0 : ends[position - 1]
         let length = ends[position] - start
         region.removeSubrange(start..<ends[position])
         ends.remove(at: position)
         for later in position..<ends.count { ends[later] -= length }
-        let remaining = (entryCounts[removed.digest] ?? 1) - 1
+        let remaining = (entryCounts[digest] ?? 1) - 1
         if remaining == 0 {
-            entryCounts[removed.digest] = nil
-            byDigest[removed.digest] = nil
+            entryCounts[digest] = nil
+            byDigest[digest] = nil
         } else {
-            entryCounts[removed.digest] = remaining
+            entryCounts[digest] = remaining
+            if byDigest[digest] === removed { byDigest[digest] = entries.first { $0.descriptor.digest == digest } }
         }
         if let tag = removed.tag {
-            byTag[tag] = index.manifests.last { $0.tag == tag }
-        } else if !index.manifests.contains(where: { $0.digest == removed.digest && $0.tag == nil }) {
-            untagged.remove(removed.digest)
+            // Another entry with the same tag exists only in a hand-edited index.
+            byTag[tag] = byTag[tag] === removed ? entries.last { $0.tag == tag } : byTag[tag]
+        } else if !entries.contains(where: { $0.tag == nil && $0.descriptor.digest == digest }) {
+            untagged.remove(digest)
         }
     }
 }

@@ -89,8 +89,8 @@ public struct ManifestStore: ManifestService, TagService {
     public func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> Resolved {
         let index = try cache.lookup(layout.indexFile(repository))
         let found: Descriptor? = switch reference {
-        case .tag(let tag): index.byTag[tag.value]
-        case .digest(let digest): index.byDigest[digest.description]
+        case .tag(let tag): index.descriptor(forTag: tag.value)
+        case .digest(let digest): index.descriptor(forDigest: digest.description)
         }
         guard let found, let digest = Digest(found.digest) else { throw .manifestUnknown(reference) }
         return Resolved(digest: digest, mediaType: found.mediaType, size: found.size)
@@ -155,7 +155,7 @@ public struct ManifestStore: ManifestService, TagService {
     /// Writes `snapshot` under a new generation (temp file, fsync, rename, directory
     /// fsync) and hands it to the cache, so nobody in this process parses it again.
     private func write(_ snapshot: inout IndexSnapshot, to path: String) throws(StorageError) {
-        snapshot.setGeneration(IndexGeneration.next(after: snapshot.index.generation))
+        snapshot.setGeneration(IndexGeneration.next(after: snapshot.generation))
         let bytes = snapshot.encoded()
         // Cached before the rename, so readers that meet the new file find it parsed (the
         // one it replaces stays cached beside it until then).
