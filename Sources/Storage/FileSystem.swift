@@ -78,10 +78,12 @@ enum FileSystem {
         var renamed = false
         defer { if !renamed { _ = unlink(temp) } }
         do throws(StorageError) {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
-            defer { buffer.deallocate() }
-            buffer.copyBytes(from: bytes)
-            try writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<bytes.count]), path: temp)
+            // Written straight from the array (an index can be megabytes: no copy).
+            var failure: StorageError?
+            bytes.withUnsafeBytes { buffer in
+                do throws(StorageError) { try writeAll(fd, buffer, path: temp) } catch { failure = error }
+            }
+            if let failure { throw failure }
             try fsync(fd, path: temp)
         } catch {
             close(fd)
