@@ -12,8 +12,8 @@ extension Registry {
 
     func catalog(_ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
         let names = try storage { () throws(StorageError) in try repositories.catalog() }
-        let page = try Page(request, path: Route.catalog.path, items: names.filter { mayRead($0, request) }.map(\.value), key: { $0 })
-        return page.response(body: ListingBody.object(["repositories": .strings(page.items)]))
+        let page = try Page(request, path: Route.catalog.path, items: names, key: \.value, where: { mayRead($0, request) })
+        return page.response(body: ListingBody.object(["repositories": .strings(page.items.map(\.value))]))
     }
 }
 
@@ -23,8 +23,10 @@ struct Page<Item> {
     let items: [Item]
     let next: String?
 
+    /// `all` must be sorted by `key`; only items passing `include` are listed. Finding
+    /// `last` is a binary search, so a page costs O(page + log n), not O(n).
     init(_ request: RegistryRequest, path: String, items all: [Item], key: (Item) -> String,
-         extraQuery: String = "") throws(RegistryError) {
+         extraQuery: String = "", where include: (Item) -> Bool = { _ in true }) throws(RegistryError) {
         let query = request.query
         var limit = Registry.maximumPageSize
         if let text = query["n"] {
@@ -35,11 +37,23 @@ struct Page<Item> {
                 throw RegistryError(.unsupported, "n=\(String(text.prefix(40))) is not a non-negative decimal number")
             }
         }
-        var remaining = all[...]
-        if let last = query["last"] { remaining = remaining.drop { key($0) <= last } }
-        let page = Array(remaining.prefix(limit))
+        var start = all.startIndex
+        if let last = query["last"] {
+            var high = all.endIndex
+            while start < high {
+                let middle = start + (high - start) / 2
+                if key(all[middle]) <= last { start = middle + 1 } else { high = middle }
+            }
+        }
+        var page: [Item] = []
+        var position = start
+        while position < all.endIndex, page.count < limit {
+            if include(all[position]) { page.append(all[position]) }
+            position += 1
+        }
+        let moreRemain = all[position...].contains(where: include)
         items = page
-        if remaining.count > page.count, let lastItem = page.last {
+        if moreRemain, let lastItem = page.last {
             next = "<\(path)?n=\(limit)&last=\(PercentEncoding.encodeQueryValue(key(lastItem)))\(extraQuery)>; rel=\"next\""
         } else {
             next = nil

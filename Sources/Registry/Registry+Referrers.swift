@@ -10,16 +10,16 @@ extension Registry {
             let mediaType = MediaType.ociIndex
             let manifests: [Descriptor]
         }
-        var found = try storage { () throws(StorageError) in try referrerIndex.referrers(of: subject, in: name) }
+        let found = try storage { () throws(StorageError) in try referrerIndex.referrers(of: subject, in: name) }
         var filterHeaders: [(name: String, value: String)] = []
         var filterQuery = ""
-        if let artifactType = request.query["artifactType"] {
-            found = found.filter { $0.artifactType == artifactType }
+        let artifactType = request.query["artifactType"]
+        if let artifactType {
             filterHeaders.append(("OCI-Filters-Applied", "artifactType"))
             filterQuery = "&artifactType=\(PercentEncoding.encodeQueryValue(artifactType))"
         }
         let page = try Page(request, path: Route.referrers(name, subject).path, items: found, key: \.digest,
-                            extraQuery: filterQuery)
+                            extraQuery: filterQuery, where: { artifactType == nil || $0.artifactType == artifactType })
         return page.response(body: JSONText.encode(Body(manifests: page.items)), contentType: MediaType.ociIndex,
                              extraHeaders: filterHeaders)
     }

@@ -70,22 +70,27 @@ enum FileSystem {
     /// Replaces `path` whole: writes a temp file in `temporaryDirectory` (same
     /// filesystem), fsyncs it, renames it over `path` and fsyncs the directory.
     /// A reader sees the old content or the new one, never a mix.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String) throws(StorageError) {
+    /// `beforeRename` runs once the new content is durable, just before it takes `path`.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String,
+                                beforeRename: () -> Void = {}) throws(StorageError) {
         let temp = "\(temporaryDirectory)/\(UploadID.random().value).tmp"
         let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
         var renamed = false
         defer { if !renamed { _ = unlink(temp) } }
         do throws(StorageError) {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
-            defer { buffer.deallocate() }
-            buffer.copyBytes(from: bytes)
-            try writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<bytes.count]), path: temp)
+            // Written straight from the array (an index can be megabytes: no copy).
+            var failure: StorageError?
+            bytes.withUnsafeBytes { buffer in
+                do throws(StorageError) { try writeAll(fd, buffer, path: temp) } catch { failure = error }
+            }
+            if let failure { throw failure }
             try fsync(fd, path: temp)
         } catch {
             close(fd)
             throw error
         }
         close(fd)
+        beforeRename()
         if Glibc.rename(temp, path) != 0 { throw fail("rename", path) }
         renamed = true
         try fsyncDirectory(parent(of: path))
@@ -177,6 +182,26 @@ enum FileSystem {
             entries.append(Entry(name: name, isDirectory: isDirectory))
         }
         return entries
+    }
+
+    /// Calls `body` with each entry of a directory as `readdir` returns it, without `.`
+    /// and `..`, holding only one at a time (for folders of hundreds of thousands of
+    /// blobs); nothing when it does not exist. Entries removed meanwhile may be skipped.
+    static func forEachEntry(_ path: String, _ body: (Entry) throws(StorageError) -> Void) throws(StorageError) {
+        guard let handle = opendir(path) else {
+            if errno == ENOENT || errno == ENOTDIR { return }
+            throw fail("opendir", path)
+        }
+        defer { closedir(handle) }
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            let type = entry.pointee.d_type
+            let isDirectory = type == UInt8(DT_DIR) || (type == UInt8(DT_UNKNOWN) && Self.isDirectory("\(path)/\(name)"))
+            try body(Entry(name: name, isDirectory: isDirectory))
+        }
     }
 
     static func parent(of path: String) -> String {

@@ -33,6 +33,8 @@ public struct GarbageCollector: Sendable {
     public struct Report: Sendable {
         public var removals: [Removal] = []
         public var repositoriesScanned = 0
+        /// Time per phase, in the order they ran.
+        public var phases: [MaintenancePhase] = []
         public var bytesFreed: UInt64 { removals.reduce(0) { $0 + $1.bytesFreed } }
         public func count(_ kind: Removal.Kind) -> Int { removals.filter { $0.kind == kind }.count }
     }
@@ -54,17 +56,23 @@ public struct GarbageCollector: Sendable {
 
     public func run(now: Int = Int(time(nil))) throws(StorageError) -> Report {
         var report = Report()
+        var clock = PhaseClock()
         for repository in try repositories.catalog() {
             try repositories.withLock(repository) { () throws(StorageError) in
                 try collect(repository, now: now, into: &report)
             }
             report.repositoriesScanned += 1
         }
+        clock.finish("repositories")
         try collectSharedBlobs(now: now, into: &report)
+        clock.finish("shared-blobs")
         try collectUploads(now: now, into: &report)
         try collectSessionMarkers(under: layout.sessionsDirectory, repositoryPath: [], into: &report)
+        clock.finish("uploads")
         try collectTemporaryFiles(now: now, into: &report)
         try emptyTrash(into: &report)
+        clock.finish("temp-and-trash")
+        report.phases = clock.phases
         return report
     }
 
@@ -91,17 +99,17 @@ public struct GarbageCollector: Sendable {
                 report.removals.append(Removal(kind: .manifest, path: "\(repository.value)@\(digest)", bytesFreed: 0))
             }
             if !options.dryRun {
-                try FileSystem.writeAtomically(index.encoded(), to: layout.indexFile(repository),
-                                               temporaryDirectory: layout.temporaryDirectory)
+                try manifests.replaceIndexLocked(index, repository)
             }
         }
         let kept = reached.blobs
         for algorithm in Digest.Algorithm.allCases {
             let directory = layout.blobsDirectory(repository, algorithm)
-            for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
-                guard let digest = StoreLayout.blob(algorithm, fromFileName: entry.name), !kept.contains(digest) else { continue }
+            try FileSystem.forEachEntry(directory) { (entry) throws(StorageError) in
+                guard !entry.isDirectory, let digest = StoreLayout.blob(algorithm, fromFileName: entry.name),
+                      !kept.contains(digest) else { return }
                 let path = layout.blobFile(repository, digest)
-                guard let status = FileSystem.status(path), now - status.lastChange >= options.gracePeriod else { continue }
+                guard let status = FileSystem.status(path), now - status.lastChange >= options.gracePeriod else { return }
                 report.removals.append(Removal(kind: .blobLink, path: path, bytesFreed: status.linkCount == 1 ? status.size : 0))
                 if !options.dryRun { try FileSystem.remove(path) }
             }
@@ -137,7 +145,7 @@ public struct GarbageCollector: Sendable {
                     guard let digest = StoreLayout.referrer(fromFileName: file.name), !listed.contains(digest) else { continue }
                     let path = layout.referrerFile(repository, subject: subject, referrer: digest)
                     report.removals.append(Removal(kind: .referrer, path: path, bytesFreed: 0))
-                    if !options.dryRun { try FileSystem.remove(path) }
+                    if !options.dryRun { try referrers.remove(digest, subject: subject, repository: repository) }
                 }
             }
         }
@@ -149,11 +157,12 @@ public struct GarbageCollector: Sendable {
     private func collectSharedBlobs(now: Int, into report: inout Report) throws(StorageError) {
         for algorithm in Digest.Algorithm.allCases {
             let directory = layout.sharedBlobsDirectory(algorithm)
-            for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
-                guard let digest = StoreLayout.blob(algorithm, fromFileName: entry.name) else { continue }
+            // Streamed: the folder holds every blob of the store.
+            try FileSystem.forEachEntry(directory) { (entry) throws(StorageError) in
+                guard !entry.isDirectory, let digest = StoreLayout.blob(algorithm, fromFileName: entry.name) else { return }
                 let path = layout.sharedBlobFile(digest)
                 guard let status = FileSystem.status(path), status.linkCount == 1,
-                      now - status.lastChange >= options.gracePeriod else { continue }
+                      now - status.lastChange >= options.gracePeriod else { return }
                 report.removals.append(Removal(kind: .sharedBlob, path: path, bytesFreed: status.size))
                 if !options.dryRun { try FileSystem.remove(path) }
             }

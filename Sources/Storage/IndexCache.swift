@@ -2,49 +2,87 @@
 import Glibc
 #endif
 
-/// Parsed `index.json` files, kept per process so the pull path does one `stat` and a
-/// dictionary lookup instead of parsing the file on every request.
+/// Parsed `index.json` files, kept per process so a lookup by tag costs a `pread` of the
+/// file's head and a dictionary lookup, whatever the number of tags and however often
+/// the index changes.
 ///
-/// An entry is used only while the file on disk is the same one (`FileIdentity`), and a
-/// file is cached only once it is settled, so a later file can never carry its identity.
+/// An entry is used while the file's `IndexGeneration` (read from its content) and size
+/// are those it was parsed from. Commits by this process store their result directly, so
+/// neither readers nor the next commit parse the file again. A file without a generation
+/// (written by another tool) is cached by `FileIdentity` once settled, as before.
 final class IndexCache: Sendable {
-    /// An index prepared for lookups.
-    struct Lookup: Sendable {
-        let byTag: [String: Descriptor]
-        let byDigest: [String: Descriptor]
-        let sortedTags: [String]
-
-        init(_ index: ImageIndex) {
-            var byTag: [String: Descriptor] = [:]
-            var byDigest: [String: Descriptor] = [:]
-            for descriptor in index.manifests {
-                if let tag = descriptor.tag { byTag[tag] = descriptor }
-                if byDigest[descriptor.digest] == nil { byDigest[descriptor.digest] = descriptor }
-            }
-            self.byTag = byTag
-            self.byDigest = byDigest
-            sortedTags = byTag.keys.sorted()
-        }
+    private struct Entry: Sendable {
+        let generation: IndexGeneration?
+        let identity: FileIdentity?
+        let snapshot: IndexSnapshot
     }
 
-    private let entries = ReadWriteLock<[String: (identity: FileIdentity, lookup: Lookup)]>([:])
+    /// Per path the newest entry first, and the one before it: a commit stores its result
+    /// before the rename, while readers still meet the file it replaces.
+    private let entries = ReadWriteLock<[String: [Entry]]>([:])
     private let capacity: Int
+    /// Paths being parsed right now, so that the threads that find a changed file wait
+    /// for one parse instead of each doing it (only `loadGate` touches it).
+    private let loadGate = ConditionLock()
+    nonisolated(unsafe) private var loading: Set<String> = []
 
     init(capacity: Int = 4096) { self.capacity = capacity }
 
-    /// The index at `path`, from memory when the file is unchanged; an empty index when
-    /// there is no file.
-    func lookup(_ path: String) throws(StorageError) -> Lookup {
-        guard let identity = FileIdentity(of: path) else { return Lookup(ImageIndex()) }
-        if let cached = entries.read({ $0[path] }), cached.identity == identity { return cached.lookup }
-        guard let bytes = try FileSystem.readFile(path) else { return Lookup(ImageIndex()) }
-        let lookup = Lookup(try ImageIndex.decode(bytes, path: path))
-        if identity.isSettled() {
-            entries.write { entries in
-                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-                entries[path] = (identity, lookup)
-            }
+    /// The index at `path`, from memory when the file is the one cached; an empty index
+    /// when there is no file.
+    func lookup(_ path: String) throws(StorageError) -> IndexSnapshot {
+        if let cached = cachedSnapshot(path) { return cached }
+        loadGate.lock()
+        while loading.contains(path) { loadGate.wait() }
+        if let cached = cachedSnapshot(path) {
+            loadGate.unlock()
+            return cached
         }
-        return lookup
+        loading.insert(path)
+        loadGate.unlock()
+        defer {
+            loadGate.lock()
+            loading.remove(path)
+            loadGate.broadcast()
+            loadGate.unlock()
+        }
+        guard FileSystem.exists(path) else { return IndexSnapshot(ImageIndex()) }
+        return try load(path)
+    }
+
+    /// The cached snapshot when it is the file at `path` now.
+    private func cachedSnapshot(_ path: String) -> IndexSnapshot? {
+        if let generation = IndexGeneration.peek(path) {
+            return entries.read { $0[path]?.first { $0.generation == generation }?.snapshot }
+        }
+        guard let identity = FileIdentity(of: path) else { return IndexSnapshot(ImageIndex()) }
+        return entries.read { $0[path]?.first { $0.generation == nil && $0.identity == identity }?.snapshot }
+    }
+
+    /// Records what a commit just wrote to `path`.
+    func store(_ snapshot: IndexSnapshot, fileSize: Int, at path: String) {
+        guard let value = snapshot.generation else { return }
+        insert(Entry(generation: IndexGeneration(value: value, fileSize: Int64(fileSize)), identity: nil,
+                     snapshot: snapshot), at: path)
+    }
+
+    private func load(_ path: String) throws(StorageError) -> IndexSnapshot {
+        let identity = FileIdentity(of: path)
+        guard let bytes = try FileSystem.readFile(path) else { return IndexSnapshot(ImageIndex()) }
+        let snapshot = IndexSnapshot(try ImageIndex.decode(bytes, path: path))
+        if let generation = IndexGeneration.parse(bytes.prefix(512), fileSize: Int64(bytes.count)),
+           generation.value == snapshot.generation {
+            insert(Entry(generation: generation, identity: nil, snapshot: snapshot), at: path)
+        } else if let identity, identity.isSettled(), Int64(bytes.count) == identity.size {
+            insert(Entry(generation: nil, identity: identity, snapshot: snapshot), at: path)
+        }
+        return snapshot
+    }
+
+    private func insert(_ entry: Entry, at path: String) {
+        entries.write { entries in
+            if entries.count >= capacity, entries[path] == nil { entries.removeAll(keepingCapacity: true) }
+            entries[path] = [entry] + (entries[path]?.prefix(1) ?? [])
+        }
     }
 }

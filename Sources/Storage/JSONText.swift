@@ -26,18 +26,29 @@ public enum JSONText {
     /// Appends the inside of a JSON string: quotes, backslashes and control characters
     /// escaped; everything else (UTF-8 included) copied as is.
     public static func appendEscaped(_ text: String, to out: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { bytes in
-            for byte in bytes {
-                switch byte {
-                case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
-                case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
-                case 10: out.append(contentsOf: [92, 110])
-                case 13: out.append(contentsOf: [92, 114])
-                case 9: out.append(contentsOf: [92, 116])
-                case 0..<0x20: out.append(contentsOf: [92, 117, 48, 48, Hex.lowercase(byte >> 4), Hex.lowercase(byte & 15)])
-                default: out.append(byte)
-                }
+        let done: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in appendEscaped(bytes, to: &out) }
+        if done == nil {
+            var copy = text
+            copy.withUTF8 { appendEscaped($0, to: &out) }
+        }
+    }
+
+    /// Bytes that need no escape (the common case: digests, media types, tags) are
+    /// copied in one piece.
+    private static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        guard bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+            out.append(contentsOf: bytes)
+            return
+        }
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 10: out.append(contentsOf: [92, 110])
+            case 13: out.append(contentsOf: [92, 114])
+            case 9: out.append(contentsOf: [92, 116])
+            case 0..<0x20: out.append(contentsOf: [92, 117, 48, 48, Hex.lowercase(byte >> 4), Hex.lowercase(byte & 15)])
+            default: out.append(byte)
             }
         }
     }

@@ -7,9 +7,12 @@ public struct ManifestStore: ManifestService, TagService {
     private let repositories: RepositoryStore
     private let referrers: ReferrersStore
     private let cache: IndexCache
+    private let committer: IndexCommitter
 
-    /// Built by `Store`, which owns the index cache.
-    init(layout: StoreLayout, blobs: BlobStore, repositories: RepositoryStore, referrers: ReferrersStore, cache: IndexCache) {
+    /// Built by `Store`, which owns the index cache and the group committer.
+    init(layout: StoreLayout, blobs: BlobStore, repositories: RepositoryStore, referrers: ReferrersStore, cache: IndexCache,
+         committer: IndexCommitter) {
+        self.committer = committer
         self.layout = layout
         self.blobs = blobs
         self.repositories = repositories
@@ -37,23 +40,23 @@ public struct ManifestStore: ManifestService, TagService {
 
         try blobs.put(body, as: digest, into: repository)
         let descriptor = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count))
-        try repositories.withLock(repository) { () throws(StorageError) in
+        let change = IndexChange(apply: { [self] (snapshot: inout IndexSnapshot) throws(StorageError) in
             // Again under the lock: garbage collection (which holds it) may have removed
             // an unreferenced blob since the first check.
             try checkReferences(of: document, in: repository)
-            var index = try readIndex(repository)
             switch reference {
-            case .tag(let tag): index.setTag(tag, to: descriptor)
-            case .digest: if tags.isEmpty { index.addUntagged(descriptor) }
+            case .tag(let tag): snapshot.setTag(tag, to: descriptor)
+            case .digest: if tags.isEmpty { snapshot.addUntagged(descriptor) }
             }
-            for tag in tags { index.setTag(tag, to: descriptor) }
-            try writeIndex(index, repository)
+            for tag in tags { snapshot.setTag(tag, to: descriptor) }
+        }, afterWrite: { [self] () throws(StorageError) in
             if let subject = document.subject {
                 let referrer = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count),
                                           artifactType: document.artifactType, annotations: document.annotations)
                 try referrers.record(referrer, subject: subject.digest, repository: repository)
             }
-        }
+        })
+        try submit(change, to: repository)
         var applied: [Tag] = []
         if case .tag(let tag) = reference { applied.append(tag) }
         applied += tags.filter { !applied.contains($0) }
@@ -64,21 +67,20 @@ public struct ManifestStore: ManifestService, TagService {
     /// manifest by digest (with all its tags and its referrers entry).
     public func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
         guard repositories.exists(repository) else { throw .manifestUnknown(reference) }
-        try repositories.withLock(repository) { () throws(StorageError) in
-            var index = try readIndex(repository)
-            switch reference {
-            case .tag(let tag):
-                guard index.removeTag(tag) else { throw .manifestUnknown(reference) }
-                try writeIndex(index, repository)
-            case .digest(let digest):
-                guard index.removeManifest(digest) else { throw .manifestUnknown(reference) }
-                try writeIndex(index, repository)
-                if let body = try FileSystem.readFile(layout.blobFile(repository, digest), limit: ManifestDocument.maximumSize),
-                   let subject = try? ManifestDocument(body: body, contentType: nil).subject {
-                    try referrers.remove(digest, subject: subject.digest, repository: repository)
-                }
+        let change = IndexChange(apply: { (snapshot: inout IndexSnapshot) throws(StorageError) in
+            let found: Bool = switch reference {
+            case .tag(let tag): snapshot.removeTag(tag)
+            case .digest(let digest): snapshot.removeManifest(digest)
             }
-        }
+            guard found else { throw .manifestUnknown(reference) }
+        }, afterWrite: { [self] () throws(StorageError) in
+            guard case .digest(let digest) = reference else { return }
+            if let body = try FileSystem.readFile(layout.blobFile(repository, digest), limit: ManifestDocument.maximumSize),
+               let subject = try? ManifestDocument(body: body, contentType: nil).subject {
+                try referrers.remove(digest, subject: subject.digest, repository: repository)
+            }
+        })
+        try submit(change, to: repository)
     }
 
     /// The manifest a tag or digest names in `repository`.
@@ -87,8 +89,8 @@ public struct ManifestStore: ManifestService, TagService {
     public func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> Resolved {
         let index = try cache.lookup(layout.indexFile(repository))
         let found: Descriptor? = switch reference {
-        case .tag(let tag): index.byTag[tag.value]
-        case .digest(let digest): index.byDigest[digest.description]
+        case .tag(let tag): index.descriptor(forTag: tag.value)
+        case .digest(let digest): index.descriptor(forDigest: digest.description)
         }
         guard let found, let digest = Digest(found.digest) else { throw .manifestUnknown(reference) }
         return Resolved(digest: digest, mediaType: found.mediaType, size: found.size)
@@ -107,9 +109,60 @@ public struct ManifestStore: ManifestService, TagService {
         return try ImageIndex.decode(bytes, path: path)
     }
 
-    private func writeIndex(_ index: ImageIndex, _ repository: RepositoryName) throws(StorageError) {
-        try FileSystem.writeAtomically(index.encoded(), to: layout.indexFile(repository),
-                                       temporaryDirectory: layout.temporaryDirectory)
+    /// Replaces the repository's `index.json` with `index` as a new commit. The caller
+    /// holds the repository lock (garbage collection and scrub repairs).
+    func replaceIndexLocked(_ index: ImageIndex, _ repository: RepositoryName) throws(StorageError) {
+        var snapshot = IndexSnapshot(index)
+        try write(&snapshot, to: layout.indexFile(repository))
+    }
+
+    /// Applies `change` in the next group commit of `repository` (see `IndexCommitter`).
+    private func submit(_ change: IndexChange, to repository: RepositoryName) throws(StorageError) {
+        try committer.submit(change, key: repository.value) { changes in commit(changes, into: repository) }
+    }
+
+    /// One commit: the repository lock, the current index (from the cache when it is the
+    /// file on disk), every change that applies, one write, then each change's follow-up.
+    private func commit(_ changes: [IndexChange], into repository: RepositoryName) -> [Result<Void, StorageError>] {
+        var results = [Result<Void, StorageError>](repeating: .success(()), count: changes.count)
+        do throws(StorageError) {
+            try repositories.withLock(repository) { () throws(StorageError) in
+                let path = layout.indexFile(repository)
+                var snapshot = try cache.lookup(path)
+                var accepted: [Int] = []
+                for (position, change) in changes.enumerated() {
+                    do throws(StorageError) {
+                        try change.apply(&snapshot)
+                        accepted.append(position)
+                    } catch {
+                        results[position] = .failure(error)
+                    }
+                }
+                guard !accepted.isEmpty else { return }
+                try write(&snapshot, to: path)
+                for position in accepted {
+                    do throws(StorageError) { try changes[position].afterWrite() } catch { results[position] = .failure(error) }
+                }
+            }
+        } catch {
+            for position in results.indices {
+                if case .success = results[position] { results[position] = .failure(error) }
+            }
+        }
+        return results
+    }
+
+    /// Writes `snapshot` under a new generation (temp file, fsync, rename, directory
+    /// fsync) and hands it to the cache, so nobody in this process parses it again.
+    private func write(_ snapshot: inout IndexSnapshot, to path: String) throws(StorageError) {
+        snapshot.setGeneration(IndexGeneration.next(after: snapshot.generation))
+        let bytes = snapshot.encoded()
+        // Cached before the rename, so readers that meet the new file find it parsed (the
+        // one it replaces stays cached beside it until then).
+        let written = snapshot
+        try FileSystem.writeAtomically(bytes, to: path, temporaryDirectory: layout.temporaryDirectory) {
+            cache.store(written, fileSize: bytes.count, at: path)
+        }
     }
 
     private func checkReferences(of document: ManifestDocument, in repository: RepositoryName) throws(StorageError) {

@@ -59,13 +59,16 @@ public struct RepositoryStore: RepositoryCatalog {
             try FileSystem.makeDirectories(layout.blobsDirectory(name, algorithm))
         }
         if FileSystem.regularFileSize(layout.indexFile(name)) == nil {
-            try FileSystem.writeAtomically(ImageIndex().encoded(), to: layout.indexFile(name),
+            var index = ImageIndex()
+            index.annotations = [ImageIndex.generationAnnotation: IndexGeneration.next(after: nil)]
+            try FileSystem.writeAtomically(index.encoded(), to: layout.indexFile(name),
                                            temporaryDirectory: layout.temporaryDirectory)
         }
         let marker = Array("{\"imageLayoutVersion\":\"\(MediaType.ociLayoutVersion)\"}".utf8)
         try FileSystem.writeAtomically(marker, to: layout.layoutFile(name), temporaryDirectory: layout.temporaryDirectory)
         // After the layout is complete: a catalog cached before this sees a new stamp.
-        try FileSystem.writeAtomically(Array(name.value.utf8), to: layout.catalogStampFile,
+        let stamp = CatalogStamp.after(CatalogStamp.read(layout.catalogStampFile), creating: name)
+        try FileSystem.writeAtomically(stamp.encoded, to: layout.catalogStampFile,
                                        temporaryDirectory: layout.temporaryDirectory)
     }
 
@@ -77,7 +80,7 @@ public struct RepositoryStore: RepositoryCatalog {
     /// Every repository in the store, sorted (from the store's `CatalogCache` while no
     /// repository was created).
     public func catalog() throws(StorageError) -> [RepositoryName] {
-        try catalogCache.names(stampPath: layout.catalogStampFile) { () throws(StorageError) in
+        try catalogCache.names(stamp: CatalogStamp.read(layout.catalogStampFile)) { () throws(StorageError) in
             var names: [RepositoryName] = []
             try collect(directory: layout.root, prefix: nil, into: &names)
             return names.sorted()

@@ -24,6 +24,8 @@ public struct Scrubber: Sendable {
         public var blobsHashed = 0
         public var bytesHashed: UInt64 = 0
         public var repositoriesChecked = 0
+        /// Time per phase, in the order they ran.
+        public var phases: [MaintenancePhase] = []
         public var unrepaired: Int { problems.filter { !$0.repaired }.count }
     }
 
@@ -45,22 +47,37 @@ public struct Scrubber: Sendable {
         let inode: UInt64
     }
 
+    /// What is known of blob inodes while scrubbing. Memory stays bounded by the largest
+    /// repository: shared copies are streamed and only corrupt inodes are remembered
+    /// store-wide; a repository link to its intact shared copy (same inode) needs no
+    /// hashing, and any other inode's verdict is kept for one repository only.
+    private struct Verdicts {
+        var corrupt: Set<InodeKey> = []
+        var repository: [InodeKey: Bool] = [:]
+        /// When the shared pass began: a shared copy changed since was not hashed by it.
+        var sharedPassStarted = Int(time(nil))
+    }
+
     public func run() throws(StorageError) -> Report {
         var report = Report()
-        var verdicts: [InodeKey: Bool] = [:]
-        // Shared copies first: a repository link to the same inode then needs no hashing.
+        var verdicts = Verdicts()
+        var clock = PhaseClock()
         for algorithm in Digest.Algorithm.allCases {
             let directory = layout.sharedBlobsDirectory(algorithm)
-            for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
+            try FileSystem.forEachEntry(directory) { (entry) throws(StorageError) in
+                guard !entry.isDirectory else { return }
                 try check(blob: "\(directory)/\(entry.name)", named: entry.name, algorithm, repository: nil,
                           verdicts: &verdicts, report: &report)
             }
         }
+        clock.finish("shared-blobs")
         for repository in try repositories.catalog() {
             report.repositoriesChecked += 1
+            verdicts.repository.removeAll()
             for algorithm in Digest.Algorithm.allCases {
                 let directory = layout.blobsDirectory(repository, algorithm)
-                for entry in try FileSystem.listDirectory(directory) where !entry.isDirectory {
+                try FileSystem.forEachEntry(directory) { (entry) throws(StorageError) in
+                    guard !entry.isDirectory else { return }
                     try check(blob: "\(directory)/\(entry.name)", named: entry.name, algorithm, repository: repository,
                               verdicts: &verdicts, report: &report)
                 }
@@ -69,11 +86,13 @@ public struct Scrubber: Sendable {
                 try checkIndex(of: repository, report: &report)
             }
         }
+        clock.finish("repositories")
+        report.phases = clock.phases
         return report
     }
 
     private func check(blob path: String, named name: String, _ algorithm: Digest.Algorithm, repository: RepositoryName?,
-                       verdicts: inout [InodeKey: Bool], report: inout Report) throws(StorageError) {
+                       verdicts: inout Verdicts, report: inout Report) throws(StorageError) {
         guard let digest = Digest(algorithm: algorithm, hex: name) else {
             report.problems.append(Problem(repository: repository?.value, path: path, what: "file name is not a digest", repaired: false))
             return
@@ -81,8 +100,15 @@ public struct Scrubber: Sendable {
         guard let status = FileSystem.status(path), status.isRegularFile else { return }
         let key = InodeKey(device: status.device, inode: status.inode)
         let intact: Bool
-        if let known = verdicts[key] {
+        if verdicts.corrupt.contains(key) {
+            intact = false
+        } else if let known = verdicts.repository[key] {
             intact = known
+        } else if repository != nil, let shared = FileSystem.status(layout.sharedBlobFile(digest)),
+                  shared.device == status.device, shared.inode == status.inode,
+                  shared.lastChange < verdicts.sharedPassStarted {
+            // The shared copy was hashed in the first pass and is not in `corrupt`.
+            intact = true
         } else {
             let computed: Digest
             do { computed = try ContentHasher.digest(ofFile: path, algorithm: algorithm) } catch {
@@ -91,7 +117,7 @@ public struct Scrubber: Sendable {
                 throw error
             }
             intact = computed == digest
-            verdicts[key] = intact
+            if !intact { verdicts.corrupt.insert(key) } else if repository != nil { verdicts.repository[key] = true }
             report.blobsHashed += 1
             report.bytesHashed += status.size
         }
@@ -115,7 +141,11 @@ public struct Scrubber: Sendable {
             return
         }
         var dropped = false
-        for descriptor in index.manifests {
+        // Entries alike but for their tag share their checks: a manifest is read once per
+        // repository, not once per tag.
+        var checked: Set<String> = []
+        for descriptor in index.manifests
+        where checked.insert("\(descriptor.digest) \(descriptor.size) \(descriptor.mediaType)").inserted {
             guard let digest = Digest(descriptor.digest) else {
                 report.problems.append(Problem(repository: repository.value, path: indexPath,
                                                what: "descriptor with invalid digest \(descriptor.digest)", repaired: false))
@@ -144,7 +174,7 @@ public struct Scrubber: Sendable {
             }
         }
         if dropped {
-            try FileSystem.writeAtomically(index.encoded(), to: indexPath, temporaryDirectory: layout.temporaryDirectory)
+            try manifests.replaceIndexLocked(index, repository)
         }
     }
 }

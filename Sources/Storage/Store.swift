@@ -33,9 +33,9 @@ public final class Store: Sendable {
         blobs = BlobStore(layout: layout, repositories: repositories, trash: trash)
         uploads = UploadStore(layout: layout, blobs: blobs, repositories: repositories, locks: options.locks, trash: trash,
                               maximumSessionsPerRepository: options.maximumUploadSessions)
-        referrers = ReferrersStore(layout: layout)
+        referrers = ReferrersStore(layout: layout, cache: ReferrersCache())
         manifests = ManifestStore(layout: layout, blobs: blobs, repositories: repositories, referrers: referrers,
-                                  cache: IndexCache())
+                                  cache: IndexCache(), committer: IndexCommitter())
         metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
     }
 

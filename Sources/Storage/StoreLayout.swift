@@ -4,7 +4,8 @@
 /// <root>/
 ///   <repository>/                   one OCI image layout per repository
 ///     oci-layout                    {"imageLayoutVersion":"1.0.0"}
-///     index.json                    one descriptor per tag, one per untagged manifest
+///     index.json                    one descriptor per tag, one per untagged manifest,
+///                                   annotated with the generation of the commit that wrote it
 ///     blobs/<algorithm>/<hex>       hard links to the shared copy in _berth/blobs
 ///     <child>/...                   a nested repository (team/ and team/app/)
 ///   _berth/                         bookkeeping ('_' cannot start a repository name)
@@ -15,9 +16,12 @@
 ///                                   empty marker per open session, to count them per repository
 ///     referrers/<repository>/_subject/<alg>/<hex>/<alg>-<hex>.json
 ///                                   descriptor of one manifest whose subject is <alg>:<hex>
+///     referrers/<repository>/_subject/<alg>/<hex>/_stamp
+///                                   random token replaced on every change of that folder
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
 ///     locks/_create                 held while a repository layout is created
-///     catalog-stamp                 replaced after each repository is created (cached catalogs check it)
+///     catalog-stamp                 replaced after each repository is created, naming the last
+///                                   creations (cached catalogs take them in from it)
 ///     tmp/                          temp files, renamed into place when complete
 ///     trash/<uuid>                  files and sessions no longer needed, freed in the background
 ///     quarantine/<alg>-<hex>        corrupt blobs moved aside by `berth scrub --repair`
@@ -86,6 +90,11 @@ public struct StoreLayout: Sendable {
     }
     public func referrerFile(_ name: RepositoryName, subject: Digest, referrer: Digest) -> String {
         "\(referrersDirectory(name, subject: subject))/\(referrer.algorithm.rawValue)-\(referrer.hex).json"
+    }
+    /// Replaced after every change to the subject's folder; cached lists check it.
+    /// (No `.json` suffix: never taken for a referrer.)
+    public func referrersStampFile(_ name: RepositoryName, subject: Digest) -> String {
+        "\(referrersDirectory(name, subject: subject))/_stamp"
     }
     /// The referrer a file in a `referrersDirectory` stands for (inverse of `referrerFile`).
     public static func referrer(fromFileName name: String) -> Digest? {

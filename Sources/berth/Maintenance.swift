@@ -55,6 +55,7 @@ struct GC: ParsableCommand {
             MaintenanceReport(finished: Int(time(nil)), counts: Dictionary(uniqueKeysWithValues: kinds.map { ($0.rawValue, report.count($0)) }),
                               bytes: report.bytesFreed).save(as: "gc", in: store.metricsFiles)
         }
+        for phase in report.phases { print("gc phase \(phase.name): \(phase.seconds) s") }
         print("gc\(dryRun ? " (dry run)" : ""): repositories=\(report.repositoriesScanned) \(counts) bytes_freed=\(report.bytesFreed)")
     }
 }
@@ -80,6 +81,7 @@ struct Scrub: ParsableCommand {
         for problem in report.problems { print("problem: \(problem)") }
         MaintenanceReport(finished: Int(time(nil)), counts: ["found": report.problems.count, "unrepaired": report.unrepaired],
                           bytes: report.bytesHashed).save(as: "scrub", in: store.metricsFiles)
+        for phase in report.phases { print("scrub phase \(phase.name): \(phase.seconds) s") }
         print("scrub: repositories=\(report.repositoriesChecked) blobs_hashed=\(report.blobsHashed) bytes_hashed=\(report.bytesHashed) problems=\(report.problems.count) unrepaired=\(report.unrepaired)")
         if report.unrepaired > 0 { throw ExitCode(1) }
     }

@@ -60,6 +60,14 @@ import IntegrationSupport
         for mirror in 0..<3 {
             #expect(server.curl(["-I", "\(base)/v2/race/mount\(mirror)/blobs/\(layer)"]).status == 200)
         }
+        // The layout stays readable by other OCI tools after the group commits of three processes.
+        let environment = ["XDG_DATA_HOME": "\(server.directory.path)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000"]
+        for tag in ["c0-r0", "c\(clients - 1)-r\(rounds - 1)", "latest"] {
+            let inspect = Shell.run("skopeo", ["inspect", "--raw", "oci:\(server.store)/race/app:\(tag)"], environment: environment)
+            #expect(inspect.succeeded, "skopeo inspect \(tag): \(inspect.stderr)")
+        }
+        let umoci = Shell.run("umoci", ["ls", "--layout", "\(server.store)/race/app"])
+        #expect(Set(umoci.stdout.split(separator: "\n").map(String.init)) == expected, "\(umoci.stderr)")
         let scrub = Shell.run(RegistryServer.binary, ["scrub", "--store", server.store])
         #expect(scrub.stdout.contains("problems=0"), "\(scrub.stdout)")
         #expect(server.workerLog.split(separator: "\n").filter { $0.contains("\"event\":\"started\"") }.count == 3)
