@@ -27,6 +27,25 @@ public struct Settings: Equatable, Sendable {
     public var gcGracePeriod = Defaults.gcGracePeriod
     public var gcUntaggedManifestAge: Int?
     public var logLevel = LogLevel.info
+    /// The htpasswd file (bcrypt) the worker checks Basic credentials against; nil: the
+    /// worker authenticates nobody (anonymous, or REMOTE_USER from nginx `auth_basic`).
+    public var htpasswd: String?
+    /// What a 401 asks for; nil: `token` once an htpasswd file is set.
+    public var auth: AuthMode?
+    /// An Ed25519 PEM key that signs tokens instead of the store's keys.
+    public var tokenKey: String?
+    public var tokenTTL = Defaults.tokenTTL
+    public var service = Defaults.tokenService
+
+    public enum AuthMode: String, CaseIterable, Sendable {
+        /// `WWW-Authenticate: Basic`; Basic credentials on every request.
+        case basic
+        /// Docker token auth: `WWW-Authenticate: Bearer realm=…/token`; Basic still accepted.
+        case token
+    }
+
+    /// True when the worker authenticates requests itself.
+    public var authenticates: Bool { htpasswd != nil || auth != nil }
 
     public enum LogLevel: String, CaseIterable, Sendable {
         case debug, info, warning, error
@@ -41,7 +60,8 @@ public struct Settings: Equatable, Sendable {
 
     /// Every key, in the order `config check` prints them.
     public static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
-                       "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level"]
+                       "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level",
+                       "htpasswd", "auth", "token_key", "token_ttl", "service"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
     public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
@@ -81,6 +101,18 @@ public struct Settings: Equatable, Sendable {
                 throw fail("\"\(value)\" is not one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             logLevel = level
+        case "htpasswd": htpasswd = value.isEmpty ? nil : try path()
+        case "auth":
+            if value.isEmpty { auth = nil; break }
+            guard let mode = AuthMode(rawValue: value) else { throw fail("\"\(value)\" is not basic or token") }
+            auth = mode
+        case "token_key": tokenKey = value.isEmpty ? nil : try path()
+        case "token_ttl": tokenTTL = try integer(10...86_400)
+        case "service":
+            guard !value.isEmpty, value.utf8.count <= 255, !value.contains("\""), !value.contains(" ") else {
+                throw fail("\"\(value)\" is not a service name (no spaces or quotes)")
+            }
+            service = value
         default:
             throw fail("unknown key (known: \(Self.keys.joined(separator: ", ")))")
         }
@@ -125,7 +157,8 @@ public struct Settings: Equatable, Sendable {
             "workers = \(workers)", "threads = \(threads)", "pull_threads = \(pullThreads)", "automatic_cross_mount = \(automaticCrossMount)",
             "max_upload_sessions = \(maxUploadSessions)", "policy = \(policy ?? "")", "upload_age = \(uploadAge)",
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
-            "log_level = \(logLevel.rawValue)",
+            "log_level = \(logLevel.rawValue)", "htpasswd = \(htpasswd ?? "")", "auth = \(auth?.rawValue ?? "")",
+            "token_key = \(tokenKey ?? "")", "token_ttl = \(tokenTTL)", "service = \(service)",
         ].joined(separator: "\n")
     }
 }

@@ -70,9 +70,10 @@ enum FileSystem {
     /// Replaces `path` whole: writes a temp file in `temporaryDirectory` (same
     /// filesystem), fsyncs it, renames it over `path` and fsyncs the directory.
     /// A reader sees the old content or the new one, never a mix.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String) throws(StorageError) {
+    static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String,
+                                mode: mode_t = 0o644) throws(StorageError) {
         let temp = "\(temporaryDirectory)/\(UploadID.random().value).tmp"
-        let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
+        let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         var renamed = false
         defer { if !renamed { _ = unlink(temp) } }
         do throws(StorageError) {

@@ -1,0 +1,202 @@
+import Registry
+import Storage
+
+/// The worker's authenticator and token issuer: htpasswd users (bcrypt through
+/// libxcrypt), robot tokens, and the Ed25519 tokens of the token endpoint, over files
+/// that every worker process shares (the htpasswd file, the store's `_berth/auth/`).
+///
+/// - A successful Basic check is cached (keyed HMAC, bounded, `cacheTTL`, dropped when
+///   the htpasswd file or the robots change); a failed one never is.
+/// - Failed logins are counted per client address and per user; past the threshold,
+///   attempts get 429 with `Retry-After` without any password check.
+/// - A bearer token must be signed by a known key with `alg: EdDSA`, name this registry
+///   as issuer and audience, be within `exp`/`nbf` (± `clockSkew`), and its subject must
+///   still exist (a revoked robot's or a removed user's tokens stop working within a check).
+public final class AuthService: Authenticator, TokenIssuer {
+    public struct Options: Sendable {
+        public var htpasswd: String?
+        public var service = Defaults.tokenService
+        /// `iss` of the tokens; the service name unless set.
+        public var issuer: String?
+        public var tokenTTL = Defaults.tokenTTL
+        public var refreshTokenTTL = Defaults.refreshTokenTTL
+        public var cacheTTL = 60
+        public var cacheCapacity = 4096
+        public var clockSkew = 30
+        public var failureThreshold = 5
+        /// The operator's signing key (PEM), which then signs instead of the store's keys.
+        public var tokenKey: String?
+        /// How often the htpasswd file and the key folder are looked at (robots: half of it).
+        public var checkIntervalMilliseconds: Int64 = 1000
+        /// Seconds since 1970 (tests move it).
+        public var now: @Sendable () -> Int = Secrets.wallClock
+        public init() {}
+    }
+
+    public let options: Options
+    public var service: String { options.service }
+    var issuerName: String { options.issuer ?? options.service }
+    let htpasswd: HtpasswdFile?
+    public let robots: Robots
+    let keys: SigningKeys
+    let cache: CredentialCache
+    let throttle: FailureThrottle
+    /// Checked when a user is unknown, so an unknown user costs as much as a known one.
+    private let decoyHash: String?
+
+    public init(files: AuthFiles, options: Options = Options()) throws {
+        self.options = options
+        htpasswd = options.htpasswd.map { HtpasswdFile(path: $0, checkIntervalMilliseconds: options.checkIntervalMilliseconds) }
+        robots = Robots(files: files, checkIntervalMilliseconds: max(options.checkIntervalMilliseconds / 2, 0))
+        var configured: SigningKey?
+        if let path = options.tokenKey {
+            guard let pem = try AuthFiles.readFile(path, limit: 64 << 10), let key = SigningKey(pem: pem) else {
+                throw AuthError("token_key \(path) is not an Ed25519 private key in PEM (openssl genpkey -algorithm ed25519)")
+            }
+            configured = key
+        }
+        keys = SigningKeys(files: files, configured: configured, checkIntervalMilliseconds: options.checkIntervalMilliseconds)
+        cache = CredentialCache(capacity: options.cacheCapacity, ttl: options.cacheTTL)
+        throttle = FailureThrottle(threshold: options.failureThreshold)
+        decoyHash = PasswordHash.bcrypt(Secrets.hex(Secrets.randomBytes(8)), cost: 10)
+        if configured == nil, keys.snapshot().current == nil {
+            try SigningKeys.create(in: files, now: options.now())
+        }
+    }
+
+    /// The generation of everything a cached success depends on.
+    private var generation: Int { (htpasswd?.generation ?? 0) &* 1_000_003 &+ robots.generation }
+
+    public func authenticate(_ credentials: Credentials, client: String?) -> Authentication {
+        switch credentials {
+        case .basic(let user, let password): basic(user, password, client: client)
+        case .bearer(let token): bearer(token)
+        }
+    }
+
+    private func basic(_ user: String, _ password: String, client: String?) -> Authentication {
+        let now = options.now()
+        let key = cache.key(["basic", user, password])
+        let generation = generation
+        if let identity = cache.lookup(key, generation: generation, now: now) { return .authenticated(identity) }
+        let throttleKeys = FailureThrottle.keys(user: user, client: client)
+        if let wait = throttle.retryAfter(throttleKeys, now: now) {
+            return .refused(RegistryError(.tooManyRequests, "too many failed logins; try again in \(wait) s",
+                                          headers: [("Retry-After", String(wait))]))
+        }
+        var identity: Identity?
+        if password.hasPrefix(Robots.secretPrefix), let robot = robots.verify(user, secret: password, now: now) {
+            identity = Identity(user: robot.name, grants: robot.grants)
+        } else if let htpasswd {
+            let (hash, _) = htpasswd.hash(of: user)
+            if let hash {
+                if PasswordHash.verify(password, against: hash) { identity = Identity(user: user) }
+            } else if let decoyHash {
+                _ = PasswordHash.verify(password, against: decoyHash)
+            }
+        }
+        guard let identity else {
+            throttle.recordFailure(throttleKeys, now: now)
+            return .refused(RegistryError(.unauthorized, "invalid username or password"))
+        }
+        throttle.recordSuccess(throttleKeys)
+        cache.store(key, identity, generation: generation, now: now)
+        return .authenticated(identity)
+    }
+
+    private func bearer(_ token: String) -> Authentication {
+        let now = options.now()
+        let key = cache.key(["bearer", token])
+        if let identity = cache.lookup(key, generation: 0, now: now), subjectIsLive(identity, kind: nil, issuedAt: nil, now: now) {
+            return .authenticated(identity)
+        }
+        switch verify(token, audience: service, now: now) {
+        case .failure(let reason):
+            return .refused(RegistryError(.unauthorized, "the bearer token is not valid: \(reason)"))
+        case .success(let claims):
+            let identity = Identity(user: claims.sub.isEmpty ? nil : claims.sub, grants: claims.access ?? [])
+            cache.store(key, identity, generation: 0, now: now, expires: claims.exp)
+            return .authenticated(identity)
+        }
+    }
+
+    /// Why a token is refused (part of the 401's message; never the token itself).
+    enum TokenFailure: Error, CustomStringConvertible {
+        case signature(JWT.Failure), claims(String), revoked
+        var description: String {
+            switch self {
+            case .signature(let failure): "\(failure)"
+            case .claims(let reason): reason
+            case .revoked: "its subject no longer exists"
+            }
+        }
+    }
+
+    func verify(_ token: String, audience: String, now: Int) -> Result<TokenClaims, TokenFailure> {
+        let claims: TokenClaims
+        switch JWT.verify(token, keys: keys.snapshot().publicKeys) {
+        case .failure(let failure): return .failure(.signature(failure))
+        case .success(let found): claims = found
+        }
+        let skew = options.clockSkew
+        guard claims.iss == issuerName else { return .failure(.claims("wrong issuer")) }
+        guard claims.aud == audience else { return .failure(.claims("wrong audience")) }
+        guard claims.exp > now - skew else { return .failure(.claims("expired")) }
+        guard claims.nbf <= now + skew, claims.iat <= now + skew else { return .failure(.claims("not valid yet")) }
+        let identity = Identity(user: claims.sub.isEmpty ? nil : claims.sub)
+        guard subjectIsLive(identity, kind: claims.kind, issuedAt: claims.iat, now: now) else { return .failure(.revoked) }
+        return .success(claims)
+    }
+
+    /// True while the subject of a token still exists: a robot not revoked (nor made
+    /// again since the token), an htpasswd user still in the file.
+    private func subjectIsLive(_ identity: Identity, kind: String?, issuedAt: Int?, now: Int) -> Bool {
+        guard let user = identity.user else { return true }
+        if let robot = robots.robot(user, now: now), kind != "user" {
+            return issuedAt.map { $0 >= robot.created } ?? true
+        }
+        if kind == "robot" { return false }
+        return htpasswd?.hash(of: user).hash != nil
+    }
+
+    // MARK: TokenIssuer
+
+    public func issue(subject: String?, access: [AccessGrant]) throws(RegistryError) -> IssuedToken {
+        let now = options.now()
+        let claims = TokenClaims(iss: issuerName, sub: subject ?? "", aud: service, exp: now + options.tokenTTL, nbf: now - 1, iat: now,
+                                 jti: Secrets.hex(Secrets.randomBytes(16)), access: access, kind: kind(of: subject, now: now))
+        return IssuedToken(token: try sign(claims), expiresIn: options.tokenTTL, issuedAt: now)
+    }
+
+    public func refreshToken(for identity: Identity) throws(RegistryError) -> String {
+        let now = options.now()
+        let claims = TokenClaims(iss: issuerName, sub: identity.user ?? "", aud: refreshAudience, exp: now + options.refreshTokenTTL,
+                                 nbf: now - 1, iat: now, jti: Secrets.hex(Secrets.randomBytes(16)), access: nil,
+                                 kind: kind(of: identity.user, now: now))
+        return try sign(claims)
+    }
+
+    public func redeem(refreshToken: String) -> Identity? {
+        let now = options.now()
+        guard case .success(let claims) = verify(refreshToken, audience: refreshAudience, now: now), !claims.sub.isEmpty else { return nil }
+        if claims.kind == "robot" {
+            guard let robot = robots.robot(claims.sub, now: now) else { return nil }
+            return Identity(user: robot.name, grants: robot.grants)
+        }
+        return Identity(user: claims.sub)
+    }
+
+    private var refreshAudience: String { service + "#refresh" }
+
+    private func kind(of subject: String?, now: Int) -> String? {
+        guard let subject else { return nil }
+        return robots.robot(subject, now: now) != nil ? "robot" : "user"
+    }
+
+    private func sign(_ claims: TokenClaims) throws(RegistryError) -> String {
+        guard let key = keys.snapshot().current, let token = JWT.sign(claims, with: key) else {
+            throw RegistryError(.unknown, "no token signing key", cause: .init(operation: "sign token", reason: "no signing key in _berth/auth/keys"))
+        }
+        return token
+    }
+}
