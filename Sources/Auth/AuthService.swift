@@ -64,6 +64,12 @@ public final class AuthService: Authenticator, TokenIssuer {
         }
     }
 
+    /// Adds a new signing key to the store (`berth token rotate-key`); it signs from the
+    /// next check on, and the older keys keep verifying until removed.
+    public static func rotateKey(in files: AuthFiles, now: Int = Secrets.wallClock()) throws -> AuthName {
+        try SigningKeys.create(in: files, now: now).id
+    }
+
     /// The generation of everything a cached success depends on.
     private var generation: Int { (htpasswd?.generation ?? 0) &* 1_000_003 &+ robots.generation }
 
