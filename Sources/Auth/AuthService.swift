@@ -120,7 +120,7 @@ public final class AuthService: Authenticator, TokenIssuer {
         case .failure(let reason):
             return .refused(RegistryError(.unauthorized, "the bearer token is not valid: \(reason)"))
         case .success(let claims):
-            let identity = Identity(user: claims.sub.isEmpty ? nil : claims.sub, grants: claims.access ?? [])
+            let identity = Identity(user: claims.sub.isEmpty ? nil : claims.sub, grants: claims.access ?? [], grantsAreToken: true)
             cache.store(key, identity, generation: 0, now: now, expires: claims.exp)
             return .authenticated(identity)
         }

@@ -99,3 +99,25 @@ public final class Robots: Sendable {
         }
     }
 }
+
+/// Lifetimes as `berth token create --expires` takes them: `30d`, `12h`, `90m`, `3600s`
+/// (or plain seconds); `never` for none.
+public enum Lifetime {
+    /// Seconds, nil for `never`; throws on anything else (or past ten years).
+    public static func parse(_ text: String) throws -> Int? {
+        if text == "never" { return nil }
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
+        var digits = Substring(text)
+        var unit = 1
+        if let last = text.last, let factor = units[last] {
+            unit = factor
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), digits.count <= 9, let value = Int(digits) else {
+            throw AuthError("\"\(text)\" is not a lifetime like 30d, 12h, 90m, 3600s or never")
+        }
+        let (seconds, overflow) = value.multipliedReportingOverflow(by: unit)
+        guard !overflow, seconds > 0, seconds <= 10 * 366 * 86_400 else { throw AuthError("\"\(text)\" is not between 1 s and 10 years") }
+        return seconds
+    }
+}

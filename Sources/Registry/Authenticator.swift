@@ -11,11 +11,16 @@ public struct Identity: Sendable, Equatable {
     /// For a bearer token: exactly the access it carries, which every request must stay
     /// within (as well as within the policy); nil: the policy alone decides.
     public let grants: [AccessGrant]?
+    /// True when the grants are a bearer token's (a new token may carry more: a refusal
+    /// is an `insufficient_scope` challenge), false when they are a credential's own
+    /// limit (a robot's scope: a refusal is final).
+    public let grantsAreToken: Bool
 
-    public init(user: String?, groups: [String] = [], grants: [AccessGrant]? = nil) {
+    public init(user: String?, groups: [String] = [], grants: [AccessGrant]? = nil, grantsAreToken: Bool = false) {
         self.user = user
         self.groups = groups
         self.grants = grants
+        self.grantsAreToken = grantsAreToken
     }
 
     /// True when `grants` (if any) allow `permission` on `repository`.

@@ -81,7 +81,7 @@ extension Registry {
         guard let identity, let user = identity.user else {
             throw unauthorized("authentication required", request, scope)
         }
-        if policyAllows, case .bearer = options.challenge, identity.grants != nil {
+        if policyAllows, case .bearer = options.challenge, identity.grantsAreToken {
             var error = RegistryError(.unauthorized, "the token does not grant \(AccessGrant.action(permission)) on \(repository)")
             error.headers.append(("WWW-Authenticate", challengeHeader(request, scope: scope, error: "insufficient_scope")))
             throw error
