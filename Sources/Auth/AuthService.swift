@@ -140,7 +140,8 @@ public final class AuthService: Authenticator, TokenIssuer {
 
     func verify(_ token: String, audience: String, now: Int) -> Result<TokenClaims, TokenFailure> {
         let claims: TokenClaims
-        switch JWT.verify(token, keys: keys.snapshot().publicKeys) {
+        let keys = self.keys
+        switch JWT.verify(token, key: { kid in keys.snapshot().publicKeys[kid] ?? keys.snapshot(missing: kid).publicKeys[kid] }) {
         case .failure(let failure): return .failure(.signature(failure))
         case .success(let found): claims = found
         }

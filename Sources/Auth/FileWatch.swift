@@ -10,6 +10,9 @@ struct FileWatch {
 
     init(intervalMilliseconds: Int64) { interval = intervalMilliseconds }
 
+    /// The next `needsReload` looks and reloads, whatever the interval.
+    mutating func invalidate() { lastCheck = nil }
+
     /// True when the file should be read again now; `identity` is the current one.
     mutating func needsReload(_ current: () -> FileIdentity?, now: Int64 = Secrets.monotonicMilliseconds()) -> Bool {
         if let lastCheck, now - lastCheck < interval { return false }

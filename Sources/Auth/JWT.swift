@@ -105,12 +105,17 @@ public enum JWT {
 
     /// The claims of `token` once its header and signature check out against `keys` (by kid).
     public static func verify(_ token: String, keys: [String: [UInt8]]) -> Result<TokenClaims, Failure> {
+        verify(token) { keys[$0] }
+    }
+
+    /// The claims of `token`, with `key(kid)` giving the public key a kid names.
+    public static func verify(_ token: String, key: (String) -> [UInt8]?) -> Result<TokenClaims, Failure> {
         guard token.utf8.count <= maximumLength else { return .failure(.malformed) }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Secrets.base64URLDecode(parts[0]),
               let header = try? JSONDecoder().decode(Header.self, from: Data(headerBytes)) else { return .failure(.malformed) }
         guard header.alg == "EdDSA" else { return .failure(.algorithm) }
-        guard let kid = header.kid, let publicKey = keys[kid] else { return .failure(.unknownKey) }
+        guard let kid = header.kid, kid.utf8.count <= 64, let publicKey = key(kid) else { return .failure(.unknownKey) }
         guard let signature = Secrets.base64URLDecode(parts[2]),
               SigningKey.verify(publicKey: publicKey, Array("\(parts[0]).\(parts[1])".utf8), signature) else {
             return .failure(.signature)

@@ -11,6 +11,7 @@ final class SigningKeys: Sendable {
         var watch: FileWatch
         var keys: [String: SigningKey] = [:]
         var current: SigningKey?
+        var lastForcedReload: Int64 = 0
     }
     private let files: AuthFiles
     private let configured: SigningKey?
@@ -22,9 +23,17 @@ final class SigningKeys: Sendable {
         state = Mutex(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
     }
 
-    /// The key that signs now, and every public key that verifies, by kid.
-    func snapshot() -> (current: SigningKey?, publicKeys: [String: [UInt8]]) {
+    /// The key that signs now, and every public key that verifies, by kid. With
+    /// `missing` naming a kid this process does not know (a key another worker just
+    /// made), the folder is read again at once (at most every 100 ms).
+    func snapshot(missing kid: String? = nil) -> (current: SigningKey?, publicKeys: [String: [UInt8]]) {
         state.withLock { state in
+            let now = Secrets.monotonicMilliseconds()
+            if let kid, state.keys[kid] == nil, now - state.lastForcedReload >= 100 {
+                state.lastForcedReload = now
+                state.watch.invalidate()
+            }
+            if state.current == nil, configured == nil { state.watch.invalidate() }
             if state.watch.needsReload({ FileIdentity(of: files.layout.signingKeysDirectory) }) {
                 var keys: [String: SigningKey] = [:]
                 for (id, bytes) in (try? files.signingKeys()) ?? [] {

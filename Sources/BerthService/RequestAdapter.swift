@@ -16,6 +16,8 @@ enum RequestAdapter {
         // Credentials: read by the authenticator only, never logged.
         ("authorization", "HTTP_AUTHORIZATION"),
         ("remote-addr", "REMOTE_ADDR"),
+        // scheme://host[:port] as the client reached nginx (the token realm).
+        ("x-berth-origin", "BERTH_ORIGIN"),
     ]
 
     /// The request, and its body stream (which counts what it read).

@@ -109,12 +109,24 @@ extension Registry {
         case .basic:
             return "Basic realm=\"Berth registry\""
         case .bearer(let realm):
-            var header = "Bearer realm=\"\(realm ?? "https://\(Self.safeHost(request.headers["host"]))/token")\""
+            var header = "Bearer realm=\"\(realm ?? "\(Self.origin(request))/token")\""
             if let service = options.tokenIssuer?.service { header += ",service=\"\(service)\"" }
             if let scope { header += ",scope=\"\(scope)\"" }
             if let error { header += ",error=\"\(error)\"" }
             return header
         }
+    }
+
+    /// `scheme://host[:port]` as the client reached nginx (BERTH_ORIGIN), else from the
+    /// Host header over https; only plain host characters pass (it goes into a header).
+    static func origin(_ request: RegistryRequest) -> String {
+        if let origin = request.headers["x-berth-origin"] {
+            for scheme in ["https://", "http://"] where origin.hasPrefix(scheme) {
+                let host = String(origin.dropFirst(scheme.count))
+                if safeHost(host) == host { return scheme + host }
+            }
+        }
+        return "https://\(safeHost(request.headers["host"]))"
     }
 
     /// The Host header when it is a plain host[:port], else `localhost`: it goes into a
