@@ -70,6 +70,11 @@ public final class AuthService: Authenticator, TokenIssuer {
         try SigningKeys.create(in: files, now: now).id
     }
 
+    /// The ids of the store's signing keys.
+    public static func signingKeyIDs(in files: AuthFiles) throws -> [AuthName] {
+        try files.signingKeys().map(\.id)
+    }
+
     /// The generation of everything a cached success depends on.
     private var generation: Int { (htpasswd?.generation ?? 0) &* 1_000_003 &+ robots.generation }
 

@@ -80,12 +80,17 @@ struct Token: ParsableCommand {
             abstract: "Add a new token signing key; it signs from now on, older keys keep verifying until removed.")
         @OptionGroup var common: SettingsOptions
         @Option(help: "Remove this older key (its tokens stop working).") var remove: String?
+        @Flag(help: "Only when the store has no signing key yet (install and run scripts).") var ifNone = false
 
         func run() throws {
             let files = try Token.files(common)
             if let remove {
                 guard try files.removeSigningKey(try Token.name(remove)) else { throw CommandFailure("no signing key \(remove)") }
                 print("removed key \(remove)")
+                return
+            }
+            if ifNone, let existing = try AuthService.signingKeyIDs(in: files).max() {
+                print("signing key \(existing)")
                 return
             }
             print("new signing key \(try AuthService.rotateKey(in: files))")
