@@ -1,0 +1,109 @@
+import Foundation
+import IntegrationSupport
+import Testing
+
+/// Real clients logging in to Berth's worker authentication (Docker token auth) with a
+/// password and with a robot token: the docker engine (`docker login`, which stores the
+/// refresh token, then push and pull with it), podman, python-dxf.
+@Suite(.serialized) struct ClientAuthTests {
+    static let users = ["alice": "alice-pw", "bob": "bob-pw"]
+    static let policy = """
+        alice  team/**  read,write,delete
+        bob    team/**  read
+        ci     team/**  read,write
+        """
+
+    func robot(_ server: RegistryServer) throws -> String {
+        let created = server.berthToken(["create", "ci", "--scope", "repository:team/**:pull,push"])
+        try #require(created.succeeded, "\(created.stderr)")
+        usleep(700_000) // the workers look at the robots at most every 0.5 s
+        return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func dockerLoginStoresARefreshTokenAndPushesAndPullsWithIt() throws {
+        let secrets = TemporaryDirectory(prefix: "berth-auth")
+        defer { secrets.remove() }
+        let server = try RegistryServer.authenticating(users: Self.users, policy: Self.policy, secrets: secrets)
+        defer { server.stop() }
+        let engine = try DockerEngine(directory: "\(server.directory.path)/engine")
+        defer { engine.stop() }
+        let helpers = DockerEngineTests()
+        let layout = try ImageBuilder.build(layout: "\(server.directory.path)/source", tag: "v1", layerSizes: [400_000], seed: 61)
+        let reference = "\(server.host)/team/app:v1"
+        try helpers.load(engine, server, layout: layout, tag: "v1", as: reference)
+
+        #expect(!engine.docker(["push", reference]).succeeded, "no push without a login")
+        let wrong = login(engine, server, "alice", "nope")
+        #expect(!wrong.succeeded)
+        let login = login(engine, server, "alice", "alice-pw")
+        try #require(login.succeeded, "docker login: \(login.stderr)\n\(login.stdout)\n\(server.workerLog.suffix(3000))")
+        // docker keeps the refresh token the token endpoint gave (offline_token), not the password.
+        let config = (try? String(contentsOfFile: "\(engine.cliConfigDirectory)/config.json", encoding: .utf8)) ?? ""
+        #expect(config.contains("identitytoken"), "\(config)")
+        #expect(!config.contains(Data("alice:alice-pw".utf8).base64EncodedString()))
+
+        let push = engine.docker(["push", reference])
+        try #require(push.succeeded, "docker push: \(push.stderr)\n\(push.stdout)\n\(server.workerLog.suffix(3000))")
+        #expect(engine.docker(["rmi", reference]).succeeded)
+        let pull = engine.docker(["pull", reference])
+        #expect(pull.succeeded, "docker pull: \(pull.stderr)\n\(pull.stdout)")
+        let tokenRequests = server.loggedRequests.filter { $0.uri.hasPrefix("/token") }
+        #expect(tokenRequests.contains { $0.method == "POST" && $0.status == 200 }, "the refresh-token grant: \(tokenRequests)")
+        #expect(engine.docker(["logout", server.host]).succeeded)
+
+        // A robot token as the password.
+        let secret = try robot(server)
+        let robotLogin = self.login(engine, server, "ci", secret)
+        try #require(robotLogin.succeeded, "\(robotLogin.stderr)")
+        let other = "\(server.host)/team/robot:v1"
+        #expect(engine.docker(["tag", reference, other]).succeeded)
+        let robotPush = engine.docker(["push", other])
+        #expect(robotPush.succeeded, "\(robotPush.stderr)\n\(robotPush.stdout)")
+        #expect(!server.workerLog.contains(secret) && !server.workerLog.contains("alice-pw"))
+    }
+
+    func login(_ engine: DockerEngine, _ server: RegistryServer, _ user: String, _ password: String) -> Shell.Result {
+        Shell.run(DockerEngine.cliBinary, ["login", "-u", user, "--password-stdin", server.host],
+                  environment: ["DOCKER_HOST": "unix://\(engine.socket)", "DOCKER_CONFIG": engine.cliConfigDirectory],
+                  input: Data(password.utf8), timeout: 60)
+    }
+
+    @Test func podmanLogsInWithAPasswordAndARobotToken() throws {
+        let secrets = TemporaryDirectory(prefix: "berth-auth")
+        defer { secrets.remove() }
+        let server = try RegistryServer.authenticating(users: Self.users, policy: Self.policy, secrets: secrets)
+        defer { server.stop() }
+        let base = server.directory.path
+        let authFile = "\(base)/podman-auth.json"
+        func podman(_ arguments: [String], input: String? = nil) -> Shell.Result {
+            Shell.run("podman", ["--root", "\(base)/proot", "--runroot", "\(base)/prun", "--tmpdir", "\(base)/ptmp",
+                                 "--storage-driver", "vfs"] + arguments,
+                      environment: ["XDG_DATA_HOME": "\(base)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000", "REGISTRY_AUTH_FILE": authFile],
+                      input: input.map { Data($0.utf8) }, timeout: 120)
+        }
+        let layout = try ImageBuilder.build(layout: "\(base)/source", tag: "v1", layerSizes: [200_000], seed: 62)
+        #expect(!podman(["login", "--cert-dir", server.certDirectory, "-u", "alice", "--password-stdin", server.host], input: "bad").succeeded)
+        let login = podman(["login", "--cert-dir", server.certDirectory, "-u", "alice", "--password-stdin", server.host], input: "alice-pw")
+        try #require(login.succeeded, "\(login.stderr)")
+        let seeded = Shell.run("skopeo", ["copy", "--dest-cert-dir", server.certDirectory, "--dest-creds", "alice:alice-pw",
+                                           "oci:\(layout):v1", "docker://\(server.host)/team/podman:v1"],
+                               environment: ["XDG_DATA_HOME": "\(base)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000", "REGISTRY_AUTH_FILE": "\(base)/skopeo.json"])
+        try #require(seeded.succeeded, "\(seeded.stderr)")
+        let pull = podman(["pull", "--cert-dir", server.certDirectory, "\(server.host)/team/podman:v1"])
+        try #require(pull.succeeded, "\(pull.stderr)")
+        let image = "\(server.host)/team/podman:v1"
+        #expect(podman(["tag", image, "\(server.host)/team/podman:v2"]).succeeded)
+        let push = podman(["push", "--cert-dir", server.certDirectory, "\(server.host)/team/podman:v2"])
+        #expect(push.succeeded, "\(push.stderr)")
+
+        let secret = try robot(server)
+        let robotLogin = podman(["login", "--cert-dir", server.certDirectory, "-u", "ci", "--password-stdin", server.host], input: secret)
+        try #require(robotLogin.succeeded, "\(robotLogin.stderr)")
+        let robotPush = podman(["push", "--cert-dir", server.certDirectory, image, "docker://\(server.host)/team/podman-ci:v1"])
+        #expect(robotPush.succeeded, "\(robotPush.stderr)")
+        #expect(server.berthToken(["revoke", "ci"]).succeeded)
+        usleep(700_000)
+        let revoked = podman(["push", "--cert-dir", server.certDirectory, image, "docker://\(server.host)/team/podman-ci:v2"])
+        #expect(!revoked.succeeded)
+    }
+}
