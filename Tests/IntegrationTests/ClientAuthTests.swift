@@ -106,4 +106,64 @@ import Testing
         let revoked = podman(["push", "--cert-dir", server.certDirectory, image, "docker://\(server.host)/team/podman-ci:v2"])
         #expect(!revoked.succeeded)
     }
+
+    @Test func containerdCtrWithUserPasswordAndRobotToken() throws {
+        let secrets = TemporaryDirectory(prefix: "berth-auth")
+        defer { secrets.remove() }
+        let server = try RegistryServer.authenticating(users: Self.users, policy: Self.policy, secrets: secrets)
+        defer { server.stop() }
+        let containerd = try Containerd(directory: "\(server.directory.path)/containerd")
+        defer { containerd.stop() }
+        let hosts = try containerd.hostsDirectory(for: server)
+        let layout = try ImageBuilder.build(layout: "\(server.directory.path)/source", tag: "v1", layerSizes: [300_000], seed: 63)
+        let reference = "\(server.host)/team/ctr:v1"
+        try ContainerdTests().importArchive(containerd, server, layout: layout, tag: "v1", baseName: "\(server.host)/team/ctr",
+                                            namespace: "push")
+        #expect(!containerd.ctr(["images", "push", "--hosts-dir", hosts, reference], namespace: "push").succeeded)
+        let push = containerd.ctr(["images", "push", "--hosts-dir", hosts, "--user", "alice:alice-pw", reference], namespace: "push")
+        try #require(push.succeeded, "ctr push: \(push.stderr)\n\(push.stdout)\nworker:\n\(server.workerLog.suffix(3000))")
+        let secret = try robot(server)
+        let pull = containerd.ctr(["images", "pull", "--hosts-dir", hosts, "--user", "ci:\(secret)", "--snapshotter", "native", reference],
+                                  namespace: "pull")
+        #expect(pull.succeeded, "ctr pull: \(pull.stderr)\n\(pull.stdout)")
+        let denied = containerd.ctr(["images", "pull", "--hosts-dir", hosts, "--user", "bob:wrong", "--snapshotter", "native", reference],
+                                    namespace: "denied")
+        #expect(!denied.succeeded)
+    }
+
+    static let dxfScript = #"""
+    import json, sys
+    from dxf import DXF
+    host, repo, ca, user, password, path = sys.argv[1:7]
+    def auth(dxf, response):
+        dxf.authenticate(user, password, response=response)
+    with DXF(host, repo, auth=auth, tlsverify=ca) as dxf:
+        digest = dxf.push_blob(path)
+        pulled = b"".join(dxf.pull_blob(digest))
+        with open(path, "rb") as f:
+            print(json.dumps({"digest": digest, "same": pulled == f.read()}))
+    """#
+
+    @Test func pythonDXFSpeaksTheTokenFlowWithAPasswordAndARobotToken() throws {
+        let python = try ClientTools.python(importing: "dxf")
+        let secrets = TemporaryDirectory(prefix: "berth-auth")
+        defer { secrets.remove() }
+        let server = try RegistryServer.authenticating(users: Self.users, policy: Self.policy, secrets: secrets)
+        defer { server.stop() }
+        let script = "\(server.directory.path)/dxf-auth.py"
+        _ = FileManager.default.createFile(atPath: script, contents: Data(Self.dxfScript.utf8))
+        let blob = "\(server.directory.path)/blob.bin"
+        _ = FileManager.default.createFile(atPath: blob, contents: Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }))
+        func dxf(_ user: String, _ password: String, _ repository: String) -> Shell.Result {
+            Shell.run(python, [script, server.host, repository, "\(server.certDirectory)/ca.crt", user, password, blob],
+                      environment: ["HOME": server.directory.path], timeout: 120)
+        }
+        let withPassword = dxf("alice", "alice-pw", "team/dxf")
+        #expect(withPassword.succeeded && withPassword.stdout.contains("\"same\": true"), "\(withPassword.stderr)")
+        let secret = try robot(server)
+        let withRobot = dxf("ci", secret, "team/dxf-ci")
+        #expect(withRobot.succeeded && withRobot.stdout.contains("\"same\": true"), "\(withRobot.stderr)")
+        #expect(!dxf("bob", "bob-pw", "team/dxf-bob").succeeded, "bob may only read")
+        #expect(ClientTools.workerRequests(server).contains { $0.uri.hasPrefix("/token") && $0.status == 200 })
+    }
 }
