@@ -28,6 +28,8 @@ public final class AuthService: Authenticator, TokenIssuer {
         public var tokenKey: String?
         /// How often the htpasswd file and the key folder are looked at (robots: half of it).
         public var checkIntervalMilliseconds: Int64 = 1000
+        /// Trusted external issuers (their tokens work as Bearer and as a Basic password).
+        public var issuers: [IssuerConfiguration] = []
         /// Seconds since 1970 (tests move it).
         public var now: @Sendable () -> Int = Secrets.wallClock
         public init() {}
@@ -41,6 +43,7 @@ public final class AuthService: Authenticator, TokenIssuer {
     let keys: SigningKeys
     let cache: CredentialCache
     let throttle: FailureThrottle
+    let issuers: [ExternalIssuer]
     /// Checked when a user is unknown, so an unknown user costs as much as a known one.
     private let decoyHash: String?
 
@@ -58,6 +61,10 @@ public final class AuthService: Authenticator, TokenIssuer {
         keys = SigningKeys(files: files, configured: configured, checkIntervalMilliseconds: options.checkIntervalMilliseconds)
         cache = CredentialCache(capacity: options.cacheCapacity, ttl: options.cacheTTL)
         throttle = FailureThrottle(threshold: options.failureThreshold)
+        for issuer in options.issuers {
+            if let problem = issuer.problem { throw AuthError(problem) }
+        }
+        issuers = options.issuers.map { ExternalIssuer($0, checkIntervalMilliseconds: options.checkIntervalMilliseconds) }
         decoyHash = PasswordHash.bcrypt(Secrets.hex(Secrets.randomBytes(8)), cost: 10)
         if configured == nil, keys.snapshot().current == nil {
             try SigningKeys.create(in: files, now: options.now())
@@ -96,8 +103,14 @@ public final class AuthService: Authenticator, TokenIssuer {
                                           headers: [("Retry-After", String(wait))]))
         }
         var identity: Identity?
+        var expires: Int?
         if password.hasPrefix(Robots.secretPrefix), let robot = robots.verify(user, secret: password, now: now) {
             identity = Identity(user: robot.name, grants: robot.grants)
+        } else if let issuer = externalIssuer(of: password) {
+            if case .success(let found) = issuer.verify(password, now: now) {
+                identity = found.identity
+                expires = found.expires
+            }
         } else if let htpasswd {
             let (hash, _) = htpasswd.hash(of: user)
             if let hash {
@@ -111,15 +124,25 @@ public final class AuthService: Authenticator, TokenIssuer {
             return .refused(RegistryError(.unauthorized, "invalid username or password"))
         }
         throttle.recordSuccess(throttleKeys)
-        cache.store(key, identity, generation: generation, now: now)
+        cache.store(key, identity, generation: generation, now: now, expires: expires)
         return .authenticated(identity)
     }
 
     private func bearer(_ token: String) -> Authentication {
         let now = options.now()
         let key = cache.key(["bearer", token])
-        if let identity = cache.lookup(key, generation: 0, now: now), subjectIsLive(identity, kind: nil, issuedAt: nil, now: now) {
+        if let identity = cache.lookup(key, generation: 0, now: now),
+           identity.grants == nil || subjectIsLive(identity, kind: nil, issuedAt: nil, now: now) {
             return .authenticated(identity)
+        }
+        if let issuer = externalIssuer(of: token) {
+            switch issuer.verify(token, now: now) {
+            case .failure(let reason):
+                return .refused(RegistryError(.unauthorized, "the bearer token is not valid: \(reason)"))
+            case .success(let found):
+                cache.store(key, found.identity, generation: 0, now: now, expires: found.expires)
+                return .authenticated(found.identity)
+            }
         }
         switch verify(token, audience: service, now: now) {
         case .failure(let reason):
@@ -129,6 +152,12 @@ public final class AuthService: Authenticator, TokenIssuer {
             cache.store(key, identity, generation: 0, now: now, expires: claims.exp)
             return .authenticated(identity)
         }
+    }
+
+    /// The configured external issuer a token claims to come from (its `iss`, unverified).
+    private func externalIssuer(of token: String) -> ExternalIssuer? {
+        guard !issuers.isEmpty, token.hasPrefix("eyJ"), let iss = ExternalIssuer.unverifiedIssuer(token), iss != issuerName else { return nil }
+        return issuers.first { $0.configuration.issuer == iss }
     }
 
     /// Why a token is refused (part of the 401's message; never the token itself).

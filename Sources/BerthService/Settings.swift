@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Auth
 import Storage
 
 /// Berth's settings, from lowest to highest precedence: defaults, the config file,
@@ -36,6 +37,10 @@ public struct Settings: Equatable, Sendable {
     public var tokenKey: String?
     public var tokenTTL = Defaults.tokenTTL
     public var service = Defaults.tokenService
+    /// External token issuers (`issuer.<name>.<field>` keys), by name.
+    public var issuers: [String: IssuerConfiguration] = [:]
+    /// The fields of an `issuer.<name>.` section.
+    public static let issuerFields = ["issuer", "audience", "jwks_file", "jwks_url", "user_claim", "groups_claim", "clock_skew"]
 
     public enum AuthMode: String, CaseIterable, Sendable {
         /// `WWW-Authenticate: Basic`; Basic credentials on every request.
@@ -45,7 +50,7 @@ public struct Settings: Equatable, Sendable {
     }
 
     /// True when the worker authenticates requests itself.
-    public var authenticates: Bool { htpasswd != nil || auth != nil }
+    public var authenticates: Bool { htpasswd != nil || auth != nil || !issuers.isEmpty }
 
     public enum LogLevel: String, CaseIterable, Sendable {
         case debug, info, warning, error
@@ -75,6 +80,10 @@ public struct Settings: Equatable, Sendable {
         func path() throws(Problem) -> String {
             guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
             return value
+        }
+        if key.hasPrefix("issuer.") {
+            try setIssuer(key, value, fail: fail)
+            return
         }
         switch key {
         case "store": store = try path()
@@ -118,6 +127,30 @@ public struct Settings: Equatable, Sendable {
         }
     }
 
+    /// `issuer.<name>.<field> = value`: one field of an external issuer.
+    private mutating func setIssuer(_ key: String, _ value: String, fail: (String) -> Problem) throws(Problem) {
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let name = AuthName(String(parts[1])), Self.issuerFields.contains(String(parts[2])) else {
+            throw fail("expected issuer.<name>.<\(Self.issuerFields.joined(separator: "|"))> with a name of [a-z0-9._-]")
+        }
+        var issuer = issuers[name.value] ?? IssuerConfiguration(name: name.value)
+        switch parts[2] {
+        case "issuer": issuer.issuer = value
+        case "audience": issuer.audience = value
+        case "jwks_file":
+            guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
+            issuer.jwksFile = value
+        case "jwks_url":
+            throw fail("fetching a JWKS is not supported yet: fetch it into a file (a timer with curl) and set jwks_file")
+        case "user_claim": issuer.userClaim = value
+        case "groups_claim": issuer.groupsClaim = value.isEmpty ? nil : value
+        default:
+            guard let seconds = Int(value), (0...3600).contains(seconds) else { throw fail("\"\(value)\" is not 0...3600 seconds") }
+            issuer.clockSkew = seconds
+        }
+        issuers[name.value] = issuer
+    }
+
     /// Defaults, then `file` (if given), then the environment's `BERTH_<KEY>` variables.
     public static func load(file: String?, environment: [String: String]) throws(Problem) -> Settings {
         var settings = Settings()
@@ -159,7 +192,15 @@ public struct Settings: Equatable, Sendable {
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
             "log_level = \(logLevel.rawValue)", "htpasswd = \(htpasswd ?? "")", "auth = \(auth?.rawValue ?? "")",
             "token_key = \(tokenKey ?? "")", "token_ttl = \(tokenTTL)", "service = \(service)",
-        ].joined(separator: "\n")
+        ].joined(separator: "\n") + issuers.keys.sorted().map { name -> String in
+            guard let issuer = issuers[name] else { return "" }
+            var lines = ["issuer.\(name).user_claim = \(issuer.userClaim)", "issuer.\(name).clock_skew = \(issuer.clockSkew)"]
+            if let value = issuer.issuer { lines.append("issuer.\(name).issuer = \(value)") }
+            if let value = issuer.audience { lines.append("issuer.\(name).audience = \(value)") }
+            if let value = issuer.jwksFile { lines.append("issuer.\(name).jwks_file = \(value)") }
+            if let value = issuer.groupsClaim { lines.append("issuer.\(name).groups_claim = \(value)") }
+            return "\n" + lines.joined(separator: "\n")
+        }.joined()
     }
 }
 

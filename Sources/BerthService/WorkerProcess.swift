@@ -108,6 +108,7 @@ public struct WorkerProcess {
         options.tokenKey = settings.tokenKey
         options.tokenTTL = settings.tokenTTL
         options.service = settings.service
+        options.issuers = settings.issuers.keys.sorted().compactMap { settings.issuers[$0] }
         return try AuthService(files: AuthFiles(layout: store.layout), options: options)
     }
 
