@@ -131,7 +131,10 @@ public final class AuthService: Authenticator, TokenIssuer {
     private func bearer(_ token: String) -> Authentication {
         let now = options.now()
         let key = cache.key(["bearer", token])
-        if let identity = cache.lookup(key, generation: 0, now: now),
+        // Tied to the credential files' generation too: a robot revoked and made again,
+        // or a user removed, drops every cached token at once.
+        let generation = generation
+        if let identity = cache.lookup(key, generation: generation, now: now),
            identity.grants == nil || subjectIsLive(identity, kind: nil, issuedAt: nil, now: now) {
             return .authenticated(identity)
         }
@@ -140,7 +143,7 @@ public final class AuthService: Authenticator, TokenIssuer {
             case .failure(let reason):
                 return .refused(RegistryError(.unauthorized, "the bearer token is not valid: \(reason)"))
             case .success(let found):
-                cache.store(key, found.identity, generation: 0, now: now, expires: found.expires)
+                cache.store(key, found.identity, generation: generation, now: now, expires: found.expires)
                 return .authenticated(found.identity)
             }
         }
@@ -149,7 +152,7 @@ public final class AuthService: Authenticator, TokenIssuer {
             return .refused(RegistryError(.unauthorized, "the bearer token is not valid: \(reason)"))
         case .success(let claims):
             let identity = Identity(user: claims.sub.isEmpty ? nil : claims.sub, grants: claims.access ?? [], grantsAreToken: true)
-            cache.store(key, identity, generation: 0, now: now, expires: claims.exp)
+            cache.store(key, identity, generation: generation, now: now, expires: claims.exp)
             return .authenticated(identity)
         }
     }
