@@ -214,6 +214,15 @@ import TestSupport
         #expect(h.send("GET", "/v2/team/app/tags/list", authorization: "Bearer \(after)").status == 404)
     }
 
+    @Test func aClaimedRemoteUserCountsForNothingOnceTheWorkerAuthenticates() throws {
+        let h = try Harness()
+        let request = RegistryRequest(method: "GET", uri: "/v2/team/app/tags/list", headers: ["remote-user": "alice", "host": "r"])
+        #expect(h.registry.handle(request).status == 401)
+        let malformed = h.send("GET", "/v2/", authorization: "Basic !!!")
+        #expect(malformed.status == 401 && malformed.header("WWW-Authenticate")?.hasPrefix("Bearer realm=") == true)
+        #expect(h.send("GET", "/v2/", authorization: "Digest x").status == 401)
+    }
+
     @Test func refusalComesBeforeAnyLookup() throws {
         let h = try Harness()
         let alice = Self.basic("alice", "alice-pw")
