@@ -1,5 +1,6 @@
 import Registry
 import Storage
+import Synchronization
 
 /// The worker's authenticator and token issuer: htpasswd users (bcrypt through
 /// libxcrypt), robot tokens, and the Ed25519 tokens of the token endpoint, over files
@@ -24,6 +25,9 @@ public final class AuthService: Authenticator, TokenIssuer {
         public var cacheCapacity = 4096
         public var clockSkew = 30
         public var failureThreshold = 5
+        /// Password hashes checked at once by this process; beyond, 429 (a flood of
+        /// logins with fresh names and addresses cannot take every thread into bcrypt).
+        public var concurrentHashChecks = 4
         /// The operator's signing key (PEM), which then signs instead of the store's keys.
         public var tokenKey: String?
         /// How often the htpasswd file and the key folder are looked at (robots: half of it).
@@ -44,6 +48,7 @@ public final class AuthService: Authenticator, TokenIssuer {
     let cache: CredentialCache
     let throttle: FailureThrottle
     let issuers: [ExternalIssuer]
+    private let hashChecks = Atomic<Int>(0)
     /// Checked when a user is unknown, so an unknown user costs as much as a known one.
     private let decoyHash: String?
 
@@ -112,6 +117,11 @@ public final class AuthService: Authenticator, TokenIssuer {
                 expires = found.expires
             }
         } else if let htpasswd {
+            guard hashChecks.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue <= options.concurrentHashChecks else {
+                hashChecks.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+                return .refused(RegistryError(.tooManyRequests, "too many logins at once; try again", headers: [("Retry-After", "1")]))
+            }
+            defer { hashChecks.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
             let (hash, _) = htpasswd.hash(of: user)
             if let hash {
                 if PasswordHash.verify(password, against: hash) { identity = Identity(user: user) }

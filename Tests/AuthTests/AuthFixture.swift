@@ -16,15 +16,15 @@ final class AuthFixture: Sendable {
     var storeRoot: String { directory.path + "/store" }
     var htpasswd: String { directory.path + "/htpasswd" }
 
-    init(users: [String: String] = ["alice": "alice-pw", "bob": "bob-pw"]) {
+    init(users: [String: String] = ["alice": "alice-pw", "bob": "bob-pw"], cost: Int = 4) {
         mkdir(directory.path + "/store", 0o755)
-        writeUsers(users)
+        writeUsers(users, cost: cost)
     }
 
-    func writeUsers(_ users: [String: String]) {
+    func writeUsers(_ users: [String: String], cost: Int = 4) {
         var text = ""
         for (user, password) in users.sorted(by: { $0.key < $1.key }) {
-            let line = Shell.run("htpasswd", ["-nbB", "-C", "4", user, password]).stdout
+            let line = Shell.run("htpasswd", ["-nbB", "-C", String(cost), user, password]).stdout
             text += line.trimmingCharacters(in: .whitespacesAndNewlines) + "\n"
         }
         let temp = htpasswd + ".new"

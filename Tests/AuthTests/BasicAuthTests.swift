@@ -2,6 +2,7 @@ import Auth
 import Foundation
 import Registry
 import Storage
+import Synchronization
 import Testing
 
 @Suite struct BasicAuthTests {
@@ -51,6 +52,20 @@ import Testing
         fixture.advance(2)
         #expect(auth.authenticate(.basic(user: "alice", password: "alice-pw"), client: "192.0.2.1").identity?.user == "alice")
         #expect(auth.authenticate(.basic(user: "alice", password: "guess"), client: "192.0.2.1").error?.code == .unauthorized)
+    }
+
+    @Test func aFloodOfLoginsNeverHasMoreHashChecksRunningThanTheCap() throws {
+        // Unknown users, each from its own address: no throttle applies, each costs a decoy bcrypt.
+        let fixture = AuthFixture(users: ["alice": "alice-pw"])
+        let auth = try fixture.service { $0.concurrentHashChecks = 1 }
+        let outcomes = Mutex<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { index in
+            let status = auth.authenticate(.basic(user: "user\(index)", password: "guess"), client: "203.0.113.\(index)").error?.status
+            outcomes.withLock { $0.append(status ?? 200) }
+        }
+        let statuses = outcomes.withLock { $0 }
+        #expect(statuses.contains(429), "\(statuses)")
+        #expect(statuses.contains(401), "\(statuses)")
     }
 
     @Test func groupsComeFromPolicyLinesAndFromCredentials() throws {
