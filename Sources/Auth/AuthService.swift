@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Registry
 import Storage
 import Synchronization
@@ -28,6 +31,8 @@ public final class AuthService: Authenticator, TokenIssuer {
         /// Password hashes checked at once by this process; beyond, 429 (a flood of
         /// logins with fresh names and addresses cannot take every thread into bcrypt).
         public var concurrentHashChecks = 4
+        /// Milliseconds a login waits for a free hash-check slot before its 429.
+        public var hashCheckWaitMilliseconds: Int64 = 2000
         /// The operator's signing key (PEM), which then signs instead of the store's keys.
         public var tokenKey: String?
         /// How often the htpasswd file and the key folder are looked at (robots: half of it).
@@ -87,6 +92,18 @@ public final class AuthService: Authenticator, TokenIssuer {
         try files.signingKeys().map(\.id)
     }
 
+    /// Takes one of the `concurrentHashChecks` slots, waiting up to 2 s (by default) for one (a burst of
+    /// first logins with one credential then finds it cached); false when none came free.
+    private func acquireHashCheck() -> Bool {
+        let deadline = Secrets.monotonicMilliseconds() + options.hashCheckWaitMilliseconds
+        while true {
+            if hashChecks.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue <= options.concurrentHashChecks { return true }
+            hashChecks.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+            if Secrets.monotonicMilliseconds() >= deadline { return false }
+            usleep(2000)
+        }
+    }
+
     /// The generation of everything a cached success depends on.
     private var generation: Int { (htpasswd?.generation ?? 0) &* 1_000_003 &+ robots.generation }
 
@@ -117,11 +134,12 @@ public final class AuthService: Authenticator, TokenIssuer {
                 expires = found.expires
             }
         } else if let htpasswd {
-            guard hashChecks.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue <= options.concurrentHashChecks else {
-                hashChecks.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+            guard acquireHashCheck() else {
                 return .refused(RegistryError(.tooManyRequests, "too many logins at once; try again", headers: [("Retry-After", "1")]))
             }
             defer { hashChecks.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
+            // The same credential may have been checked by another thread meanwhile.
+            if let identity = cache.lookup(key, generation: generation, now: now) { return .authenticated(identity) }
             let (hash, _) = htpasswd.hash(of: user)
             if let hash {
                 if PasswordHash.verify(password, against: hash) { identity = Identity(user: user) }

@@ -54,18 +54,30 @@ import Testing
         #expect(auth.authenticate(.basic(user: "alice", password: "guess"), client: "192.0.2.1").error?.code == .unauthorized)
     }
 
-    @Test func aFloodOfLoginsNeverHasMoreHashChecksRunningThanTheCap() throws {
-        // Unknown users, each from its own address: no throttle applies, each costs a decoy bcrypt.
-        let fixture = AuthFixture(users: ["alice": "alice-pw"])
-        let auth = try fixture.service { $0.concurrentHashChecks = 1 }
+    @Test func aFloodOfLoginsWaitsForTheHashCheckCapAndABurstOfOneCredentialIsCheckedOnce() throws {
+        // Unknown users, each from its own address: no throttle applies, each costs a decoy
+        // bcrypt (cost 10); with one slot and no wait, those that find it busy get 429.
+        let fixture = AuthFixture(users: ["alice": "alice-pw"], cost: 10)
+        let auth = try fixture.service { $0.concurrentHashChecks = 1; $0.hashCheckWaitMilliseconds = 0 }
         let outcomes = Mutex<[Int]>([])
-        DispatchQueue.concurrentPerform(iterations: 6) { index in
+        DispatchQueue.concurrentPerform(iterations: 30) { index in
             let status = auth.authenticate(.basic(user: "user\(index)", password: "guess"), client: "203.0.113.\(index)").error?.status
             outcomes.withLock { $0.append(status ?? 200) }
         }
         let statuses = outcomes.withLock { $0 }
         #expect(statuses.contains(429), "\(statuses)")
         #expect(statuses.contains(401), "\(statuses)")
+        // A burst of one good credential, waiting for the slot: one bcrypt, the rest find it cached.
+        let patient = try fixture.service { $0.concurrentHashChecks = 1 }
+        let start = ContinuousClock.now
+        let good = Mutex<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in
+            if patient.authenticate(.basic(user: "alice", password: "alice-pw"), client: "198.51.100.1").identity != nil {
+                good.withLock { $0 += 1 }
+            }
+        }
+        #expect(good.withLock { $0 } == 16)
+        #expect(ContinuousClock.now - start < .seconds(2))
     }
 
     @Test func groupsComeFromPolicyLinesAndFromCredentials() throws {
