@@ -179,7 +179,8 @@ public final class AuthService: Authenticator, TokenIssuer {
         case .failure(let reason):
             return .refused(RegistryError(.unauthorized, "the bearer token is not valid: \(reason)"))
         case .success(let claims):
-            let identity = Identity(user: claims.sub.isEmpty ? nil : claims.sub, grants: claims.access ?? [], grantsAreToken: true)
+            let identity = Identity(user: claims.sub.isEmpty ? nil : claims.sub, groups: claims.groups ?? [], grants: claims.access ?? [],
+                                    grantsAreToken: true)
             cache.store(key, identity, generation: generation, now: now, expires: claims.exp)
             return .authenticated(identity)
         }
@@ -224,6 +225,9 @@ public final class AuthService: Authenticator, TokenIssuer {
     /// again since the token), an htpasswd user still in the file.
     private func subjectIsLive(_ identity: Identity, kind: String?, issuedAt: Int?, now: Int) -> Bool {
         guard let user = identity.user else { return true }
+        // An external issuer's user (`<issuer>:<claim>`; no htpasswd user or robot has a
+        // colon): valid for the short life of the token Berth gave it.
+        if kind == "external" { return true }
         if let robot = robots.robot(user, now: now), kind != "user" {
             return issuedAt.map { $0 >= robot.created } ?? true
         }
@@ -233,24 +237,29 @@ public final class AuthService: Authenticator, TokenIssuer {
 
     // MARK: TokenIssuer
 
-    public func issue(subject: String?, access: [AccessGrant]) throws(RegistryError) -> IssuedToken {
+    public func issue(for identity: Identity?, access: [AccessGrant]) throws(RegistryError) -> IssuedToken {
         let now = options.now()
+        let subject = identity?.user
         let claims = TokenClaims(iss: issuerName, sub: subject ?? "", aud: service, exp: now + options.tokenTTL, nbf: now - 1, iat: now,
-                                 jti: Secrets.hex(Secrets.randomBytes(16)), access: access, kind: kind(of: subject, now: now))
+                                 jti: Secrets.hex(Secrets.randomBytes(16)), access: access, kind: kind(of: subject, now: now),
+                                 groups: identity.map(\.groups).flatMap { $0.isEmpty ? nil : $0 })
         return IssuedToken(token: try sign(claims), expiresIn: options.tokenTTL, issuedAt: now)
     }
 
-    public func refreshToken(for identity: Identity) throws(RegistryError) -> String {
+    public func refreshToken(for identity: Identity) throws(RegistryError) -> String? {
         let now = options.now()
+        // An external identity must come back with a fresh token of its issuer.
+        guard kind(of: identity.user, now: now) != "external" else { return nil }
         let claims = TokenClaims(iss: issuerName, sub: identity.user ?? "", aud: refreshAudience, exp: now + options.refreshTokenTTL,
                                  nbf: now - 1, iat: now, jti: Secrets.hex(Secrets.randomBytes(16)), access: nil,
-                                 kind: kind(of: identity.user, now: now))
+                                 kind: kind(of: identity.user, now: now), groups: nil)
         return try sign(claims)
     }
 
     public func redeem(refreshToken: String) -> Identity? {
         let now = options.now()
         guard case .success(let claims) = verify(refreshToken, audience: refreshAudience, now: now), !claims.sub.isEmpty else { return nil }
+        if claims.kind == "external" { return nil }
         if claims.kind == "robot" {
             guard let robot = robots.robot(claims.sub, now: now) else { return nil }
             return Identity(user: robot.name, grants: robot.grants)
@@ -262,6 +271,7 @@ public final class AuthService: Authenticator, TokenIssuer {
 
     private func kind(of subject: String?, now: Int) -> String? {
         guard let subject else { return nil }
+        if subject.contains(":") { return "external" }
         return robots.robot(subject, now: now) != nil ? "robot" : "user"
     }
 

@@ -76,8 +76,10 @@ public struct TokenClaims: Codable, Sendable, Equatable {
     public var iat: Int
     public var jti: String
     public var access: [AccessGrant]?
-    /// What the subject is: `user` (htpasswd), `robot`, or absent for anonymous.
+    /// What the subject is: `user` (htpasswd), `robot`, `external`, or absent for anonymous.
     public var kind: String?
+    /// Groups an external issuer asserted for the subject.
+    public var groups: [String]?
 }
 
 /// Compact JWS (JWT) with `alg: EdDSA` only: the header's algorithm must be exactly that

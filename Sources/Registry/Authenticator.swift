@@ -121,10 +121,12 @@ public struct IssuedToken: Sendable {
 public protocol TokenIssuer: Sendable {
     /// The token service name (`service` of the challenge, `aud` of tokens).
     var service: String { get }
-    /// An access token for `subject` (nil: anonymous) carrying exactly `access`.
-    func issue(subject: String?, access: [AccessGrant]) throws(RegistryError) -> IssuedToken
-    /// A long-lived refresh token for `identity` (the `offline_token` flow).
-    func refreshToken(for identity: Identity) throws(RegistryError) -> String
+    /// An access token for `identity` (nil: anonymous) carrying exactly `access` (and
+    /// the identity's asserted groups, which the policy checks again on every request).
+    func issue(for identity: Identity?, access: [AccessGrant]) throws(RegistryError) -> IssuedToken
+    /// A long-lived refresh token for `identity` (the `offline_token` flow); nil when
+    /// its kind of credential gets none (an external issuer's identity).
+    func refreshToken(for identity: Identity) throws(RegistryError) -> String?
     /// The identity a refresh token stands for, when it is genuine, unexpired and its
     /// user still exists (a revoked robot's refresh token is refused).
     func redeem(refreshToken: String) -> Identity?

@@ -61,7 +61,7 @@ extension Registry {
         let scopes = parameters.filter { $0.key == "scope" }.flatMap { $0.value.split(separator: " ").map(String.init) }
         guard scopes.count <= 64 else { throw RegistryError(.unsupported, "more than 64 scopes in one token request") }
         let access = grantedAccess(scopes, to: identity)
-        let issued = try issuer.issue(subject: identity?.user, access: access)
+        let issued = try issuer.issue(for: identity, access: access)
         if wantsRefreshToken, refreshToken == nil, let identity, identity.user != nil {
             refreshToken = try issuer.refreshToken(for: identity)
         }

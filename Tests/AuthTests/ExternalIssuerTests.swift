@@ -83,6 +83,11 @@ import TestSupport
         #expect(h.send("GET", "/v2/team/app/tags/list", authorization: TokenFlowTests.basic("anything", rs)).status == 404)
         let exchanged = try #require(h.token("oauth2", rs, scope: "repository:team/app:pull,push"))
         #expect(TokenFlowTests.claims(exchanged)["sub"] as? String == "k8s:system:serviceaccount:ci:builder")
+        // The group travels in Berth's token, so its push works with it; no refresh token
+        // outlives the issuer's own token.
+        #expect(h.send("POST", "/v2/team/app/blobs/uploads/", authorization: "Bearer \(exchanged)").status == 202)
+        let offline = h.send("GET", "/token?offline_token=true&scope=repository:team/app:pull", authorization: TokenFlowTests.basic("oauth2", rs))
+        #expect(offline.status == 200 && h.json(offline)["refresh_token"] == nil)
 
         for (index, name) in ["wrongAudience", "expired", "noExpiry", "wrongKey", "wrongIssuerKey", "algNone", "hs256WithPublicKey", "esAsRs"].enumerated() {
             let token = try #require(tokens[name])

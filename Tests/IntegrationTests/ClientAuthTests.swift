@@ -202,4 +202,55 @@ import Testing
         #expect(withRobot.succeeded && withRobot.stdout.contains("\"files\": 1"), "\(withRobot.stderr.suffix(2000))")
         #expect(!oras("bob", "bob-pw", "team/oras-bob").succeeded, "bob may only read")
     }
+
+    static let issuerScript = #"""
+    import base64, json, sys, time
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    jwks_path, token_path = sys.argv[1:3]
+    def b64(data): return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    json.dump({"keys": [{"kty": "EC", "crv": "P-256", "kid": "t1", "x": b64(numbers.x.to_bytes(32, "big")),
+                         "y": b64(numbers.y.to_bytes(32, "big"))}]}, open(jwks_path, "w"))
+    now = int(time.time())
+    claims = {"iss": "https://issuer.test", "aud": "berth-it", "sub": "ci-job", "exp": now + 600, "iat": now, "groups": ["pushers"]}
+    signing_input = b64(json.dumps({"alg": "ES256", "kid": "t1", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
+    r, s = utils.decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    open(token_path, "w").write(signing_input + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big")))
+    """#
+
+    /// A token of an issuer of the test's own (keys made here, its JWKS in a file) as the
+    /// password of skopeo and curl, and as a Bearer token.
+    @Test func anExternalIssuersTokenWorksAsPasswordAndAsBearer() throws {
+        let secrets = TemporaryDirectory(prefix: "berth-auth")
+        defer { secrets.remove() }
+        let script = "\(secrets.path)/issuer.py", jwks = "\(secrets.path)/jwks.json", tokenFile = "\(secrets.path)/token"
+        _ = FileManager.default.createFile(atPath: script, contents: Data(Self.issuerScript.utf8))
+        let made = Shell.run("/usr/bin/python3", [script, jwks, tokenFile])
+        try #require(made.succeeded, "python3-cryptography: \(made.stderr)")
+        let token = try String(contentsOfFile: tokenFile, encoding: .utf8)
+        let config = "\(secrets.path)/berth.conf"
+        _ = FileManager.default.createFile(atPath: config, contents: Data("""
+            issuer.test.issuer = https://issuer.test
+            issuer.test.audience = berth-it
+            issuer.test.jwks_file = \(jwks)
+            issuer.test.groups_claim = groups
+            """.utf8))
+        let server = try RegistryServer.authenticating(users: Self.users, policy: Self.policy + "\n@pushers team/** read,write\n",
+                                                       secrets: secrets, workerArguments: ["--config", config])
+        defer { server.stop() }
+        let layout = try ImageBuilder.build(layout: "\(server.directory.path)/source", tag: "v1", layerSizes: [100_000], seed: 64)
+        let push = Shell.run("skopeo", ["copy", "--dest-cert-dir", server.certDirectory, "--dest-creds", "oauth2:\(token)",
+                                        "oci:\(layout):v1", "docker://\(server.host)/team/oidc:v1"],
+                             environment: ["XDG_DATA_HOME": "\(server.directory.path)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000",
+                                           "REGISTRY_AUTH_FILE": "\(server.directory.path)/auth.json"], timeout: 120)
+        #expect(push.succeeded, "\(push.stderr)\n\(server.workerLog.suffix(2000))")
+        let listed = server.curl(["-H", "Authorization: Bearer \(token)", "\(server.baseURL)/v2/team/oidc/tags/list"])
+        #expect(listed.status == 200 && listed.text.contains("v1"))
+        #expect(server.workerLog.contains("\"user\":\"test:ci-job\""))
+        #expect(!server.workerLog.contains(token))
+        let tampered = String(token.dropLast(4)) + "AAAA"
+        #expect(server.curl(["-H", "Authorization: Bearer \(tampered)", "\(server.baseURL)/v2/team/oidc/tags/list"]).status == 401)
+    }
 }
