@@ -14,24 +14,29 @@ let package = Package(
         // C shims: libfcgi (Debian libfcgi-dev) and OpenSSL's libcrypto (exportable SHA-2 state).
         .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // libxcrypt (Debian libcrypt-dev): crypt_rn for the bcrypt hashes of htpasswd files.
+        .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
 
         // The OCI image layout store: paths, blobs, uploads, manifests, tags, locks. No HTTP.
         .target(name: "Storage", dependencies: ["COpenSSL"]),
         // The Distribution API as request -> response logic over Storage. No sockets.
         .target(name: "Registry", dependencies: ["Storage"]),
+        // Credentials: htpasswd (bcrypt), robot tokens, the token endpoint's Ed25519 JWTs.
+        // Implements Registry's Authenticator and TokenIssuer.
+        .target(name: "Auth", dependencies: ["Registry", "Storage", "COpenSSL", "CCrypt"]),
         // A thin libfcgi server: accept loop on threads, params, body stream, response writer.
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
         // The service around the registry: settings, the supervisor and its workers, the
         // access log, metrics rendering, background work. Everything the commands run.
         .target(
             name: "BerthService",
-            dependencies: ["Storage", "Registry", "FastCGI", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Storage", "Registry", "Auth", "FastCGI", .product(name: "Logging", package: "swift-log")]
         ),
         // The command line (serve, gc, scrub, config check): parsing and wiring only.
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthService", "Storage",
+                "BerthService", "Storage", "Auth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -42,6 +47,7 @@ let package = Package(
         .target(name: "IntegrationSupport", dependencies: ["TestSupport", "FastCGI"], path: "Tests/IntegrationSupport"),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
+        .testTarget(name: "AuthTests", dependencies: ["Auth", "Registry", "Storage", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["BerthService", "Storage", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["IntegrationSupport"]),
     ]

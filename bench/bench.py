@@ -13,7 +13,7 @@ runs are bounded.
     bench/run --smoke            every figure once, tiny and short; writes no report
     bench/run --baseline BIN     the same, with BIN (e.g. the commit before) as "Berth before"
 """
-import argparse, datetime, gzip, hashlib, json, os, platform, random, re, shutil, signal
+import argparse, base64, datetime, gzip, hashlib, json, os, platform, random, re, shutil, signal
 import socket, statistics, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -230,10 +230,11 @@ def wrk(url, seconds, connections, method="GET", script="get.lua", extra=()):
     return data
 
 
-def ab_head(url, seconds, connections, accept):
+def ab_head(url, seconds, connections, accept, headers=()):
     """HEAD load with ApacheBench (-i): wrk cannot read HEAD answers (it waits for a body)."""
+    extra = [arg for header in headers for arg in ("-H", header)]
     out = sh("ab", "-q", "-i", "-k", "-c", str(connections), "-t", str(seconds), "-n", "5000000",
-             "-H", f"Accept: {accept}", url, check=False).stdout
+             "-H", f"Accept: {accept}", *extra, url, check=False).stdout
     rate = re.search(r"Requests per second:\s+([\d.]+)", out)
     failed = re.search(r"Failed requests:\s+(\d+)", out)
     non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
@@ -244,6 +245,30 @@ def ab_head(url, seconds, connections, accept):
     return {"rate": float(rate.group(1)), "failed": int(failed.group(1)) if failed else 0,
             "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "p50_ms": int(p50.group(1)) if p50 else 0, "p99_ms": int(p99.group(1)) if p99 else 0}
+
+
+def start_authenticating_berth(systems, work, berth_bin):
+    """A second `berth serve` on the same store with authentication in the worker (an
+    htpasswd file at bcrypt cost 10, Docker token auth), behind its own nginx (the same
+    site): the authenticated figures. Returns its base URL and the Basic and Bearer
+    Authorization headers of one user."""
+    htpasswd = f"{work}/htpasswd"
+    sh("htpasswd", "-B", "-C", "10", "-b", "-c", htpasswd, "bench", "bench-password")
+    socket_path = f"{work}/auth.sock"
+    systems.start([berth_bin, "serve", "--store", systems.store, "--socket", socket_path], "berth-auth.log",
+                  {"MALLOC_ARENA_MAX": "2", "BERTH_HTPASSWD": htpasswd, "BERTH_TOKEN_TTL": "3600"})
+    systems.wait(lambda: os.path.exists(socket_path), "authenticating berth socket")
+    port, prefix = free_port(), f"{work}/nginx-auth"
+    sh(f"{REPO}/scripts/nginx-conf", prefix, "--port", str(port), "--store", systems.store, "--socket", socket_path,
+       "--cert", systems.cert, "--key", systems.key, "--user", "root", "--workers", "2")
+    systems.start(["nginx", "-p", prefix, "-c", f"{prefix}/nginx.conf", "-g", "daemon off;"], "nginx-auth.log")
+    systems.wait(lambda: systems.port_open(port), f"nginx on {port}")
+    base = f"https://127.0.0.1:{port}"
+    basic = "Authorization: Basic " + base64.b64encode(b"bench:bench-password").decode()
+    answer = sh("curl", "-sk", "-u", "bench:bench-password",
+                f"{base}/token?service=berth&scope=repository:bench/app:pull").stdout
+    bearer = "Authorization: Bearer " + json.loads(answer)["token"]
+    return base, basic, bearer
 
 
 class Report:
@@ -445,6 +470,39 @@ def main():
                    {"registry": 8, "static": 0.3})
         report.add("manifest GET by digest, 32 connections", "req/s",
                    each_round(manifest_requests("GET", "sha256:" + manifest_digest), "manifest GET"), {"registry": 8, "static": 0.3})
+
+        # Authenticated pulls next to anonymous ones, alternated in each round: Basic
+        # (bcrypt cost 10, cached by the worker) and a Bearer token from /token.
+        auth_base, basic_header, bearer_header = start_authenticating_berth(systems, work, options.berth)
+        def authenticated(kind, method):
+            def run(variant):
+                base, headers = {"anonymous": (systems.url("berth"), []), "Basic": (auth_base, [basic_header]),
+                                 "Bearer": (auth_base, [bearer_header])}[variant]
+                if kind == "blob":
+                    url = f"{base}/v2/bench/app/blobs/sha256:{files['small'][1]}"
+                elif method == "HEAD":
+                    url = f"{base}/v2/bench/app/manifests/v1"
+                else:
+                    url = f"{base}/v2/bench/app/manifests/sha256:{manifest_digest}"
+                if method == "HEAD":
+                    r = ab_head(url, seconds, 32, accept, headers)
+                    return r["rate"] if r["failed"] == 0 and r["non2xx"] == 0 else 0.0
+                r = wrk(url, seconds, 32, method, extra=[f"Accept: {accept}"] + headers)
+                return r["requests"] / r["seconds"] if r["errors"]["status"] == 0 else 0.0
+            return run
+        for figure, kind, method in (("manifest HEAD by tag", "manifest", "HEAD"), ("manifest GET by digest", "manifest", "GET"),
+                                     ("blob GET 4 KiB", "blob", "GET")):
+            run = authenticated(kind, method)
+            samples = {"anonymous": [], "Basic": [], "Bearer": []}
+            for _ in range(rounds):
+                for variant in samples:
+                    samples[variant].append(run(variant))
+            anonymous = statistics.median(samples["anonymous"])
+            report.add(f"{figure}, 32 connections, anonymous (same rounds)", "req/s", {"berth": samples["anonymous"]})
+            for variant in ("Basic", "Bearer"):
+                label = "Basic, bcrypt cost 10" if variant == "Basic" else "Bearer token"
+                report.add(f"{figure}, 32 connections, {label}", "req/s", {"berth": samples[variant]},
+                           {"min": round(0.8 * anonymous)})
 
         def listing(berth_path, static_name):
             def run(system):

@@ -34,7 +34,7 @@ struct AccessLog: Sendable {
         ]
         if let repository = response.repository { metadata["repository"] = .string(repository) }
         if let id = request.headers["x-request-id"] { metadata["request_id"] = .string(id) }
-        if let user = request.headers["remote-user"] { metadata["user"] = .string(user) }
+        if let user = response.user ?? request.headers["remote-user"] { metadata["user"] = .string(user) }
         if response.status >= 400, !response.body.isEmpty, response.body.count <= 4096 {
             metadata["error"] = .string(String(decoding: response.body, as: UTF8.self))
         }

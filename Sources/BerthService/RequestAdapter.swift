@@ -13,6 +13,11 @@ enum RequestAdapter {
         ("host", "HTTP_HOST"),
         ("x-request-id", "HTTP_X_REQUEST_ID"),
         ("remote-user", "REMOTE_USER"),
+        // Credentials: read by the authenticator only, never logged.
+        ("authorization", "HTTP_AUTHORIZATION"),
+        ("remote-addr", "REMOTE_ADDR"),
+        // scheme://host[:port] as the client reached nginx (the token realm).
+        ("x-berth-origin", "BERTH_ORIGIN"),
     ]
 
     /// The request, and its body stream (which counts what it read).

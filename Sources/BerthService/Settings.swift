@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Auth
 import Storage
 
 /// Berth's settings, from lowest to highest precedence: defaults, the config file,
@@ -27,6 +28,29 @@ public struct Settings: Equatable, Sendable {
     public var gcGracePeriod = Defaults.gcGracePeriod
     public var gcUntaggedManifestAge: Int?
     public var logLevel = LogLevel.info
+    /// The htpasswd file (bcrypt) the worker checks Basic credentials against; nil: the
+    /// worker authenticates nobody (anonymous, or REMOTE_USER from nginx `auth_basic`).
+    public var htpasswd: String?
+    /// What a 401 asks for; nil: `token` once an htpasswd file is set.
+    public var auth: AuthMode?
+    /// An Ed25519 PEM key that signs tokens instead of the store's keys.
+    public var tokenKey: String?
+    public var tokenTTL = Defaults.tokenTTL
+    public var service = Defaults.tokenService
+    /// External token issuers (`issuer.<name>.<field>` keys), by name.
+    public var issuers: [String: IssuerConfiguration] = [:]
+    /// The fields of an `issuer.<name>.` section.
+    public static let issuerFields = ["issuer", "audience", "jwks_file", "jwks_url", "user_claim", "groups_claim", "clock_skew"]
+
+    public enum AuthMode: String, CaseIterable, Sendable {
+        /// `WWW-Authenticate: Basic`; Basic credentials on every request.
+        case basic
+        /// Docker token auth: `WWW-Authenticate: Bearer realm=…/token`; Basic still accepted.
+        case token
+    }
+
+    /// True when the worker authenticates requests itself.
+    public var authenticates: Bool { htpasswd != nil || auth != nil || !issuers.isEmpty }
 
     public enum LogLevel: String, CaseIterable, Sendable {
         case debug, info, warning, error
@@ -41,7 +65,8 @@ public struct Settings: Equatable, Sendable {
 
     /// Every key, in the order `config check` prints them.
     public static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
-                       "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level"]
+                       "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level",
+                       "htpasswd", "auth", "token_key", "token_ttl", "service"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
     public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
@@ -55,6 +80,10 @@ public struct Settings: Equatable, Sendable {
         func path() throws(Problem) -> String {
             guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
             return value
+        }
+        if key.hasPrefix("issuer.") {
+            try setIssuer(key, value, fail: fail)
+            return
         }
         switch key {
         case "store": store = try path()
@@ -81,9 +110,45 @@ public struct Settings: Equatable, Sendable {
                 throw fail("\"\(value)\" is not one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             logLevel = level
+        case "htpasswd": htpasswd = value.isEmpty ? nil : try path()
+        case "auth":
+            if value.isEmpty { auth = nil; break }
+            guard let mode = AuthMode(rawValue: value) else { throw fail("\"\(value)\" is not basic or token") }
+            auth = mode
+        case "token_key": tokenKey = value.isEmpty ? nil : try path()
+        case "token_ttl": tokenTTL = try integer(10...86_400)
+        case "service":
+            guard !value.isEmpty, value.utf8.count <= 255, !value.contains("\""), !value.contains(" ") else {
+                throw fail("\"\(value)\" is not a service name (no spaces or quotes)")
+            }
+            service = value
         default:
             throw fail("unknown key (known: \(Self.keys.joined(separator: ", ")))")
         }
+    }
+
+    /// `issuer.<name>.<field> = value`: one field of an external issuer.
+    private mutating func setIssuer(_ key: String, _ value: String, fail: (String) -> Problem) throws(Problem) {
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let name = AuthName(String(parts[1])), Self.issuerFields.contains(String(parts[2])) else {
+            throw fail("expected issuer.<name>.<\(Self.issuerFields.joined(separator: "|"))> with a name of [a-z0-9._-]")
+        }
+        var issuer = issuers[name.value] ?? IssuerConfiguration(name: name.value)
+        switch parts[2] {
+        case "issuer": issuer.issuer = value
+        case "audience": issuer.audience = value
+        case "jwks_file":
+            guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
+            issuer.jwksFile = value
+        case "jwks_url":
+            throw fail("fetching a JWKS is not supported yet: fetch it into a file (a timer with curl) and set jwks_file")
+        case "user_claim": issuer.userClaim = value
+        case "groups_claim": issuer.groupsClaim = value.isEmpty ? nil : value
+        default:
+            guard let seconds = Int(value), (0...3600).contains(seconds) else { throw fail("\"\(value)\" is not 0...3600 seconds") }
+            issuer.clockSkew = seconds
+        }
+        issuers[name.value] = issuer
     }
 
     /// Defaults, then `file` (if given), then the environment's `BERTH_<KEY>` variables.
@@ -126,8 +191,17 @@ public struct Settings: Equatable, Sendable {
             "workers = \(workers)", "threads = \(threads)", "pull_threads = \(pullThreads)", "automatic_cross_mount = \(automaticCrossMount)",
             "max_upload_sessions = \(maxUploadSessions)", "policy = \(policy ?? "")", "upload_age = \(uploadAge)",
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
-            "log_level = \(logLevel.rawValue)",
-        ].joined(separator: "\n")
+            "log_level = \(logLevel.rawValue)", "htpasswd = \(htpasswd ?? "")", "auth = \(auth?.rawValue ?? "")",
+            "token_key = \(tokenKey ?? "")", "token_ttl = \(tokenTTL)", "service = \(service)",
+        ].joined(separator: "\n") + issuers.keys.sorted().map { name -> String in
+            guard let issuer = issuers[name] else { return "" }
+            var lines = ["issuer.\(name).user_claim = \(issuer.userClaim)", "issuer.\(name).clock_skew = \(issuer.clockSkew)"]
+            if let value = issuer.issuer { lines.append("issuer.\(name).issuer = \(value)") }
+            if let value = issuer.audience { lines.append("issuer.\(name).audience = \(value)") }
+            if let value = issuer.jwksFile { lines.append("issuer.\(name).jwks_file = \(value)") }
+            if let value = issuer.groupsClaim { lines.append("issuer.\(name).groups_claim = \(value)") }
+            return "\n" + lines.joined(separator: "\n")
+        }.joined()
     }
 }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Auth
 import FastCGI
 import Registry
 import Storage
@@ -42,6 +43,12 @@ public struct WorkerProcess {
         var options = Registry.Options()
         options.automaticCrossMount = settings.automaticCrossMount
         if let policy = settings.policy { options.policy = try PolicyFile.load(policy) }
+        if let auth = try Self.authService(settings, store: store) {
+            options.authenticator = auth
+            options.tokenIssuer = auth
+            options.challenge = settings.auth == .basic ? .basic : .bearer(realm: nil)
+            if options.policy == nil { options.policy = AccessPolicy.authenticatedUsers }
+        }
         // nginx lets only localhost reach /metrics.
         options.metricsExposition = { Array(metrics.exposition().utf8) }
         let registry = Registry(store: store, options: options)
@@ -80,6 +87,18 @@ public struct WorkerProcess {
         metrics.save()
         log.event("stopped", ["signal": String(signal), "pid": String(getpid())])
         if let ownSocket { unlink(ownSocket) }
+    }
+
+    /// The authenticator and token issuer, when the worker authenticates (`htpasswd` or `auth` set).
+    static func authService(_ settings: Settings, store: Store) throws -> AuthService? {
+        guard settings.authenticates else { return nil }
+        var options = AuthService.Options()
+        options.htpasswd = settings.htpasswd
+        options.tokenKey = settings.tokenKey
+        options.tokenTTL = settings.tokenTTL
+        options.service = settings.service
+        options.issuers = settings.issuers.keys.sorted().compactMap { settings.issuers[$0] }
+        return try AuthService(files: AuthFiles(layout: store.layout), options: options)
     }
 
     /// Each second, off the request path: this process's counters to disk; the trash

@@ -7,6 +7,9 @@ struct Operation {
     /// and the catalog, which is filtered by what the user may read instead).
     let permission: AccessPolicy.Permission?
     let repository: RepositoryName?
+    /// True for `/v2/`: once the worker authenticates, it answers only a request with
+    /// valid credentials (how clients discover the challenge, and `docker login` checks them).
+    var needsCredentials = false
     let run: () throws(RegistryError) -> RegistryResponse
 
     init(_ permission: AccessPolicy.Permission, on repository: RepositoryName,
@@ -19,6 +22,13 @@ struct Operation {
     /// An operation anyone may run.
     static func open(_ run: @escaping () throws(RegistryError) -> RegistryResponse) -> Operation {
         Operation(permission: nil, repository: nil, run: run)
+    }
+
+    /// An operation anyone with valid credentials may run.
+    static func authenticated(_ run: @escaping () throws(RegistryError) -> RegistryResponse) -> Operation {
+        var operation = Operation(permission: nil, repository: nil, run: run)
+        operation.needsCredentials = true
+        return operation
     }
 
     private init(permission: AccessPolicy.Permission?, repository: RepositoryName?,

@@ -7,11 +7,13 @@ extension Registry {
     func operation(_ route: Route, _ method: RequestMethod, _ request: RegistryRequest) -> Operation? {
         switch (route, method) {
         case (.base, .get):
-            .open { () throws(RegistryError) in RegistryResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array("{}".utf8)) }
+            .authenticated { () throws(RegistryError) in RegistryResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array("{}".utf8)) }
         case (.catalog, .get):
             .open { () throws(RegistryError) in try catalog(request) }
         case (.metrics, .get):
             .open { () throws(RegistryError) in try metricsExposition() }
+        case (.token, .get), (.token, .post):
+            .open { () throws(RegistryError) in try token(request) }
 
         case (.tags(let name), .get):
             Operation(.read, on: name) { () throws(RegistryError) in try tags(of: name, request) }

@@ -15,6 +15,13 @@ public struct Registry: Sendable {
         public var policy: AccessPolicy?
         /// The Prometheus text for `/metrics`; nil: the route answers 404.
         public var metricsExposition: (@Sendable () -> [UInt8])?
+        /// Checks the `Authorization` header; nil: the worker authenticates nobody and
+        /// trusts REMOTE_USER from nginx (today's `auth_basic` setups).
+        public var authenticator: (any Authenticator)?
+        /// Signs the token endpoint's tokens; nil: `/token` answers 404.
+        public var tokenIssuer: (any TokenIssuer)?
+        /// What a 401 asks for.
+        public var challenge = Challenge.basic
 
         public init() {}
     }
@@ -45,9 +52,11 @@ public struct Registry: Sendable {
     public func handle(_ request: RegistryRequest) -> RegistryResponse {
         var parsed: Route?
         var response: RegistryResponse
+        var request = request
         do throws(RegistryError) {
             let route = try Route.parse(request.path)
             parsed = route
+            request.identity = try identify(request)
             guard let method = RequestMethod(http: request.method), let operation = operation(route, method, request) else {
                 throw RegistryError(.methodNotAllowed, "\(String(request.method.prefix(20))) is not supported on this endpoint",
                                     headers: [("Allow", allowedMethods(of: route).joined(separator: ", "))])
@@ -59,6 +68,7 @@ public struct Registry: Sendable {
         }
         response.route = parsed?.name ?? "unknown"
         response.repository = parsed?.repository?.value
+        response.user = request.identity?.user
         return response
     }
 

@@ -9,6 +9,8 @@ public struct RegistryRequest {
     /// Header values keyed by lowercased name (`content-type`, `content-range`, …).
     public var headers: [String: String]
     public var body: any ByteSource
+    /// Who sent it, once `Registry.handle` authenticated it (nil: anonymous).
+    public internal(set) var identity: Identity?
 
     public init(method: String, uri: String, headers: [String: String] = [:], body: any ByteSource = BufferByteSource([])) {
         self.method = method

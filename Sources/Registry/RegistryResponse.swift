@@ -8,6 +8,8 @@ public struct RegistryResponse: Sendable {
     public var route = "unknown"
     /// The repository the request was about, if any (for logs).
     public var repository: String?
+    /// The authenticated user, if any (for logs).
+    public var user: String?
     /// The internal cause of an error answer (operation, path, errno), for the access
     /// log only: never sent.
     public var cause: String?

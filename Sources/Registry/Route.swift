@@ -13,6 +13,7 @@ import Storage
 /// /v2/<name>/blobs/uploads/<uuid>          upload
 /// /v2/<name>/referrers/<digest>            referrers
 /// /metrics                                 metrics (nginx admits localhost only)
+/// /token                                   token (distribution's token endpoint)
 /// ```
 /// `path` is the inverse of `parse`: every URL Berth writes (Location, Link) comes from it.
 /// What each route does, per method, is in the operation table (`Registry+Operations.swift`).
@@ -32,6 +33,8 @@ public enum Route: Equatable, Sendable {
     case referrers(RepositoryName, Digest)
     /// The Prometheus exposition; outside `/v2/`, routed through the same front door.
     case metrics
+    /// The token endpoint (distribution's token spec, GET and OAuth2 POST).
+    case token
 
     /// A short name of the endpoint (metrics label, logs).
     public var name: String {
@@ -45,13 +48,14 @@ public enum Route: Equatable, Sendable {
         case .upload: "upload"
         case .referrers: "referrers"
         case .metrics: "metrics"
+        case .token: "token"
         }
     }
 
     /// The repository the request is about, if any.
     public var repository: RepositoryName? {
         switch self {
-        case .base, .catalog, .metrics: nil
+        case .base, .catalog, .metrics, .token: nil
         case .tags(let name), .manifest(let name, _), .invalidTag(let name, _), .blob(let name, _),
              .uploadStart(let name), .upload(let name, _), .referrers(let name, _): name
         }
@@ -70,6 +74,7 @@ public enum Route: Equatable, Sendable {
         case .upload(let name, let id): "/v2/\(name.value)/blobs/uploads/\(id.value)"
         case .referrers(let name, let digest): "/v2/\(name.value)/referrers/\(digest)"
         case .metrics: "/metrics"
+        case .token: "/token"
         }
     }
 
@@ -78,6 +83,7 @@ public enum Route: Equatable, Sendable {
     /// (bad upload id), or UNSUPPORTED (404) for a path that is no API route.
     public static func parse(_ rawPath: Substring) throws(RegistryError) -> Route {
         if rawPath == "/metrics" { return .metrics }
+        if rawPath == "/token" { return .token }
         guard rawPath.hasPrefix("/v2") else { throw notFound }
         let rest = rawPath.dropFirst(3)
         if rest.isEmpty || rest == "/" { return .base }

@@ -18,4 +18,10 @@ public enum Defaults {
     public static let socketMode: UInt32 = 0o660
     /// Seconds a lock is waited for before 429.
     public static let lockTimeoutSeconds = 30.0
+    /// Seconds a token from the token endpoint is valid.
+    public static let tokenTTL = 300
+    /// Seconds a refresh token (`docker login`'s stored credential) is valid.
+    public static let refreshTokenTTL = 90 * 86_400
+    /// The token service name: the `service` of the challenge and the tokens' audience.
+    public static let tokenService = "berth"
 }

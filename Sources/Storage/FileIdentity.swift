@@ -6,7 +6,7 @@ import Glibc
 /// nanosecond. Writers always rename a new file into place, so a changed file shows a
 /// changed identity; caches keyed by it trust an identity only once the file is more
 /// than a second old, because a freed inode number can come back within one clock tick.
-struct FileIdentity: Equatable, Sendable {
+public struct FileIdentity: Equatable, Sendable {
     let device: UInt64
     let inode: UInt64
     let size: Int64
@@ -14,7 +14,7 @@ struct FileIdentity: Equatable, Sendable {
     let nanoseconds: Int
 
     /// nil when nothing is at `path`.
-    init?(of path: String) {
+    public init?(of path: String) {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         device = UInt64(info.st_dev)
@@ -25,5 +25,5 @@ struct FileIdentity: Equatable, Sendable {
     }
 
     /// True once the file is old enough that a later file cannot share its identity.
-    func isSettled(now: Int = Int(time(nil))) -> Bool { now - seconds > 1 }
+    public func isSettled(now: Int = Int(time(nil))) -> Bool { now - seconds > 1 }
 }

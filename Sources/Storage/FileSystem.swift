@@ -72,9 +72,9 @@ enum FileSystem {
     /// A reader sees the old content or the new one, never a mix.
     /// `beforeRename` runs once the new content is durable, just before it takes `path`.
     static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String,
-                                beforeRename: () -> Void = {}) throws(StorageError) {
+                                mode: mode_t = 0o644, beforeRename: () -> Void = {}) throws(StorageError) {
         let temp = "\(temporaryDirectory)/\(UploadID.random().value).tmp"
-        let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
+        let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         var renamed = false
         defer { if !renamed { _ = unlink(temp) } }
         do throws(StorageError) {

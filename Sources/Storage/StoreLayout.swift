@@ -28,6 +28,8 @@
 ///     metrics/worker-<instance>.json      counters of one worker process, summed by /metrics
 ///     metrics/supervisor-<instance>.json  worker restarts counted by one supervising `berth serve`
 ///     metrics/<gc|scrub>.json       the last run's result
+///     auth/keys/<kid>.key           token signing keys (hex Ed25519 seed, mode 600): the newest signs, all verify
+///     auth/robots/<name>.json       one robot token: name, SHA-256 of its secret, scopes, expiry (mode 600)
 /// ```
 /// Inputs are validated value types, so no path can leave the root. Where a walk of the
 /// tree meets a file name, the inverse parses here turn it back into those types
@@ -141,6 +143,22 @@ public struct StoreLayout: Sendable {
     public func metricsFile(named name: String) -> String { "\(metricsDirectory)/\(name)" }
     /// `name` is a fixed word chosen by the caller (`gc`, `scrub`), never request data.
     public func maintenanceReportFile(_ name: StaticString) -> String { "\(metricsDirectory)/\(name).json" }
+
+    public var authDirectory: String { "\(bookkeepingDirectory)/auth" }
+    public var signingKeysDirectory: String { "\(authDirectory)/keys" }
+    public func signingKeyFile(_ id: AuthName) -> String { "\(signingKeysDirectory)/\(id.value).key" }
+    /// The key id a file in `signingKeysDirectory` stands for (inverse of `signingKeyFile`).
+    public static func signingKey(fromFileName name: String) -> AuthName? {
+        guard name.hasSuffix(".key") else { return nil }
+        return AuthName(String(name.dropLast(4)))
+    }
+    public var robotsDirectory: String { "\(authDirectory)/robots" }
+    public func robotFile(_ name: AuthName) -> String { "\(robotsDirectory)/\(name.value).json" }
+    /// The robot a file in `robotsDirectory` stands for (inverse of `robotFile`).
+    public static func robot(fromFileName name: String) -> AuthName? {
+        guard name.hasSuffix(".json") else { return nil }
+        return AuthName(String(name.dropLast(5)))
+    }
 
     public var trashDirectory: String { "\(bookkeepingDirectory)/trash" }
     /// An entry of the trash (a fresh UUID, or a name met while listing it).

@@ -20,6 +20,7 @@ public final class RegistryServer: @unchecked Sendable {
     private var nginx: Process?
     private let listening: Listening
     private let workerArguments: [String]
+    private let workerEnvironment: [String: String]
     /// The listening socket kept open here in `.inheritedOnStandardInput` mode, so
     /// workers can be killed and started again on it.
     private var listener: FileHandle?
@@ -53,16 +54,19 @@ public final class RegistryServer: @unchecked Sendable {
     /// socket, which they all accept on, for tests that kill and start workers themselves.
     /// `prepareStore` runs on the (empty) store directory before any worker starts, e.g.
     /// to mount a small filesystem there.
+    /// `workerEnvironment` is added to the worker's environment: `BERTH_<KEY>` settings,
+    /// e.g. `BERTH_HTPASSWD` for authentication in the worker (see `withAuthentication`).
     /// `nginxArguments` go to `scripts/nginx-conf` (e.g. `--htpasswd FILE`).
     /// `nginxHTTPDirectives` go into the rendered nginx.conf's `http {}` before the site,
     /// as an operator's main config would have them (e.g. Debian's `gzip on;`).
-    public init(workerArguments: [String] = [], listening: Listening = .ownSocket, workerCount: Int = 1,
-                nginxArguments: [String] = [], nginxHTTPDirectives: String = "",
+    public init(workerArguments: [String] = [], workerEnvironment: [String: String] = [:], listening: Listening = .ownSocket,
+                workerCount: Int = 1, nginxArguments: [String] = [], nginxHTTPDirectives: String = "",
                 prepareStore: ((String) throws -> Void)? = nil) throws {
         precondition(workerCount == 1 || listening == .inheritedOnStandardInput, "several workers share an inherited socket")
         directory = TemporaryDirectory(prefix: "berth-it")
         self.listening = listening
         self.workerArguments = workerArguments
+        self.workerEnvironment = workerEnvironment
         port = try LoopbackPort.free()
         let base = directory.path
         for folder in ["store", "run", "tls", "certs", "nginx"] {
@@ -122,7 +126,7 @@ public final class RegistryServer: @unchecked Sendable {
         }
         if lock.withLock({ workers.count }) > 1 { arguments += ["--workers", "0"] }
         let process = try Shell.start(Self.binary, arguments, logFile: "\(directory.path)/worker.log",
-                                      standardInput: listener, append: true)
+                                      environment: workerEnvironment, standardInput: listener, append: true)
         lock.withLock { workers[index] = process }
     }
 

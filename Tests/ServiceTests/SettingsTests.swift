@@ -65,4 +65,28 @@ import Testing
         #expect(settings.threads == 7 && settings.store == "/s" && settings.workers == 0)
         #expect(throws: Settings.Problem.self) { try Settings.load(file: nil, environment: ["BERTH_THREADS": "x"]) }
     }
+
+    @Test func issuerSectionsAndAuthKeysParse() throws {
+        var settings = Settings()
+        try settings.apply(fileText: """
+            store = /srv/registry
+            htpasswd = /etc/berth/htpasswd
+            auth = basic
+            issuer.k8s.issuer = https://kubernetes.default.svc
+            issuer.k8s.audience = registry.example.com
+            issuer.k8s.jwks_file = /etc/berth/k8s-jwks.json
+            issuer.k8s.groups_claim = groups
+            """, name: "berth.conf")
+        #expect(settings.auth == .basic && settings.htpasswd == "/etc/berth/htpasswd")
+        #expect(settings.issuers["k8s"]?.audience == "registry.example.com")
+        #expect(settings.issuers["k8s"]?.problem == nil)
+        var again = Settings()
+        try again.apply(fileText: settings.rendered, name: "rendered")
+        #expect(again == settings)
+        for bad in ["issuer.k8s.colour = red", "issuer..issuer = x", "issuer.K8S.issuer = x", "issuer.k8s.jwks_url = https://x",
+                    "auth = kerberos", "token_ttl = 5", "service = a b"] {
+            var probe = Settings()
+            #expect(throws: Settings.Problem.self, "\(bad)") { try probe.apply(fileText: bad, name: "t") }
+        }
+    }
 }

@@ -1,0 +1,151 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import COpenSSL
+import Registry
+import Storage
+import Synchronization
+
+/// A trusted issuer of identity tokens (an OIDC provider, Kubernetes service-account
+/// tokens, a distribution-compatible token server), as berth.conf's `issuer.<name>.*` says.
+public struct IssuerConfiguration: Sendable, Equatable {
+    public var name: String
+    /// The `iss` its tokens carry.
+    public var issuer: String?
+    /// The `aud` its tokens must name (a string, or one of a list).
+    public var audience: String?
+    /// Its JWKS (RSA and P-256 keys), read again when the file changes.
+    public var jwksFile: String?
+    /// The claim that names the user (`sub` unless set); users are `<name>:<value>` to the policy.
+    public var userClaim = "sub"
+    /// A claim holding a list of groups (for `@group` rules), if any.
+    public var groupsClaim: String?
+    /// Seconds of clock difference allowed on exp, nbf and iat.
+    public var clockSkew = 60
+
+    public init(name: String) { self.name = name }
+
+    /// What is missing for it to work; nil when complete.
+    public var problem: String? {
+        if issuer == nil { return "issuer.\(name).issuer is not set" }
+        if audience == nil { return "issuer.\(name).audience is not set" }
+        if jwksFile == nil { return "issuer.\(name).jwks_file is not set" }
+        return nil
+    }
+}
+
+/// Any JSON value (the claims of a foreign token).
+enum JSONValue: Decodable, Equatable {
+    case string(String), number(Double), bool(Bool), array([JSONValue]), object([String: JSONValue]), null
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    var string: String? { if case .string(let value) = self { value } else { nil } }
+    /// A whole number of seconds, within Int.
+    var seconds: Int? {
+        guard case .number(let value) = self, value.isFinite, value.magnitude < 1e15 else { return nil }
+        return Int(value)
+    }
+}
+
+/// Verifies tokens of one external issuer: `alg` RS256 or ES256 only, matching the key's
+/// type (never `none`, never HMAC), a key of its JWKS (by `kid` when the token names one),
+/// then `iss`, `aud`, `exp` (required), `nbf`, `iat` with the configured skew.
+final class ExternalIssuer: Sendable {
+    struct JWK: Decodable {
+        let kty: String
+        let kid: String?
+        let alg: String?
+        let use: String?
+        let n: String?, e: String?, crv: String?, x: String?, y: String?
+    }
+    private struct JWKS: Decodable { let keys: [JWK] }
+    private struct Header: Decodable { let alg: String; let kid: String? }
+
+    let configuration: IssuerConfiguration
+    private let state: Mutex<(watch: FileWatch, keys: [JWK])>
+
+    init(_ configuration: IssuerConfiguration, checkIntervalMilliseconds: Int64) {
+        self.configuration = configuration
+        state = Mutex((FileWatch(intervalMilliseconds: checkIntervalMilliseconds), []))
+    }
+
+    /// The `iss` of a token, unverified: only to choose which issuer verifies it.
+    static func unverifiedIssuer(_ token: String) -> String? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard token.utf8.count <= JWT.maximumLength, parts.count == 3, let payload = Secrets.base64URLDecode(parts[1]),
+              let claims = try? JSONDecoder().decode([String: JSONValue].self, from: Data(payload)) else { return nil }
+        return claims["iss"]?.string
+    }
+
+    private var keys: [JWK] {
+        state.withLock { state in
+            if let path = configuration.jwksFile, state.watch.needsReload({ FileIdentity(of: path) }) {
+                let bytes = (try? AuthFiles.readFile(path, limit: 1 << 20)) ?? nil
+                state.keys = bytes.flatMap { try? JSONDecoder().decode(JWKS.self, from: Data($0)) }?.keys ?? []
+            }
+            return state.keys
+        }
+    }
+
+    /// The identity a token stands for, and until when; or why it is refused.
+    func verify(_ token: String, now: Int) -> Result<(identity: Identity, expires: Int), AuthError> {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard token.utf8.count <= JWT.maximumLength, parts.count == 3, let headerBytes = Secrets.base64URLDecode(parts[0]),
+              let header = try? JSONDecoder().decode(Header.self, from: Data(headerBytes)),
+              let signature = Secrets.base64URLDecode(parts[2]) else { return .failure(AuthError("malformed")) }
+        guard header.alg == "RS256" || header.alg == "ES256" else { return .failure(AuthError("algorithm \(header.alg.prefix(10)) not accepted")) }
+        let message = Array("\(parts[0]).\(parts[1])".utf8)
+        let candidates = keys.filter { key in
+            (header.kid == nil || key.kid == header.kid) && (key.alg == nil || key.alg == header.alg) && (key.use == nil || key.use == "sig")
+        }
+        guard candidates.contains(where: { Self.verify(message, signature, alg: header.alg, key: $0) }) else {
+            return .failure(AuthError("signature"))
+        }
+        guard let payload = Secrets.base64URLDecode(parts[1]),
+              let claims = try? JSONDecoder().decode([String: JSONValue].self, from: Data(payload)) else { return .failure(AuthError("malformed")) }
+        let skew = configuration.clockSkew
+        guard claims["iss"]?.string == configuration.issuer else { return .failure(AuthError("wrong issuer")) }
+        let audiences: [String] = switch claims["aud"] {
+        case .string(let value): [value]
+        case .array(let values): values.compactMap(\.string)
+        default: []
+        }
+        guard let audience = configuration.audience, audiences.contains(audience) else { return .failure(AuthError("wrong audience")) }
+        guard let exp = claims["exp"]?.seconds, exp > now - skew else { return .failure(AuthError("expired")) }
+        if let nbf = claims["nbf"]?.seconds, nbf > now + skew { return .failure(AuthError("not valid yet")) }
+        if let iat = claims["iat"]?.seconds, iat > now + skew { return .failure(AuthError("issued in the future")) }
+        guard let user = claims[configuration.userClaim]?.string, !user.isEmpty, user.utf8.count <= 256 else {
+            return .failure(AuthError("no \(configuration.userClaim) claim"))
+        }
+        var groups: [String] = []
+        if let claim = configuration.groupsClaim, case .array(let values)? = claims[claim] {
+            groups = values.compactMap(\.string)
+        }
+        return .success((Identity(user: "\(configuration.name):\(user)", groups: groups), exp))
+    }
+
+    static func verify(_ message: [UInt8], _ signature: [UInt8], alg: String, key: JWK) -> Bool {
+        switch (alg, key.kty) {
+        case ("RS256", "RSA"):
+            guard let n = key.n.flatMap(Secrets.base64URLDecode), let e = key.e.flatMap(Secrets.base64URLDecode) else { return false }
+            return berth_rs256_verify(n, n.count, e, e.count, message, message.count, signature, signature.count) == 1
+        case ("ES256", "EC"):
+            guard key.crv == "P-256", signature.count == 64, let x = key.x.flatMap(Secrets.base64URLDecode),
+                  let y = key.y.flatMap(Secrets.base64URLDecode), x.count == 32, y.count == 32 else { return false }
+            return berth_es256_verify(x, y, message, message.count, signature) == 1
+        default:
+            return false
+        }
+    }
+}

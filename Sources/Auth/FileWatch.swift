@@ -1,0 +1,28 @@
+import Storage
+
+/// Decides when a file (or folder) read into memory must be read again: when its identity
+/// (device, inode, size, mtime) changed, or while it is too recent for its identity to be
+/// trusted. Looks at most once per `interval` milliseconds. Not thread-safe: callers hold a lock.
+struct FileWatch {
+    let interval: Int64
+    private var identity: FileIdentity?
+    private var lastCheck: Int64?
+
+    init(intervalMilliseconds: Int64) { interval = intervalMilliseconds }
+
+    /// The next `needsReload` looks and reloads, whatever the interval.
+    mutating func invalidate() { lastCheck = nil }
+
+    /// True when the file should be read again now; `identity` is the current one.
+    mutating func needsReload(_ current: () -> FileIdentity?, now: Int64 = Secrets.monotonicMilliseconds()) -> Bool {
+        if let lastCheck, now - lastCheck < interval { return false }
+        let first = lastCheck == nil
+        lastCheck = now
+        let found = current()
+        defer { identity = found }
+        if first { return true }
+        if found != identity { return true }
+        if let found, !found.isSettled() { return true }
+        return false
+    }
+}
