@@ -112,12 +112,17 @@ struct Settings: Equatable {
         }
     }
 
-    /// The settings as a config file would say them.
+    /// The settings as a config file would say them: reading the text back gives the same
+    /// settings (a path with spaces at either end is quoted).
     var rendered: String {
-        [
-            "store = \(store ?? "")", "socket = \(socket ?? "")", "socket_mode = \(String(socketMode, radix: 8))",
+        func text(_ value: String?) -> String {
+            guard let value else { return "" }
+            return value.trimmingSpaces == value ? value : "\"\(value)\""
+        }
+        return [
+            "store = \(text(store))", "socket = \(text(socket))", "socket_mode = \(String(socketMode, radix: 8))",
             "threads = \(threads)", "pull_threads = \(pullThreads)", "automatic_cross_mount = \(automaticCrossMount)",
-            "max_upload_sessions = \(maxUploadSessions)", "policy = \(policy ?? "")", "upload_age = \(uploadAge)",
+            "max_upload_sessions = \(maxUploadSessions)", "policy = \(text(policy))", "upload_age = \(uploadAge)",
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
             "log_level = \(logLevel.rawValue)",
         ].joined(separator: "\n")
