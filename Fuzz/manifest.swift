@@ -52,7 +52,13 @@ private func checkIndexCodec(_ body: [UInt8]) {
     guard let again = try? ImageIndex.decode(encoded, path: "index.json"), again == index else {
         Finding.report("an index.json does not survive encode and decode: \(String(decoding: encoded, as: UTF8.self).prefix(300))")
     }
-    _ = IndexCache.Lookup(index)
+    // The lookup the pull path keeps, and its hand encoder, which must write what the
+    // canonical encoder writes.
+    let snapshot = IndexSnapshot(index)
+    if snapshot.encoded() != encoded {
+        Finding.report("the index snapshot encodes differently from ImageIndex: \(String(decoding: encoded, as: UTF8.self).prefix(300))")
+    }
+    _ = snapshot.sortedTags
     _ = index.tags
 }
 

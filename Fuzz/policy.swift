@@ -39,8 +39,9 @@ public func fuzzPolicy(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                     Finding.report("\(who ?? "anonymous") \(permission) \(name): the matcher says \(allowed), the reference the opposite")
                 }
             }
+            // (`group` starts a group line, `@name` names a group: neither is a user's rule.)
             if let everything, let user, !user.isEmpty, !user.contains(where: \.isWhitespace), !user.contains("#"),
-               !everything.allows(user, permission, on: name) {
+               user != "group", !user.hasPrefix("@"), !everything.allows(user, permission, on: name) {
                 Finding.report("\(user) ** read,write,delete does not grant \(permission) on \(name)")
             }
         }
@@ -71,7 +72,8 @@ private func referenceAllows(_ policy: AccessPolicy, _ user: String?, _ permissi
         }
     }
     return policy.rules.contains { rule in
-        let applies = user.map { rule.user == "*" || rule.user == $0 } ?? (rule.user == "anonymous")
+        let member = { (user: String) in rule.user.hasPrefix("@") && policy.members[String(rule.user.dropFirst())]?.contains(user) == true }
+        let applies = user.map { rule.user == "*" || rule.user == $0 || member($0) } ?? (rule.user == "anonymous")
         return rule.permissions.contains(permission) && applies && matches(rule.pattern[...], name.components[...])
     }
 }

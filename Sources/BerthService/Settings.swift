@@ -185,20 +185,25 @@ public struct Settings: Equatable, Sendable {
     }
 
     /// The settings as a config file would say them.
+    /// Reading the text back gives the same settings: a value with spaces at either end is quoted.
     public var rendered: String {
-        [
-            "store = \(store ?? "")", "socket = \(socket ?? "")", "socket_mode = \(String(socketMode, radix: 8))",
+        func text(_ value: String?) -> String {
+            guard let value else { return "" }
+            return value.trimmingSpaces == value ? value : "\"\(value)\""
+        }
+        return [
+            "store = \(text(store))", "socket = \(text(socket))", "socket_mode = \(String(socketMode, radix: 8))",
             "workers = \(workers)", "threads = \(threads)", "pull_threads = \(pullThreads)", "automatic_cross_mount = \(automaticCrossMount)",
-            "max_upload_sessions = \(maxUploadSessions)", "policy = \(policy ?? "")", "upload_age = \(uploadAge)",
+            "max_upload_sessions = \(maxUploadSessions)", "policy = \(text(policy))", "upload_age = \(uploadAge)",
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
-            "log_level = \(logLevel.rawValue)", "htpasswd = \(htpasswd ?? "")", "auth = \(auth?.rawValue ?? "")",
-            "token_key = \(tokenKey ?? "")", "token_ttl = \(tokenTTL)", "service = \(service)",
+            "log_level = \(logLevel.rawValue)", "htpasswd = \(text(htpasswd))", "auth = \(auth?.rawValue ?? "")",
+            "token_key = \(text(tokenKey))", "token_ttl = \(tokenTTL)", "service = \(text(service))",
         ].joined(separator: "\n") + issuers.keys.sorted().map { name -> String in
             guard let issuer = issuers[name] else { return "" }
-            var lines = ["issuer.\(name).user_claim = \(issuer.userClaim)", "issuer.\(name).clock_skew = \(issuer.clockSkew)"]
-            if let value = issuer.issuer { lines.append("issuer.\(name).issuer = \(value)") }
-            if let value = issuer.audience { lines.append("issuer.\(name).audience = \(value)") }
-            if let value = issuer.jwksFile { lines.append("issuer.\(name).jwks_file = \(value)") }
+            var lines = ["issuer.\(name).user_claim = \(text(issuer.userClaim))", "issuer.\(name).clock_skew = \(issuer.clockSkew)"]
+            if let value = issuer.issuer { lines.append("issuer.\(name).issuer = \(text(value))") }
+            if let value = issuer.audience { lines.append("issuer.\(name).audience = \(text(value))") }
+            if let value = issuer.jwksFile { lines.append("issuer.\(name).jwks_file = \(text(value))") }
             if let value = issuer.groupsClaim { lines.append("issuer.\(name).groups_claim = \(value)") }
             return "\n" + lines.joined(separator: "\n")
         }.joined()

@@ -80,6 +80,9 @@ import IntegrationSupport
         #expect(crlf.succeeded && crlf.stdout.contains("threads = 8") && crlf.stdout.contains("log_level = debug"), "\(crlf.stderr)")
         let crlfBad = check("store = /srv/berth\r\nthreads = lots\r\n")
         #expect(!crlfBad.succeeded && crlfBad.stderr.contains("berth.conf:2: threads"), "\(crlfBad.stderr)")
+        // Fuzz/regressions/config/quoted-path-with-trailing-space: what config check prints reads back the same.
+        let spaced = check("store = \"/srv/berth \"\n")
+        #expect(spaced.succeeded && spaced.stdout.contains("store = \"/srv/berth \"\n"), "\(spaced.stdout)")
         let badEnvironment = check("store = /srv/berth\n", ["BERTH_LOG_LEVEL": "loud"])
         #expect(!badEnvironment.succeeded && badEnvironment.stderr.contains("BERTH_LOG_LEVEL"), "\(badEnvironment.stderr)")
     }
