@@ -44,6 +44,18 @@ def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def stop_processes(procs):
+    """SIGTERM to each (last started first), then up to 10 s each before SIGKILL."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 class Systems:
     """Berth, docker-registry and nginx static, up and fronted by one nginx; with a
     baseline binary, the baseline Berth too, behind its own nginx (the same site)."""
@@ -147,14 +159,7 @@ class Systems:
         return max(values)
 
     def stop(self):
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(self.procs)
 
 
 class RssSampler:

@@ -17,7 +17,7 @@ import statistics, subprocess, sys, tempfile, threading, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench import ab_head, free_port, sh, wrk  # noqa: E402  (small helpers shared with bench.py)
+from bench import ab_head, free_port, sh, stop_processes, wrk  # noqa: E402  (small helpers shared with bench.py)
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -80,14 +80,7 @@ class Server:
         return http.client.HTTPSConnection("127.0.0.1", self.port, context=context, timeout=60)
 
     def stop(self):
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(self.procs)
 
 
 def request(conn, method, path, body=None, headers=None):

@@ -178,28 +178,27 @@ final class WorkerMetrics: Sendable {
     }
 
     private func appendMaintenance(to out: inout PrometheusText) {
-        let decoder = JSONDecoder()
-        if let bytes = files.read(files.layout.maintenanceReportFile("gc")),
-           let report = try? decoder.decode(MaintenanceReport.self, from: Data(bytes)) {
-            out.family("berth_gc_last_run_timestamp_seconds", "gauge", "When the last gc finished.")
-            out.sample("berth_gc_last_run_timestamp_seconds", [:], Double(report.finished))
-            out.family("berth_gc_last_removed", "gauge", "What the last gc removed, by kind.")
-            for (kind, count) in report.counts.sorted(by: { $0.key < $1.key }) {
-                out.sample("berth_gc_last_removed", ["kind": kind], Double(count))
-            }
-            out.family("berth_gc_last_freed_bytes", "gauge", "Bytes the last gc freed.")
-            out.sample("berth_gc_last_freed_bytes", [:], Double(report.bytes))
+        appendReport("gc", to: &out, when: "When the last gc finished.",
+                     counts: ("berth_gc_last_removed", "kind", "What the last gc removed, by kind."),
+                     bytes: ("berth_gc_last_freed_bytes", "Bytes the last gc freed."))
+        appendReport("scrub", to: &out, when: "When the last scrub finished.",
+                     counts: ("berth_scrub_last_problems", "state", "Problems the last scrub found, and those left unrepaired."),
+                     bytes: ("berth_scrub_last_hashed_bytes", "Bytes the last scrub re-hashed."))
+    }
+
+    /// The last run of a maintenance command (`gc`, `scrub`): when, its counts by label, its bytes.
+    private func appendReport(_ name: StaticString, to out: inout PrometheusText, when help: String,
+                              counts: (metric: String, label: String, help: String), bytes: (metric: String, help: String)) {
+        guard let data = files.read(files.layout.maintenanceReportFile(name)),
+              let report = try? JSONDecoder().decode(MaintenanceReport.self, from: Data(data)) else { return }
+        let timestamp = "berth_\(name)_last_run_timestamp_seconds"
+        out.family(timestamp, "gauge", help)
+        out.sample(timestamp, [:], Double(report.finished))
+        out.family(counts.metric, "gauge", counts.help)
+        for (key, count) in report.counts.sorted(by: { $0.key < $1.key }) {
+            out.sample(counts.metric, [counts.label: key], Double(count))
         }
-        if let bytes = files.read(files.layout.maintenanceReportFile("scrub")),
-           let report = try? decoder.decode(MaintenanceReport.self, from: Data(bytes)) {
-            out.family("berth_scrub_last_run_timestamp_seconds", "gauge", "When the last scrub finished.")
-            out.sample("berth_scrub_last_run_timestamp_seconds", [:], Double(report.finished))
-            out.family("berth_scrub_last_problems", "gauge", "Problems the last scrub found, and those left unrepaired.")
-            for (kind, count) in report.counts.sorted(by: { $0.key < $1.key }) {
-                out.sample("berth_scrub_last_problems", ["state": kind], Double(count))
-            }
-            out.family("berth_scrub_last_hashed_bytes", "gauge", "Bytes the last scrub re-hashed.")
-            out.sample("berth_scrub_last_hashed_bytes", [:], Double(report.bytes))
-        }
+        out.family(bytes.metric, "gauge", bytes.help)
+        out.sample(bytes.metric, [:], Double(report.bytes))
     }
 }
