@@ -17,20 +17,22 @@ let package = Package(
         // libxcrypt (Debian libcrypt-dev): crypt_rn for the bcrypt hashes of htpasswd files.
         .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
 
+        // The locks for state shared by threads (POSIX, so ThreadSanitizer sees them).
+        .target(name: "Locks"),
         // The OCI image layout store: paths, blobs, uploads, manifests, tags, locks. No HTTP.
-        .target(name: "Storage", dependencies: ["COpenSSL"]),
+        .target(name: "Storage", dependencies: ["Locks", "COpenSSL"]),
         // The Distribution API as request -> response logic over Storage. No sockets.
         .target(name: "Registry", dependencies: ["Storage"]),
         // Credentials: htpasswd (bcrypt), robot tokens, the token endpoint's Ed25519 JWTs.
         // Implements Registry's Authenticator and TokenIssuer.
-        .target(name: "Auth", dependencies: ["Registry", "Storage", "COpenSSL", "CCrypt"]),
+        .target(name: "Auth", dependencies: ["Locks", "Registry", "Storage", "COpenSSL", "CCrypt"]),
         // A thin libfcgi server: accept loop on threads, params, body stream, response writer.
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
         // The service around the registry: settings, the supervisor and its workers, the
         // access log, metrics rendering, background work. Everything the commands run.
         .target(
             name: "BerthService",
-            dependencies: ["Storage", "Registry", "Auth", "FastCGI", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Locks", "Storage", "Registry", "Auth", "FastCGI", .product(name: "Logging", package: "swift-log")]
         ),
         // The command line (serve, gc, scrub, config check): parsing and wiring only.
         .executableTarget(
@@ -45,9 +47,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // Real nginx, the real worker and real clients, for the integration tests.
         .target(name: "IntegrationSupport", dependencies: ["TestSupport", "FastCGI"], path: "Tests/IntegrationSupport"),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
+        .testTarget(name: "StorageTests", dependencies: ["Locks", "Storage", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
-        .testTarget(name: "AuthTests", dependencies: ["Auth", "Registry", "Storage", "TestSupport"]),
+        .testTarget(name: "AuthTests", dependencies: ["Locks", "Auth", "Registry", "Storage", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["BerthService", "Storage", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["IntegrationSupport"]),
     ]

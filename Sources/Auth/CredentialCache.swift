@@ -1,5 +1,5 @@
 import Registry
-import Synchronization
+import Locks
 
 /// Successful credential checks, so that a bcrypt (or a signature check) runs once per
 /// credential and TTL rather than once per request. Keyed by HMAC-SHA256 of the
@@ -18,7 +18,7 @@ final class CredentialCache: Sendable {
     }
 
     private let secret = Secrets.randomBytes(32)
-    private let table = Mutex<[Key: Entry]>([:])
+    private let table = Locked<[Key: Entry]>([:])
     let capacity: Int
     let ttl: Int
 

@@ -6,7 +6,7 @@ import Foundation
 import COpenSSL
 import Registry
 import Storage
-import Synchronization
+import Locks
 
 /// A trusted issuer of identity tokens (an OIDC provider, Kubernetes service-account
 /// tokens, a distribution-compatible token server), as berth.conf's `issuer.<name>.*` says.
@@ -73,11 +73,11 @@ final class ExternalIssuer: Sendable {
     private struct Header: Decodable { let alg: String; let kid: String? }
 
     let configuration: IssuerConfiguration
-    private let state: Mutex<(watch: FileWatch, keys: [JWK])>
+    private let state: Locked<(watch: FileWatch, keys: [JWK])>
 
     init(_ configuration: IssuerConfiguration, checkIntervalMilliseconds: Int64) {
         self.configuration = configuration
-        state = Mutex((FileWatch(intervalMilliseconds: checkIntervalMilliseconds), []))
+        state = Locked((FileWatch(intervalMilliseconds: checkIntervalMilliseconds), []))
     }
 
     /// The `iss` of a token, unverified: only to choose which issuer verifies it.

@@ -1,4 +1,4 @@
-import Synchronization
+import Locks
 
 /// Slows down guessing: after `threshold` failed logins from one client address, or for
 /// one user, within `window` seconds, further attempts from it (or for them) are refused
@@ -11,7 +11,7 @@ final class FailureThrottle: Sendable {
         var last: Int
         var blockedUntil: Int
     }
-    private let table = Mutex<[String: Record]>([:])
+    private let table = Locked<[String: Record]>([:])
     let threshold: Int
     let window: Int
     let maximumDelay: Int

@@ -1,5 +1,5 @@
 import Storage
-import Synchronization
+import Locks
 
 /// An htpasswd file (`user:hash` per line, as `htpasswd -B` writes it), kept in memory and
 /// read again when it changes (its identity is looked at most once per check interval).
@@ -12,11 +12,11 @@ final class HtpasswdFile: Sendable {
         var users: [String: String] = [:]
         var generation = 0
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(path: String, checkIntervalMilliseconds: Int64) {
         self.path = path
-        state = Mutex(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
+        state = Locked(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
     }
 
     /// The stored hash of `user`, and the file's generation (bumped by every content change).

@@ -5,7 +5,7 @@ import Foundation
 #endif
 import Registry
 import Storage
-import Synchronization
+import Locks
 
 /// One robot (CI) token as stored: only the SHA-256 of its secret is kept.
 public struct RobotToken: Codable, Sendable, Equatable {
@@ -38,11 +38,11 @@ public final class Robots: Sendable {
         var generation = 0
     }
     let files: AuthFiles
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     public init(files: AuthFiles, checkIntervalMilliseconds: Int64 = 500) {
         self.files = files
-        state = Mutex(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
+        state = Locked(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
     }
 
     /// Creates robot `name` and returns its secret (shown once, never stored).

@@ -1,5 +1,5 @@
 import Storage
-import Synchronization
+import Locks
 
 /// The token signing keys: every key in the store's `_berth/auth/keys/` (and the
 /// operator's `token_key` PEM file, if configured) verifies; the operator's key, or else
@@ -15,12 +15,12 @@ final class SigningKeys: Sendable {
     }
     private let files: AuthFiles
     private let configured: SigningKey?
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(files: AuthFiles, configured: SigningKey?, checkIntervalMilliseconds: Int64) {
         self.files = files
         self.configured = configured
-        state = Mutex(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
+        state = Locked(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
     }
 
     /// The key that signs now, and every public key that verifies, by kid. With

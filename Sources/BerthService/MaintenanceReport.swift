@@ -7,7 +7,6 @@ import FoundationEssentials
 import Foundation
 #endif
 import Storage
-import Synchronization
 
 /// What `berth gc` and `berth scrub` leave for `/metrics`.
 public struct MaintenanceReport: Codable, Sendable {

@@ -7,7 +7,6 @@ import FoundationEssentials
 import Foundation
 #endif
 import Storage
-import Synchronization
 
 /// Prometheus text format 0.0.4.
 struct PrometheusText {

@@ -7,7 +7,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Storage
-import Synchronization
+import Locks
 
 /// This process's request counters, saved every second (when they changed) to
 /// `_berth/metrics/worker-<instance>.json` so that whichever worker answers `/metrics`
@@ -62,13 +62,13 @@ final class WorkerMetrics: Sendable {
     /// Counters of the threads that hash to it: with one shared lock, 32 threads took
     /// turns (and spun) on every request.
     private final class Shard: Sendable {
-        let counters = Mutex(Counters())
+        let counters = Locked(Counters())
     }
 
     private let files: MetricsFiles
     private let ownFile: String
     private let shards = (0..<16).map { _ in Shard() }
-    private let lastSaved = Mutex(Counters())
+    private let lastSaved = Locked(Counters())
 
     init(files: MetricsFiles) {
         self.files = files

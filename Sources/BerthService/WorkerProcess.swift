@@ -5,6 +5,7 @@ import Auth
 import FastCGI
 import Registry
 import Storage
+import Locks
 import Synchronization
 
 /// One process answering registry requests on the listening socket until SIGTERM or
@@ -117,7 +118,7 @@ public struct WorkerProcess {
             trash = index == 0 ? store.trash : nil
             supervisor = parent
         }
-        let lastTrashFailure = Mutex<String?>(nil)
+        let lastTrashFailure = Locked<String?>(nil)
         let orphaned = Atomic<Bool>(false)
         BackgroundLoop.start(every: 1) {
             metrics.saveIfChanged()

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import Locks
 
 /// The sorted list of repositories, kept per process, so that a catalog request costs a
 /// read of the small `_berth/catalog-stamp` instead of a walk of the whole store.
@@ -22,7 +22,7 @@ final class CatalogCache: Sendable {
         let names: [RepositoryName]
     }
 
-    private let entry = Mutex<Entry?>(nil)
+    private let entry = Locked<Entry?>(nil)
 
     /// The cached list brought up to date with `stamp`, else `walk()`'s.
     func names(

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Locks
 
 /// Parsed `index.json` files, kept per process so a lookup by tag costs a `pread` of the
 /// file's head and a dictionary lookup, whatever the number of tags and however often

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import Locks
 
 /// The files behind `/metrics`: each worker's saved counters, the last gc and scrub
 /// results, and store totals counted from the directories (no hashing, no parsing).
@@ -14,7 +14,7 @@ public struct MetricsFiles: Sendable {
     private let cachedTotals = TotalsCache()
 
     private final class TotalsCache: Sendable {
-        let entry = Mutex<(taken: Int, totals: Totals)?>(nil)
+        let entry = Locked<(taken: Int, totals: Totals)?>(nil)
     }
 
     /// Built by `Store`: totals count repositories from the store's cached catalog.

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Locks
 
 /// The referrers index, kept on write: one small descriptor file per manifest that has
 /// a `subject`, in a folder per subject, and a stamp in that folder replaced after every

@@ -2,14 +2,14 @@ import Auth
 import Foundation
 import Registry
 import Storage
-import Synchronization
+import Locks
 import TestSupport
 
 /// A store, an htpasswd file and an AuthService over them, with a clock the test moves.
 final class AuthFixture: Sendable {
     let directory = TemporaryDirectory(prefix: "berth-authtest")
     final class Clock: Sendable {
-        let seconds = Mutex<Int>(1_800_000_000)
+        let seconds = Locked<Int>(1_800_000_000)
         func now() -> Int { seconds.withLock { $0 } }
     }
     let clock = Clock()

@@ -2,7 +2,7 @@ import Auth
 import Foundation
 import Registry
 import Storage
-import Synchronization
+import Locks
 import Testing
 
 @Suite struct BasicAuthTests {
@@ -59,7 +59,7 @@ import Testing
         // bcrypt (cost 10); with one slot and no wait, those that find it busy get 429.
         let fixture = AuthFixture(users: ["alice": "alice-pw"], cost: 10)
         let auth = try fixture.service { $0.concurrentHashChecks = 1; $0.hashCheckWaitMilliseconds = 0 }
-        let outcomes = Mutex<[Int]>([])
+        let outcomes = Locked<[Int]>([])
         DispatchQueue.concurrentPerform(iterations: 30) { index in
             let status = auth.authenticate(.basic(user: "user\(index)", password: "guess"), client: "203.0.113.\(index)").error?.status
             outcomes.withLock { $0.append(status ?? 200) }
@@ -70,7 +70,7 @@ import Testing
         // A burst of one good credential, waiting for the slot: one bcrypt, the rest find it cached.
         let patient = try fixture.service { $0.concurrentHashChecks = 1 }
         let start = ContinuousClock.now
-        let good = Mutex<Int>(0)
+        let good = Locked<Int>(0)
         DispatchQueue.concurrentPerform(iterations: 16) { _ in
             if patient.authenticate(.basic(user: "alice", password: "alice-pw"), client: "198.51.100.1").identity != nil {
                 good.withLock { $0 += 1 }

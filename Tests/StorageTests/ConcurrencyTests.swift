@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Storage
-import Synchronization
+import Locks
 import Testing
 
 /// The per-process caches and the locks under several POSIX threads at once, as the
@@ -17,7 +17,7 @@ import Testing
         let tag = Reference.tag(Tag("latest")!)
         let digests = try bodies.map { try store.put($0, contentType: nil, reference: tag, repository: repo).digest }
         let indexFile = fixture.layout.indexFile(repo)
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         onThreads(5) { thread in
             for round in 0..<40 {
                 do {
@@ -44,7 +44,7 @@ import Testing
         defer { fixture.directory.remove() }
         let serving = fixture.repositories  // one instance, one cache
         try serving.create(fixture.name("seed"))
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         onThreads(4) { thread in
             for round in 0..<25 {
                 do {
@@ -68,7 +68,7 @@ import Testing
         let repo = fixture.name("app")
         let uploads = fixture.uploads
         let id = try uploads.start(repository: repo).id
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         onThreads(4) { thread in
             for _ in 0..<10 {
                 do {

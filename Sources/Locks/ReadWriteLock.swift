@@ -5,14 +5,14 @@ import Glibc
 /// A value many threads read at once and few replace, behind a POSIX read-write lock.
 ///
 /// On the pull path every worker thread reads the same index cache; with a mutex they
-/// queued behind each other (a spinning `Mutex` was a tenth of the worker's CPU under
+/// queued behind each other (a spinning mutex was a tenth of the worker's CPU under
 /// 32 connections), while readers of an rwlock only share it.
-final class ReadWriteLock<Value>: @unchecked Sendable {
+public final class ReadWriteLock<Value>: @unchecked Sendable {
     // @unchecked: `value` is only touched with `lock` held (shared to read, exclusive to write).
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
     private var value: Value
 
-    init(_ value: Value) {
+    public init(_ value: Value) {
         self.value = value
         lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
         lock.initialize(to: pthread_rwlock_t())
@@ -24,13 +24,13 @@ final class ReadWriteLock<Value>: @unchecked Sendable {
         lock.deallocate()
     }
 
-    func read<T>(_ body: (borrowing Value) -> T) -> T {
+    public func read<T>(_ body: (borrowing Value) -> T) -> T {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return body(value)
     }
 
-    func write<T>(_ body: (inout Value) -> T) -> T {
+    public func write<T>(_ body: (inout Value) -> T) -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return body(&value)
