@@ -156,12 +156,13 @@ public struct ManifestStore: ManifestService, TagService {
     /// fsync) and hands it to the cache, so nobody in this process parses it again.
     private func write(_ snapshot: inout IndexSnapshot, to path: String) throws(StorageError) {
         snapshot.setGeneration(IndexGeneration.next(after: snapshot.generation))
-        let bytes = snapshot.encoded()
+        let pieces = snapshot.encodedPieces()
+        let size = pieces.reduce(0) { $0 + $1.count }
         // Cached before the rename, so readers that meet the new file find it parsed (the
         // one it replaces stays cached beside it until then).
         let written = snapshot
-        try FileSystem.writeAtomically(bytes, to: path, temporaryDirectory: layout.temporaryDirectory) {
-            cache.store(written, fileSize: bytes.count, at: path)
+        try FileSystem.writeAtomically(pieces: pieces, to: path, temporaryDirectory: layout.temporaryDirectory) {
+            cache.store(written, fileSize: size, at: path)
         }
     }
 
