@@ -78,9 +78,10 @@ enum FileSystem {
     }
 
     /// `writeAtomically` of the pieces one after the other, each written straight from
-    /// its array (an index can be megabytes: no joining copy).
+    /// its array (an index can be megabytes: no joining copy). `durable: false` skips
+    /// both fsyncs: only for files whose readers check them and can do without them.
     static func writeAtomically(pieces: [ArraySlice<UInt8>], to path: String, temporaryDirectory: String,
-                                mode: mode_t = 0o644, beforeRename: () -> Void = {}) throws(StorageError) {
+                                mode: mode_t = 0o644, durable: Bool = true, beforeRename: () -> Void = {}) throws(StorageError) {
         let temp = "\(temporaryDirectory)/\(UploadID.random().value).tmp"
         let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         var renamed = false
@@ -93,7 +94,7 @@ enum FileSystem {
                 }
             }
             if let failure { throw failure }
-            try fsync(fd, path: temp)
+            if durable { try fsync(fd, path: temp) }
         } catch {
             close(fd)
             throw error
@@ -102,7 +103,7 @@ enum FileSystem {
         beforeRename()
         if Glibc.rename(temp, path) != 0 { throw fail("rename", path) }
         renamed = true
-        try fsyncDirectory(parent(of: path))
+        if durable { try fsyncDirectory(parent(of: path)) }
     }
 
     /// Size of a regular file; nil when nothing (or not a regular file) is there.

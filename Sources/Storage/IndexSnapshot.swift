@@ -31,6 +31,9 @@ struct IndexSnapshot: Sendable {
     /// Entries per digest, and the digests with an untagged entry.
     private var entryCounts: Shards<Int>
     private var untagged: Shards<Bool>
+    /// What `perform` changed since the snapshot was read or last written: the next
+    /// commit's entry in the `IndexJournal`.
+    private(set) var performed: [IndexOperation] = []
 
     init(_ index: ImageIndex) {
         header = index
@@ -81,6 +84,31 @@ struct IndexSnapshot: Sendable {
         return pieces
     }
 
+    /// Applies `operation` and records it for the journal; false when it found nothing
+    /// to change (a tag or manifest that is not there).
+    @discardableResult
+    mutating func perform(_ operation: IndexOperation) -> Bool {
+        let changed: Bool
+        switch operation {
+        case .setTag(let tag, let descriptor):
+            setTag(tag, to: descriptor)
+            changed = true
+        case .addUntagged(let descriptor):
+            addUntagged(descriptor)
+            changed = true
+        case .removeTag(let tag): changed = removeTag(tag)
+        case .removeManifest(let digest): changed = removeManifest(digest)
+        }
+        if changed { performed.append(operation) }
+        return changed
+    }
+
+    /// Forgets the performed operations (they were journaled, or replayed from it).
+    mutating func clearPerformed() { performed = [] }
+
+    /// The size of `encoded()`, without encoding.
+    var encodedSize: Int { encodedPieces().reduce(0) { $0 + $1.count } }
+
     /// See `ImageIndex.addUntagged`.
     mutating func addUntagged(_ descriptor: Descriptor) {
         guard entryCounts[descriptor.digest] == nil else { return }
@@ -122,7 +150,9 @@ struct IndexSnapshot: Sendable {
         guard entryCounts[digest.description] != nil else { return false }
         var changed = index
         guard changed.removeManifest(digest) else { return false }
+        let kept = performed
         self = IndexSnapshot(changed)
+        performed = kept
         return true
     }
 

@@ -6,7 +6,7 @@ public struct ManifestStore: ManifestService, TagService {
     private let blobs: BlobStore
     private let repositories: RepositoryStore
     private let referrers: ReferrersStore
-    private let cache: IndexCache
+    let cache: IndexCache
     private let committer: IndexCommitter
 
     /// Built by `Store`, which owns the index cache and the group committer.
@@ -45,10 +45,10 @@ public struct ManifestStore: ManifestService, TagService {
             // an unreferenced blob since the first check.
             try checkReferences(of: document, in: repository)
             switch reference {
-            case .tag(let tag): snapshot.setTag(tag, to: descriptor)
-            case .digest: if tags.isEmpty { snapshot.addUntagged(descriptor) }
+            case .tag(let tag): snapshot.perform(.setTag(tag, descriptor))
+            case .digest: if tags.isEmpty { snapshot.perform(.addUntagged(descriptor)) }
             }
-            for tag in tags { snapshot.setTag(tag, to: descriptor) }
+            for tag in tags { snapshot.perform(.setTag(tag, descriptor)) }
         }, afterWrite: { [self] () throws(StorageError) in
             if let subject = document.subject {
                 let referrer = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count),
@@ -69,8 +69,8 @@ public struct ManifestStore: ManifestService, TagService {
         guard repositories.exists(repository) else { throw .manifestUnknown(reference) }
         let change = IndexChange(apply: { (snapshot: inout IndexSnapshot) throws(StorageError) in
             let found: Bool = switch reference {
-            case .tag(let tag): snapshot.removeTag(tag)
-            case .digest(let digest): snapshot.removeManifest(digest)
+            case .tag(let tag): snapshot.perform(.removeTag(tag))
+            case .digest(let digest): snapshot.perform(.removeManifest(digest))
             }
             guard found else { throw .manifestUnknown(reference) }
         }, afterWrite: { [self] () throws(StorageError) in
@@ -87,7 +87,7 @@ public struct ManifestStore: ManifestService, TagService {
     /// One `stat` on the pull path: a repository that does not exist (or is still being
     /// created) has no `index.json` or an empty one, and names no manifest either way.
     public func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> Resolved {
-        let index = try cache.lookup(layout.indexFile(repository))
+        let index = try cache.lookup(layout.indexFile(repository), journal: layout.indexJournalFile(repository))
         let found: Descriptor? = switch reference {
         case .tag(let tag): index.descriptor(forTag: tag.value)
         case .digest(let digest): index.descriptor(forDigest: digest.description)
@@ -99,7 +99,7 @@ public struct ManifestStore: ManifestService, TagService {
     /// The repository's tags, sorted.
     public func tags(of repository: RepositoryName) throws(StorageError) -> [String] {
         guard repositories.exists(repository) else { throw .repositoryUnknown(repository) }
-        return try cache.lookup(layout.indexFile(repository)).sortedTags
+        return try cache.lookup(layout.indexFile(repository), journal: layout.indexJournalFile(repository)).sortedTags
     }
 
     /// The repository's `index.json`, as last written.
@@ -128,7 +128,8 @@ public struct ManifestStore: ManifestService, TagService {
         do throws(StorageError) {
             try repositories.withLock(repository) { () throws(StorageError) in
                 let path = layout.indexFile(repository)
-                var snapshot = try cache.lookup(path)
+                var snapshot = try cache.lookup(path, journal: layout.indexJournalFile(repository))
+                snapshot.clearPerformed()
                 var accepted: [Int] = []
                 for (position, change) in changes.enumerated() {
                     do throws(StorageError) {
@@ -139,7 +140,7 @@ public struct ManifestStore: ManifestService, TagService {
                     }
                 }
                 guard !accepted.isEmpty else { return }
-                try write(&snapshot, to: path)
+                try write(&snapshot, to: path, journal: layout.indexJournalFile(repository))
                 for position in accepted {
                     do throws(StorageError) { try changes[position].afterWrite() } catch { results[position] = .failure(error) }
                 }
@@ -153,15 +154,24 @@ public struct ManifestStore: ManifestService, TagService {
     }
 
     /// Writes `snapshot` under a new generation (temp file, fsync, rename, directory
-    /// fsync) and hands it to the cache, so nobody in this process parses it again.
-    private func write(_ snapshot: inout IndexSnapshot, to path: String) throws(StorageError) {
-        snapshot.setGeneration(IndexGeneration.next(after: snapshot.generation))
+    /// fsync) and hands it to the cache, so nobody in this process parses it again. With
+    /// a `journal`, the operations performed on it since it was read are journaled first,
+    /// so other processes replay them instead of parsing the file.
+    private func write(_ snapshot: inout IndexSnapshot, to path: String, journal: String? = nil) throws(StorageError) {
+        let previous = snapshot.generation
+        let operations = snapshot.performed
+        snapshot.clearPerformed()
+        snapshot.setGeneration(IndexGeneration.next(after: previous))
         let pieces = snapshot.encodedPieces()
         let size = pieces.reduce(0) { $0 + $1.count }
         // Cached before the rename, so readers that meet the new file find it parsed (the
         // one it replaces stays cached beside it until then).
         let written = snapshot
         try FileSystem.writeAtomically(pieces: pieces, to: path, temporaryDirectory: layout.temporaryDirectory) {
+            if let journal, let previous, let next = written.generation, !operations.isEmpty {
+                IndexJournal.append(from: previous, to: next, size: Int64(size), operations: operations, path: journal,
+                                    temporaryDirectory: layout.temporaryDirectory)
+            }
             cache.store(written, fileSize: size, at: path)
         }
     }
