@@ -15,10 +15,13 @@ final class MirroredBlob: IncomingBlob, @unchecked Sendable {
     private let uploads: any BlobIngester
     private let repository: RepositoryName
     private let namespace: String
+    /// Held until the blob is stored or given up: others follow this fetch meanwhile.
+    private let lock: FetchLock
     private let onEvent: PullThroughMirror.EventSink?
 
     init(digest: Digest, size: UInt64?, transfer: UpstreamTransfer, uploads: any BlobIngester, repository: RepositoryName,
-         namespace: String, onEvent: PullThroughMirror.EventSink?) {
+         namespace: String, lock: FetchLock, onEvent: PullThroughMirror.EventSink?) {
+        self.lock = lock
         self.digest = digest
         self.size = size
         self.transfer = transfer
@@ -29,7 +32,9 @@ final class MirroredBlob: IncomingBlob, @unchecked Sendable {
     }
 
     func deliver(to write: (UnsafeRawBufferPointer) -> Bool) throws(StorageError) {
+        defer { lock.release() }
         let session = try uploads.start(repository: repository, algorithm: digest.algorithm)
+        if let size { lock.announce(session: session.id, size: size) }
         try withoutActuallyEscaping(write) { (write) throws(StorageError) in
             let tee = HoldingBackTee(transfer, write)
             do throws(StorageError) {

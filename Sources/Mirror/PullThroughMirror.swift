@@ -86,6 +86,17 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     public func fetch(_ digest: Digest, in repository: RepositoryName) throws(StorageError) -> (any IncomingBlob)? {
         guard let mirror = upstream(of: repository) else { throw .blobUnknown(digest) }
         if store.blobs.size(of: digest, in: repository) != nil { return nil }
+        let lock: FetchLock
+        switch try FetchLock.take(store.layout, repository, digest) {
+        case .following(let session, let size, let watch):
+            onEvent?("mirror_follow", ["mirror": mirror.namespace, "repository": repository.value, "digest": digest.description])
+            return FollowingBlob(digest: digest, size: size, session: session, watch: watch, layout: store.layout,
+                                 blobs: store.blobs, repository: repository, namespace: mirror.namespace)
+        case .leading(let taken):
+            lock = taken
+        }
+        // The fetch that held the lock may have stored it by now.
+        if store.blobs.size(of: digest, in: repository) != nil { return nil }
         let transfer = try call(mirror.namespace) { () throws(UpstreamError) in
             try mirror.registry.blob(.get, repository: mirror.name, digest: digest)
         }
@@ -93,7 +104,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         onEvent?("mirror_fetch", ["mirror": mirror.namespace, "repository": repository.value, "digest": digest.description,
                                   "size": transfer.contentLength.map(String.init) ?? "unknown"])
         return MirroredBlob(digest: digest, size: transfer.contentLength, transfer: transfer, uploads: store.uploads,
-                            repository: repository, namespace: mirror.namespace, onEvent: onEvent)
+                            repository: repository, namespace: mirror.namespace, lock: lock, onEvent: onEvent)
     }
 
     // MARK: ManifestService

@@ -160,6 +160,38 @@ import Testing
         #expect(unknown.status == 404 && unknown.errorCode == "BLOB_UNKNOWN", "\(unknown.status) \(unknown.text)")
     }
 
+    @Test func tenClientsPullingOneUncachedBlobCostOneUpstreamGet() throws {
+        let upstream = try DockerRegistryUpstream()
+        defer { upstream.remove() }
+        let work = upstream.directory.path
+        let source = try ImageBuilder.build(layout: "\(work)/source", tag: "v1", layerSizes: [24 << 20], seed: 35)
+        let push = skopeo(work, ["copy", "--dest-cert-dir", upstream.certDirectory,
+                                 "--dest-creds", "\(upstream.username):\(upstream.password)",
+                                 "oci:\(source):v1", "docker://\(upstream.host)/team/app:v1"])
+        try #require(push.succeeded, "\(push.stderr)")
+        let layer = try manifest(skopeo(work, ["inspect", "--raw", "oci:\(source):v1"]).stdout).layers[0]
+        try upstream.password.write(toFile: "\(work)/password", atomically: true, encoding: .utf8)
+        // Two worker processes (the default): the clients land on both.
+        let (server, config) = try mirror([
+            "mirror.up.upstream = \(upstream.baseURL)", "mirror.up.username = \(upstream.username)",
+            "mirror.up.password_file = \(work)/password", "mirror.up.ca_file = \(upstream.certificate)",
+        ])
+        defer { server.stop(); config.remove() }
+        let url = "\(server.baseURL)/v2/up/team/app/blobs/\(layer.digest)"
+        let script = (1...10).map { "curl -sS --fail --cacert \(server.certDirectory)/ca.crt -o \(work)/out-\($0) \(url) &" }
+            .joined(separator: "\n") + "\nwait"
+        let clients = Shell.run("/bin/bash", ["-c", script], timeout: 120)
+        #expect(clients.succeeded, "\(clients.stderr)")
+        for index in 1...10 {
+            let body = FileManager.default.contents(atPath: "\(work)/out-\(index)") ?? Data()
+            #expect(body.count == layer.size && Shell.sha256Digest(body) == layer.digest, "client \(index) got \(body.count) bytes")
+        }
+        let upstreamGets = upstream.log.split(separator: "\n").filter {
+            $0.contains("\"GET /v2/team/app/blobs/\(layer.digest) HTTP/") && $0.contains("\" 200 ")
+        }.count
+        #expect(upstreamGets == 1, "the upstream served the blob \(upstreamGets) times")
+    }
+
     @Test func aTokenAuthUpstreamIsPulledWithCredentialsAndAnonymously() throws {
         let secrets = TemporaryDirectory(prefix: "berth-mirror-secrets")
         defer { secrets.remove() }
