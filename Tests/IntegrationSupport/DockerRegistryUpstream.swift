@@ -69,11 +69,11 @@ public final class DockerRegistryUpstream: @unchecked Sendable {
         throw RegistryServer.ServerError.setup("docker-registry did not come up: \(log)")
     }
 
-    /// Stops the registry (SIGTERM) and waits for it.
+    /// Stops the registry (SIGTERM; SIGKILL after 5 s, as it may wait for connections
+    /// to drain) and waits for it.
     public func stop() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+        guard let process else { return }
+        Shell.stop(process, grace: 5)
         self.process = nil
     }
 

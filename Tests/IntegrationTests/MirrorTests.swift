@@ -192,6 +192,55 @@ import Testing
         #expect(upstreamGets == 1, "the upstream served the blob \(upstreamGets) times")
     }
 
+    @Test func aWorkerKilledDuringAFetchLeavesNothingVisibleAndTheNextPullCompletes() throws {
+        let upstream = try DockerRegistryUpstream()
+        defer { upstream.remove() }
+        let work = upstream.directory.path
+        let source = try ImageBuilder.build(layout: "\(work)/source", tag: "v1", layerSizes: [8 << 20], seed: 36)
+        let push = skopeo(work, ["copy", "--dest-cert-dir", upstream.certDirectory,
+                                 "--dest-creds", "\(upstream.username):\(upstream.password)",
+                                 "oci:\(source):v1", "docker://\(upstream.host)/team/app:v1"])
+        try #require(push.succeeded, "\(push.stderr)")
+        let layer = try manifest(skopeo(work, ["inspect", "--raw", "oci:\(source):v1"]).stdout).layers[0]
+        try upstream.password.write(toFile: "\(work)/password", atomically: true, encoding: .utf8)
+        // A slow upstream (4 MiB/s): the fetch is still under way when Berth is killed.
+        let relay = try ThrottlingRelay(to: upstream.port, bytesPerSecond: 4 << 20, logFile: "\(work)/relay.log")
+        defer { relay.stop() }
+        let (server, config) = try mirror([
+            "mirror.up.upstream = https://127.0.0.1:\(relay.port)", "mirror.up.username = \(upstream.username)",
+            "mirror.up.password_file = \(work)/password", "mirror.up.ca_file = \(upstream.certificate)",
+        ])
+        defer { server.stop(); config.remove() }
+        let url = "\(server.baseURL)/v2/up/team/app/blobs/\(layer.digest)"
+        let hex = String(layer.digest.dropFirst("sha256:".count))
+        let first = try Shell.start("/usr/bin/curl", ["-sS", "--cacert", "\(server.certDirectory)/ca.crt", "-o", "\(work)/first", url],
+                                    logFile: "\(work)/first.log")
+        var started = false
+        for _ in 0..<200 where !started {
+            usleep(25_000)
+            started = ((try? FileManager.default.attributesOfItem(atPath: "\(work)/first"))?[.size] as? Int ?? 0) > 0
+        }
+        #expect(started, "the first client received nothing")
+        // SIGKILL every worker process (the supervisor starts new ones).
+        let workers = server.supervisedWorkerIDs
+        #expect(!workers.isEmpty)
+        for pid in workers { kill(pid, SIGKILL) }
+        first.waitUntilExit()
+        let cut = FileManager.default.contents(atPath: "\(work)/first") ?? Data()
+        #expect(cut.count < layer.size, "the killed fetch's client got the whole blob")
+        #expect(!FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/blobs/sha256/\(hex)"))
+        #expect(!FileManager.default.fileExists(atPath: "\(server.store)/_berth/blobs/sha256/\(hex)"))
+
+        // The dead fetch's lock went with its process: the next pull fetches again and completes.
+        var answer = server.curl([url])
+        for _ in 0..<100 where answer.status == 502 || answer.status == -1 {
+            usleep(50_000)
+            answer = server.curl([url])
+        }
+        #expect(answer.status == 200 && Shell.sha256Digest(answer.body) == layer.digest)
+        #expect(FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/blobs/sha256/\(hex)"))
+    }
+
     @Test func aTokenAuthUpstreamIsPulledWithCredentialsAndAnonymously() throws {
         let secrets = TemporaryDirectory(prefix: "berth-mirror-secrets")
         defer { secrets.remove() }
