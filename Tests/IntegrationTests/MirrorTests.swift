@@ -155,6 +155,12 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/blobs/sha256/\(hex)"))
         #expect(!FileManager.default.fileExists(atPath: "\(server.store)/_berth/blobs/sha256/\(hex)"))
         #expect(server.workerLog.contains("mirror_fetch_failed"))
+        // The manifest is kept without that layer; scrub knows a mirror's blobs come on demand.
+        let manifestAnswer = server.curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json",
+                                          "\(server.baseURL)/v2/up/team/app/manifests/v1"])
+        #expect(manifestAnswer.status == 200)
+        let scrub = Shell.run(RegistryServer.binary, ["scrub", "--config", "\(config.path)/berth.conf", "--store", server.store])
+        #expect(scrub.succeeded, "\(scrub.stdout)\(scrub.stderr)")
         // A digest the upstream does not have is the spec's 404.
         let unknown = server.curl(["\(server.baseURL)/v2/up/team/app/blobs/sha256:\(String(repeating: "0", count: 64))"])
         #expect(unknown.status == 404 && unknown.errorCode == "BLOB_UNKNOWN", "\(unknown.status) \(unknown.text)")
