@@ -16,6 +16,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // libxcrypt (Debian libcrypt-dev): crypt_rn for the bcrypt hashes of htpasswd files.
         .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
+        // libcurl (Debian libcurl4-openssl-dev): the HTTP client of the pull-through mirror.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // The locks for state shared by threads (POSIX, so ThreadSanitizer sees them).
         .target(name: "Locks"),
@@ -26,13 +28,17 @@ let package = Package(
         // Credentials: htpasswd (bcrypt), robot tokens, the token endpoint's Ed25519 JWTs.
         // Implements Registry's Authenticator and TokenIssuer.
         .target(name: "Auth", dependencies: ["Locks", "Registry", "Storage", "COpenSSL", "CCrypt"]),
+        // The pull-through mirror: an HTTP client for upstream registries (libcurl), their
+        // token flow, and a decorator of the store's capabilities that fills mirrored
+        // repositories on demand.
+        .target(name: "Mirror", dependencies: ["Locks", "Storage", "CCurl"]),
         // A thin libfcgi server: accept loop on threads, params, body stream, response writer.
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
         // The service around the registry: settings, the supervisor and its workers, the
         // access log, metrics rendering, background work. Everything the commands run.
         .target(
             name: "BerthService",
-            dependencies: ["Locks", "Storage", "Registry", "Auth", "FastCGI", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Locks", "Storage", "Registry", "Auth", "Mirror", "FastCGI", .product(name: "Logging", package: "swift-log")]
         ),
         // The command line (serve, gc, scrub, config check): parsing and wiring only.
         .executableTarget(
@@ -47,7 +53,8 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // Real nginx, the real worker and real clients, for the integration tests.
         .target(name: "IntegrationSupport", dependencies: ["TestSupport", "FastCGI"], path: "Tests/IntegrationSupport"),
-        .testTarget(name: "StorageTests", dependencies: ["Locks", "Storage", "TestSupport"]),
+        .testTarget(name: "StorageTests", dependencies: ["Locks", "Storage", "Mirror", "TestSupport"]),
+        .testTarget(name: "MirrorTests", dependencies: ["Mirror", "Storage", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
         .testTarget(name: "AuthTests", dependencies: ["Locks", "Auth", "Registry", "Storage", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["BerthService", "Storage", "TestSupport"]),

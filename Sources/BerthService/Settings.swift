@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Auth
+import Mirror
 import Storage
 
 /// Berth's settings, from lowest to highest precedence: defaults, the config file,
@@ -39,6 +40,12 @@ public struct Settings: Equatable, Sendable {
     public var service = Defaults.tokenService
     /// External token issuers (`issuer.<name>.<field>` keys), by name.
     public var issuers: [String: IssuerConfiguration] = [:]
+    /// Pull-through mirrors (`mirror.<name>.<field>` keys), by name (the namespace).
+    public var mirrors: [String: MirrorConfiguration] = [:]
+    /// The mirror that reads of names no hosted repository has go to (docker's `registry-mirrors`).
+    public var mirrorDefault: String?
+    /// Threads per worker for pulls that wait on an upstream (only with mirrors).
+    public var mirrorThreads = Defaults.mirrorThreads
     /// The fields of an `issuer.<name>.` section.
     public static let issuerFields = ["issuer", "audience", "jwks_file", "jwks_url", "rootcertbundle", "user_claim", "groups_claim",
                                        "clock_skew"]
@@ -67,7 +74,7 @@ public struct Settings: Equatable, Sendable {
     /// Every key, in the order `config check` prints them.
     public static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level",
-                       "htpasswd", "auth", "token_key", "token_ttl", "service"]
+                       "htpasswd", "auth", "token_key", "token_ttl", "service", "mirror_default", "mirror_threads"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
     public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
@@ -84,6 +91,10 @@ public struct Settings: Equatable, Sendable {
         }
         if key.hasPrefix("issuer.") {
             try setIssuer(key, value, fail: fail)
+            return
+        }
+        if key.hasPrefix("mirror.") {
+            try setMirror(key, value, fail: fail)
             return
         }
         switch key {
@@ -123,6 +134,11 @@ public struct Settings: Equatable, Sendable {
                 throw fail("\"\(value)\" is not a service name (no spaces or quotes)")
             }
             service = value
+        case "mirror_default":
+            guard !value.isEmpty else { mirrorDefault = nil; break }
+            guard RepositoryName(value) != nil, !value.contains("/") else { throw fail("\"\(value)\" is not a mirror name") }
+            mirrorDefault = value
+        case "mirror_threads": mirrorThreads = try integer(1...1024)
         default:
             throw fail("unknown key (known: \(Self.keys.joined(separator: ", ")))")
         }
@@ -155,6 +171,48 @@ public struct Settings: Equatable, Sendable {
         issuers[name.value] = issuer
     }
 
+    /// `mirror.<name>.<field> = value`: one field of a pull-through mirror.
+    private mutating func setMirror(_ key: String, _ value: String, fail: (String) -> Problem) throws(Problem) {
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false)
+        // The name may hold dots (mirror.docker.io.upstream): the field is the last part.
+        guard parts.count >= 3, let field = parts.last.map(String.init), MirrorConfiguration.fields.contains(field) else {
+            throw fail("expected mirror.<name>.<\(MirrorConfiguration.fields.joined(separator: "|"))>")
+        }
+        let name = parts[1..<(parts.count - 1)].joined(separator: ".")
+        guard RepositoryName(name) != nil, !name.contains("/") else {
+            throw fail("\"\(name)\" is not a mirror name (one repository name component: [a-z0-9] with . _ - inside)")
+        }
+        var mirror = mirrors[name] ?? MirrorConfiguration(name: name)
+        func path() throws(Problem) -> String? {
+            if value.isEmpty { return nil }
+            guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
+            return value
+        }
+        switch field {
+        case "upstream":
+            if let problem = MirrorConfiguration.problem(withUpstream: value) { throw fail(problem) }
+            mirror.upstream = value
+        case "username": mirror.username = value.isEmpty ? nil : value
+        case "password_file": mirror.passwordFile = try path()
+        case "ca_file": mirror.caFile = try path()
+        default:
+            guard let seconds = Int(value), (0...31_536_000).contains(seconds) else { throw fail("\"\(value)\" is not 0...31536000 seconds") }
+            mirror.tagTTL = seconds
+        }
+        mirrors[name] = mirror
+    }
+
+    /// Problems no single key shows: a mirror without an upstream, a `mirror_default`
+    /// naming no mirror.
+    public func checkMirrors(source: String) throws(Problem) {
+        for name in mirrors.keys.sorted() where mirrors[name]?.upstream == nil {
+            throw Problem(key: "mirror.\(name).upstream", source: source, reason: "missing: every mirror needs an upstream URL")
+        }
+        if let mirrorDefault, mirrors[mirrorDefault] == nil {
+            throw Problem(key: "mirror_default", source: source, reason: "\"\(mirrorDefault)\" names no mirror.<name> section")
+        }
+    }
+
     /// Defaults, then `file` (if given), then the environment's `BERTH_<KEY>` variables.
     public static func load(file: String?, environment: [String: String]) throws(Problem) -> Settings {
         var settings = Settings()
@@ -169,6 +227,7 @@ public struct Settings: Equatable, Sendable {
                 try settings.set(key, value, source: "environment BERTH_\(key.uppercased())")
             }
         }
+        try settings.checkMirrors(source: file ?? "settings")
         return settings
     }
 
@@ -202,6 +261,7 @@ public struct Settings: Equatable, Sendable {
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
             "log_level = \(logLevel.rawValue)", "htpasswd = \(text(htpasswd))", "auth = \(auth?.rawValue ?? "")",
             "token_key = \(text(tokenKey))", "token_ttl = \(tokenTTL)", "service = \(text(service))",
+            "mirror_default = \(text(mirrorDefault))", "mirror_threads = \(mirrorThreads)",
         ].joined(separator: "\n") + issuers.keys.sorted().map { name -> String in
             guard let issuer = issuers[name] else { return "" }
             var lines = ["issuer.\(name).user_claim = \(text(issuer.userClaim))", "issuer.\(name).clock_skew = \(issuer.clockSkew)"]
@@ -210,6 +270,13 @@ public struct Settings: Equatable, Sendable {
             if let value = issuer.jwksFile { lines.append("issuer.\(name).jwks_file = \(text(value))") }
             if let value = issuer.rootCertBundle { lines.append("issuer.\(name).rootcertbundle = \(text(value))") }
             if let value = issuer.groupsClaim { lines.append("issuer.\(name).groups_claim = \(value)") }
+            return "\n" + lines.joined(separator: "\n")
+        }.joined() + mirrors.keys.sorted().map { name -> String in
+            guard let mirror = mirrors[name] else { return "" }
+            var lines = ["mirror.\(name).upstream = \(text(mirror.upstream))", "mirror.\(name).tag_ttl = \(mirror.tagTTL)"]
+            if let value = mirror.username { lines.append("mirror.\(name).username = \(text(value))") }
+            if let value = mirror.passwordFile { lines.append("mirror.\(name).password_file = \(text(value))") }
+            if let value = mirror.caFile { lines.append("mirror.\(name).ca_file = \(text(value))") }
             return "\n" + lines.joined(separator: "\n")
         }.joined()
     }

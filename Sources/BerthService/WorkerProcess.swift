@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Auth
 import FastCGI
+import Mirror
 import Registry
 import Storage
 import Locks
@@ -52,8 +53,15 @@ public struct WorkerProcess {
         }
         // nginx lets only localhost reach /metrics.
         options.metricsExposition = { Array(metrics.exposition().utf8) }
-        let registry = Registry(store: store, options: options)
         let log = AccessLog(level: settings.logLevel)
+        var capabilities = store.capabilities
+        if !settings.mirrors.isEmpty {
+            let mirrors = settings.mirrors.keys.sorted().compactMap { settings.mirrors[$0] }
+            let mirror = try PullThroughMirror(decorating: capabilities, mirrors: mirrors, defaultNamespace: settings.mirrorDefault,
+                                               onEvent: { name, details in log.event(name, details, level: .warning) })
+            capabilities = mirror.capabilities
+        }
+        let registry = Registry(capabilities: capabilities, options: options)
         let inFlight: InFlightRecords?
         var details = ["store": root, "pid": String(getpid())]
         switch role {
@@ -68,21 +76,31 @@ public struct WorkerProcess {
         startBackgroundLoop(store: store, metrics: metrics, log: log)
 
         let pullThreads = settings.pullThreads > 0 ? settings.pullThreads : FastCGIServer.defaultAcceptThreads
+        let waitingThreads = settings.mirrors.isEmpty ? 0 : settings.mirrorThreads
+        if waitingThreads > 0 { details["mirror_threads"] = String(waitingThreads) }
         details["threads"] = String(settings.threads)
         details["pull_threads"] = String(pullThreads)
         log.event("started", details)
         let server = FastCGIServer(listenFD: listenFD, acceptThreads: pullThreads, requestThreads: settings.threads,
-                                   ownsListeningSocket: ownSocket != nil) { exchange in
+                                   waitingThreads: waitingThreads, ownsListeningSocket: ownSocket != nil) { exchange in
             let started = Clock.monotonicMicroseconds()
-            let (request, body) = RequestAdapter.request(from: exchange)
+            var (request, body) = RequestAdapter.request(from: exchange)
+            request.mayWait = exchange.mayWait
             inFlight?.begin(thread: exchange.threadIndex, method: request.method, requestID: request.headers["x-request-id"],
                             uri: request.uri)
             defer { inFlight?.end(thread: exchange.threadIndex) }
-            let response = registry.handle(request)
-            exchange.respond(status: response.status, headers: response.headers, body: response.body)
+            var response = registry.handle(request)
+            if response.needsWaitingThread, !exchange.mayWait { return .moveToWaitingThread }
+            if let stream = response.stream {
+                exchange.respondHead(status: response.status, headers: response.headers)
+                if let failure = stream({ exchange.write($0) }) { response.cause = failure }
+            } else {
+                exchange.respond(status: response.status, headers: response.headers, body: response.body)
+            }
             let elapsed = Clock.monotonicMicroseconds() - started
             metrics.observe(route: response.route, status: response.status, microseconds: elapsed, bytesReceived: body.bytesRead)
             log.request(request, response, bytesReceived: body.bytesRead, microseconds: elapsed)
+            return .answered
         }
         let signal = server.run()
         metrics.save()

@@ -8,10 +8,14 @@ public final class FastCGIExchange {
     /// Which server thread serves it, below `FastCGIServer.threadCount`: one request at a
     /// time per index, so per-thread state needs no lock.
     public let threadIndex: Int
+    /// False on an accept thread, which answers pulls and must not wait on anything slow
+    /// (the handler answers `.moveToWaitingThread` instead); true elsewhere.
+    public let mayWait: Bool
 
-    init(request: UnsafeMutablePointer<FCGX_Request>, threadIndex: Int) {
+    init(request: UnsafeMutablePointer<FCGX_Request>, threadIndex: Int, mayWait: Bool) {
         self.request = request
         self.threadIndex = threadIndex
+        self.mayWait = mayWait
     }
 
     /// A FastCGI param (`REQUEST_METHOD`, `REQUEST_URI`, `HTTP_HOST`, …); the first of
@@ -58,8 +62,42 @@ public final class FastCGIExchange {
     public func respond(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
         guard !answered else { return }
         answered = true
+        put(Self.head(status: status, headers: headers, capacity: body.count) + body)
+    }
+
+    /// Writes the status line and headers of an answer whose body follows through
+    /// `write`, as it is produced. Only the first answer of an exchange writes.
+    public func respondHead(status: Int, headers: [(name: String, value: String)]) {
+        guard !answered else { return }
+        answered = true
+        put(Self.head(status: status, headers: headers, capacity: 0))
+        _ = FCGX_FFlush(request.pointee.out)
+    }
+
+    /// Sends body bytes after `respondHead` at once (nginx passes them on as they come
+    /// with `X-Accel-Buffering: no`); false once the connection failed.
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
+        var offset = 0
+        while offset < bytes.count {
+            let count = Int32(min(bytes.count - offset, 1 << 30))
+            let written = FCGX_PutStr((base + offset).assumingMemoryBound(to: CChar.self), count, request.pointee.out)
+            guard written == count else { return false }
+            offset += Int(count)
+        }
+        return FCGX_FFlush(request.pointee.out) == 0
+    }
+
+    private func put(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            _ = FCGX_PutStr(base.assumingMemoryBound(to: CChar.self), Int32(buffer.count), request.pointee.out)
+        }
+    }
+
+    private static func head(status: Int, headers: [(name: String, value: String)], capacity: Int) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(256 + body.count)
+        bytes.reserveCapacity(256 + capacity)
         bytes.append(contentsOf: "Status: \(status) \(HTTPStatus.reason(status))\r\n".utf8)
         for header in headers where Self.isSafe(header.name, forbidding: 58) && Self.isSafe(header.value, forbidding: 13) {
             bytes.append(contentsOf: header.name.utf8)
@@ -68,11 +106,7 @@ public final class FastCGIExchange {
             bytes.append(contentsOf: [13, 10])
         }
         bytes.append(contentsOf: [13, 10])
-        bytes.append(contentsOf: body)
-        bytes.withUnsafeBytes { buffer in
-            guard let base = buffer.baseAddress else { return }
-            _ = FCGX_PutStr(base.assumingMemoryBound(to: CChar.self), Int32(buffer.count), request.pointee.out)
-        }
+        return bytes
     }
 }
 

@@ -19,15 +19,30 @@ import Synchronization
 /// two slow uploads would stall every pull. When every request thread is busy, the
 /// accept thread answers the request itself, so nothing is ever refused or queued
 /// without a thread.
+///
+/// A pull that turns out to wait on something slow (a pull-through mirror's miss) is
+/// moved off the accept thread: the handler answers `.moveToWaitingThread` without
+/// having written anything, and the request is queued for a third kind of thread, the
+/// *waiting threads*, which call the handler again with `mayWait` set.
 public final class FastCGIServer: Sendable {
-    public typealias Handler = @Sendable (FastCGIExchange) -> Void
+    /// What the handler did with a request.
+    public enum Outcome: Sendable {
+        /// It answered (or the answer failed): the request is finished.
+        case answered
+        /// It wrote nothing and needs a thread that may wait (`FastCGIExchange.mayWait`).
+        case moveToWaitingThread
+    }
+
+    public typealias Handler = @Sendable (FastCGIExchange) -> Outcome
 
     private let listenFD: Int32
     private let acceptThreadCount: Int
     private let requestThreadCount: Int
+    private let waitingThreadCount: Int
     private let ownsListeningSocket: Bool
     private let handler: Handler
     private let handOff = HandOffQueue()
+    private let waitingQueue = HandOffQueue()
 
     /// `listenFD` is a listening socket: fd 0 from systemd or spawn-fcgi, or one made by
     /// `listenUnix(path:mode:)`. `requestThreads` bounds the bodied requests served at
@@ -39,17 +54,21 @@ public final class FastCGIServer: Sendable {
     /// systemd (which keeps it for the next start) it would refuse every connection to
     /// all of them for good. Without it, accept threads are woken by connections that
     /// carry no request (whichever process accepts one drops it).
-    public init(listenFD: Int32, acceptThreads: Int, requestThreads: Int, ownsListeningSocket: Bool = true,
-                handler: @escaping Handler) {
+    ///
+    /// `waitingThreads`: threads for requests moved off the accept threads; they queue
+    /// for one without bound (0: such a request is answered where it is).
+    public init(listenFD: Int32, acceptThreads: Int, requestThreads: Int, waitingThreads: Int = 0,
+                ownsListeningSocket: Bool = true, handler: @escaping Handler) {
         self.listenFD = listenFD
         self.acceptThreadCount = max(1, acceptThreads)
         self.requestThreadCount = max(0, requestThreads)
+        self.waitingThreadCount = max(0, waitingThreads)
         self.ownsListeningSocket = ownsListeningSocket
         self.handler = handler
     }
 
     /// How many threads serve requests: `FastCGIExchange.threadIndex` is below it.
-    public var threadCount: Int { acceptThreadCount + requestThreadCount }
+    public var threadCount: Int { acceptThreadCount + requestThreadCount + waitingThreadCount }
 
     /// One accept thread per online core, at least two.
     public static var defaultAcceptThreads: Int { max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
@@ -104,9 +123,12 @@ public final class FastCGIServer: Sendable {
         sigaddset(&stopSignals, SIGINT)
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
-        // Thread indices: accept threads first, then request threads.
+        // Thread indices: accept threads first, then request threads, then waiting threads.
         let requestThreads = (0..<requestThreadCount).compactMap { index in
-            startThread { $0.requestLoop(thread: $0.acceptThreadCount + index) }
+            startThread { $0.requestLoop(thread: $0.acceptThreadCount + index, queue: $0.handOff) }
+        }
+        let waitingThreads = (0..<waitingThreadCount).compactMap { index in
+            startThread { $0.requestLoop(thread: $0.acceptThreadCount + $0.requestThreadCount + index, queue: $0.waitingQueue) }
         }
         let acceptStates = (0..<acceptThreadCount).map { _ in AcceptState() }
         let acceptThreads = acceptStates.enumerated().compactMap { index, state in
@@ -124,7 +146,8 @@ public final class FastCGIServer: Sendable {
         }
         for (index, accept) in acceptThreads.enumerated() where !stuck.contains(index) { pthread_join(accept.thread, nil) }
         handOff.close()
-        for thread in requestThreads { pthread_join(thread, nil) }
+        waitingQueue.close()
+        for thread in requestThreads + waitingThreads { pthread_join(thread, nil) }
         return received
     }
 
@@ -196,27 +219,36 @@ public final class FastCGIServer: Sendable {
                 request = Self.newRequest(listenFD)
                 continue
             }
-            serve(request, thread: thread)
+            if serve(request, thread: thread, mayWait: false) == .moveToWaitingThread {
+                if waitingQueue.enqueue(request) {
+                    request = Self.newRequest(listenFD)
+                    continue
+                }
+                _ = serve(request, thread: thread, mayWait: true)
+            }
             FCGX_Finish_r(request)
         }
         FCGX_Free(request, 1)
         request.deallocate()
     }
 
-    private func requestLoop(thread: Int) {
-        while let request = handOff.take() {
-            serve(request, thread: thread)
+    private func requestLoop(thread: Int, queue: HandOffQueue) {
+        while let request = queue.take() {
+            _ = serve(request, thread: thread, mayWait: true)
             FCGX_Finish_r(request)
             FCGX_Free(request, 1)
             request.deallocate()
         }
     }
 
-    /// Answers the request and marks it ready to close; the caller finishes it.
-    private func serve(_ request: UnsafeMutablePointer<FCGX_Request>, thread: Int) {
-        let exchange = FastCGIExchange(request: request, threadIndex: thread)
-        handler(exchange)
+    /// Answers the request and marks it ready to close; the caller finishes it. A request
+    /// the handler moves (possible only when `mayWait` is false) is left untouched.
+    private func serve(_ request: UnsafeMutablePointer<FCGX_Request>, thread: Int, mayWait: Bool) -> Outcome {
+        let exchange = FastCGIExchange(request: request, threadIndex: thread, mayWait: mayWait)
+        let outcome = handler(exchange)
+        if outcome == .moveToWaitingThread, !mayWait { return outcome }
         exchange.closeWithoutLingering()
+        return .answered
     }
 
     private static func newRequest(_ listenFD: Int32) -> UnsafeMutablePointer<FCGX_Request> {
@@ -276,6 +308,17 @@ private final class HandOffQueue: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         guard !closed, waiting > pending.count else { return false }
+        pending.append(request)
+        pthread_cond_signal(ready)
+        return true
+    }
+
+    /// Queues `request` for the next thread that takes one, however long that takes;
+    /// false once closed.
+    func enqueue(_ request: UnsafeMutablePointer<FCGX_Request>) -> Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        guard !closed else { return false }
         pending.append(request)
         pthread_cond_signal(ready)
         return true

@@ -2,7 +2,12 @@ import Storage
 
 extension Registry {
     func getBlob(_ digest: Digest, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
-        guard blobs.size(of: digest, in: name) != nil else { throw RegistryError(.blobUnknown(digest)) }
+        guard blobs.size(of: digest, in: name) != nil else {
+            guard let pullThrough = capabilities.pullThrough, pullThrough.isMirrored(name) else {
+                throw RegistryError(.blobUnknown(digest))
+            }
+            return try pullThroughBlob(digest, in: name, from: pullThrough, request)
+        }
         if let answer = notModified(digest, request, byDigest: true) { return answer }
         return accelRedirect(digest, in: name, contentType: "application/octet-stream")
     }

@@ -8,6 +8,9 @@ extension Registry {
     public static let maximumTagsPerPush = 100
 
     func getManifest(_ reference: Reference, in name: RepositoryName, _ request: RegistryRequest) throws(RegistryError) -> RegistryResponse {
+        if !request.mayWait, let pullThrough = capabilities.pullThrough, pullThrough.needsUpstream(reference, in: name) {
+            return .moveToWaitingThread
+        }
         let resolved = try storage { () throws(StorageError) in try manifests.resolve(reference, in: name) }
         let byDigest = if case .digest = reference { true } else { false }
         if let answer = notModified(resolved.digest, request, byDigest: byDigest) { return answer }

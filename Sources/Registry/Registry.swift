@@ -51,21 +51,25 @@ public struct Registry: Sendable {
     /// every failure becomes an OCI error answer.
     public func handle(_ request: RegistryRequest) -> RegistryResponse {
         var parsed: Route?
+        var namespace: String?
         var response: RegistryResponse
         var request = request
         do throws(RegistryError) {
-            let route = try Route.parse(request.path)
+            let (route, chosen) = try mirrorRoute(try Route.parse(request.path), request)
             parsed = route
+            namespace = chosen
             request.identity = try identify(request)
             guard let method = RequestMethod(http: request.method), let operation = operation(route, method, request) else {
                 throw RegistryError(.methodNotAllowed, "\(String(request.method.prefix(20))) is not supported on this endpoint",
                                     headers: [("Allow", allowedMethods(of: route).joined(separator: ", "))])
             }
             try authorize(operation, request)
+            try refuseWritesToMirrors(operation)
             response = try operation.run()
         } catch {
             response = error.response
         }
+        if let namespace { response.headers.append(("OCI-Namespace", namespace)) }
         response.route = parsed?.name ?? "unknown"
         response.repository = parsed?.repository?.value
         response.user = request.identity?.user

@@ -42,6 +42,11 @@ extension RegistryError {
         case .lockTimeout(let path):
             self.init(.tooManyRequests, "the repository is busy, retry shortly", headers: [("Retry-After", "1")],
                       cause: Cause(operation: "lock", path: path, reason: "not granted within the bounded wait"))
+        case .mirrored(let name):
+            self.init(.denied, "repository \(name) is a pull-through mirror: pushes, mounts and deletes are refused")
+        case .upstreamUnavailable(let namespace, let reason):
+            self.init(.unavailable, "the upstream of mirror \(namespace) cannot answer and nothing is cached: \(reason)",
+                      headers: [("Retry-After", "10")])
         case .io(let operation, let path, let code):
             let full = code == ENOSPC || code == EDQUOT
             self.init(full ? .storageFull : .unknown,

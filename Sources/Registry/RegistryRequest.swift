@@ -11,6 +11,10 @@ public struct RegistryRequest {
     public var body: any ByteSource
     /// Who sent it, once `Registry.handle` authenticated it (nil: anonymous).
     public internal(set) var identity: Identity?
+    /// Whether the answer may wait on something slow (a pull-through mirror's upstream).
+    /// False on the threads that answer cached pulls: such a request is answered with
+    /// `RegistryResponse.moveToWaitingThread` and handled again where it may wait.
+    public var mayWait = true
 
     public init(method: String, uri: String, headers: [String: String] = [:], body: any ByteSource = BufferByteSource([])) {
         self.method = method

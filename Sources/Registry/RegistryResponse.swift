@@ -1,5 +1,6 @@
 /// An answer to write back: status, headers in order, and a small body. Large content
-/// never travels here: blobs and manifests are answered with `X-Accel-Redirect`.
+/// never travels here: blobs and manifests are answered with `X-Accel-Redirect`, except
+/// a mirrored blob on its way from the upstream, whose body is a `stream`.
 public struct RegistryResponse: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
@@ -13,6 +14,19 @@ public struct RegistryResponse: Sendable {
     /// The internal cause of an error answer (operation, path, errno), for the access
     /// log only: never sent.
     public var cause: String?
+    /// A body produced after the headers: called once with a function that sends bytes
+    /// (false once the client is gone); returns why it ended early, or nil.
+    public var stream: (@Sendable (_ write: (UnsafeRawBufferPointer) -> Bool) -> String?)?
+    /// Nothing was done: the request must be handled again where it may wait
+    /// (`RegistryRequest.mayWait`).
+    public private(set) var needsWaitingThread = false
+
+    /// The answer of a request that has to wait on an upstream, on a thread that may not.
+    public static var moveToWaitingThread: RegistryResponse {
+        var response = RegistryResponse(status: 503)
+        response.needsWaitingThread = true
+        return response
+    }
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status

@@ -24,4 +24,8 @@ public enum Defaults {
     public static let refreshTokenTTL = 90 * 86_400
     /// The token service name: the `service` of the challenge and the tokens' audience.
     public static let tokenService = "berth"
+    /// Seconds a pull-through mirror serves a tag from the store before revalidating it upstream.
+    public static let mirrorTagTTL = 300
+    /// Threads (per worker, with mirrors configured) for pulls that wait on an upstream.
+    public static let mirrorThreads = 16
 }

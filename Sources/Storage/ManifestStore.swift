@@ -30,20 +30,33 @@ public struct ManifestStore: ManifestService, TagService {
     public func put(
         _ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName, tags: [Tag]
     ) throws(StorageError) -> Pushed {
+        try store(body, contentType: contentType, reference: reference, repository: repository, tags: tags, checkingReferences: true)
+    }
+
+    /// Stores `body` like `put`, without requiring its blobs and children in `repository`.
+    public func putFetched(_ body: [UInt8], contentType: String?, reference: Reference,
+                           repository: RepositoryName) throws(StorageError) -> Pushed {
+        try store(body, contentType: contentType, reference: reference, repository: repository, tags: [], checkingReferences: false)
+    }
+
+    private func store(
+        _ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName, tags: [Tag],
+        checkingReferences: Bool
+    ) throws(StorageError) -> Pushed {
         let algorithm: Digest.Algorithm = if case .digest(let wanted) = reference { wanted.algorithm } else { .sha256 }
         let digest = ContentHasher.digest(of: body, algorithm: algorithm)
         if case .digest(let wanted) = reference, wanted != digest {
             throw .digestMismatch(expected: wanted, computed: digest)
         }
         let document = try ManifestDocument(body: body, contentType: contentType)
-        try checkReferences(of: document, in: repository)
+        if checkingReferences { try checkReferences(of: document, in: repository) }
 
         try blobs.put(body, as: digest, into: repository)
         let descriptor = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count))
         let change = IndexChange(apply: { [self] (snapshot: inout IndexSnapshot) throws(StorageError) in
             // Again under the lock: garbage collection (which holds it) may have removed
             // an unreferenced blob since the first check.
-            try checkReferences(of: document, in: repository)
+            if checkingReferences { try checkReferences(of: document, in: repository) }
             switch reference {
             case .tag(let tag): snapshot.perform(.setTag(tag, descriptor))
             case .digest: if tags.isEmpty { snapshot.perform(.addUntagged(descriptor)) }

@@ -31,6 +31,9 @@ public struct Scrubber: Sendable {
 
     public let layout: StoreLayout
     public let repair: Bool
+    /// Namespaces filled on demand (pull-through mirrors): their manifests may name blobs
+    /// and children not fetched yet, which is not a problem there.
+    public var onDemandNamespaces: [String] = []
     private let repositories: RepositoryStore
     private let manifests: ManifestStore
 
@@ -166,8 +169,9 @@ public struct Scrubber: Sendable {
                                                what: "manifest does not validate: \(error)", repaired: false))
                 continue
             }
+            let onDemand = onDemandNamespaces.contains { repository.value.hasPrefix($0 + "/") }
             for reference in document.requiredBlobs + document.children
-            where FileSystem.regularFileSize(layout.blobFile(repository, reference.digest)) == nil {
+            where !onDemand && FileSystem.regularFileSize(layout.blobFile(repository, reference.digest)) == nil {
                 report.problems.append(Problem(repository: repository.value, path: blobPath,
                                                what: "manifest \(digest) references \(reference.digest), which is missing",
                                                repaired: false))

@@ -23,6 +23,11 @@ public enum StorageError: Error, Equatable, Sendable {
     case bodyInterrupted
     /// A lock was not granted within the bounded wait.
     case lockTimeout(path: String)
+    /// The repository is filled from an upstream: pushes, mounts and deletes are refused.
+    case mirrored(RepositoryName)
+    /// The upstream of a mirrored namespace could not answer (down, timing out, 429, 5xx,
+    /// refusing the credentials), and nothing usable is stored.
+    case upstreamUnavailable(namespace: String, reason: String)
     /// A system call failed: operation, path and errno.
     case io(operation: String, path: String, errno: Int32)
     /// A file in the store does not have the shape Berth wrote.

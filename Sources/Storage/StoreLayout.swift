@@ -23,6 +23,9 @@
 ///                                   operations, so other processes replay them (IndexJournal)
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
 ///     locks/_create                 held while a repository layout is created
+///     locks/_fetch/<repository>/_<alg>-<hex>
+///                                   held while a mirror fetches the blob into the repository;
+///                                   names its upload session and length, for others to read along
 ///     catalog-stamp                 replaced after each repository is created, naming the last
 ///                                   creations (cached catalogs take them in from it)
 ///     tmp/                          temp files, renamed into place when complete
@@ -132,6 +135,11 @@ public struct StoreLayout: Sendable {
     public var creationLockFile: String { "\(locksDirectory)/_create" }
     /// `_index` cannot be a repository component, so it never collides with a nested name.
     public func indexJournalFile(_ name: RepositoryName) -> String { "\(bookkeepingDirectory)/journals/\(name.value)/_index" }
+    public func fetchLocksDirectory(_ name: RepositoryName) -> String { "\(locksDirectory)/_fetch/\(name.value)" }
+    /// `_` cannot start a repository component, so it never collides with a nested name.
+    public func fetchLockFile(_ name: RepositoryName, _ digest: Digest) -> String {
+        "\(fetchLocksDirectory(name))/_\(digest.algorithm.rawValue)-\(digest.hex)"
+    }
     var catalogStampFile: String { "\(bookkeepingDirectory)/catalog-stamp" }
 
     public var temporaryDirectory: String { "\(bookkeepingDirectory)/tmp" }

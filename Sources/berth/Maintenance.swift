@@ -71,9 +71,11 @@ struct Scrub: ParsableCommand {
     var repair = false
 
     func run() throws {
-        let root = try StoreRoot.prepare(try common.load().store ?? ".")
+        let settings = try common.load()
+        let root = try StoreRoot.prepare(settings.store ?? ".")
         let store = Store(root: root)
-        let scrubber = store.scrubber(repair: repair)
+        var scrubber = store.scrubber(repair: repair)
+        scrubber.onDemandNamespaces = settings.mirrors.keys.sorted()
         let report: Scrubber.Report
         do { report = try scrubber.run() } catch {
             throw CommandFailure("scrub failed: \(error)")

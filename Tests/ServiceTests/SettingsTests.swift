@@ -89,4 +89,43 @@ import Testing
             #expect(throws: Settings.Problem.self, "\(bad)") { try probe.apply(fileText: bad, name: "t") }
         }
     }
+
+    @Test func mirrorSectionsParseRenderAndAreChecked() throws {
+        let text = """
+            store = /srv/registry
+            mirror.docker.io.upstream = https://registry-1.docker.io
+            mirror.docker.io.username = berth
+            mirror.docker.io.password_file = /etc/berth/hub-password
+            mirror.docker.io.tag_ttl = 120
+            mirror.local.upstream = https://127.0.0.1:5000
+            mirror.local.ca_file = /etc/berth/local-ca.pem
+            mirror_default = docker.io
+            mirror_threads = 4
+            """
+        var settings = Settings()
+        try settings.apply(fileText: text, name: "berth.conf")
+        let hub = try #require(settings.mirrors["docker.io"])
+        #expect(hub.upstream == "https://registry-1.docker.io" && hub.username == "berth" && hub.tagTTL == 120)
+        #expect(hub.passwordFile == "/etc/berth/hub-password" && hub.upstreamHost == "registry-1.docker.io")
+        #expect(settings.mirrors["local"]?.tagTTL == Defaults.mirrorTagTTL && settings.mirrors["local"]?.caFile == "/etc/berth/local-ca.pem")
+        #expect(settings.mirrorDefault == "docker.io" && settings.mirrorThreads == 4)
+        try settings.checkMirrors(source: "berth.conf")
+        var again = Settings()
+        try again.apply(fileText: settings.rendered, name: "rendered")
+        #expect(again == settings)
+        #expect(!settings.rendered.contains("hub-password\n") || settings.rendered.contains("password_file = /etc/berth/hub-password"))
+
+        for bad in ["mirror.hub.colour = red", "mirror.hub.upstream = registry-1.docker.io", "mirror.hub.upstream = https://x/v2",
+                    "mirror.Hub.upstream = https://x", "mirror..upstream = https://x", "mirror.hub.password_file = relative",
+                    "mirror.hub.tag_ttl = soon", "mirror_default = a/b", "mirror_threads = 0"] {
+            var probe = Settings()
+            #expect(throws: Settings.Problem.self, "\(bad)") { try probe.apply(fileText: bad, name: "t") }
+        }
+        var noUpstream = Settings()
+        try noUpstream.apply(fileText: "mirror.hub.username = x", name: "t")
+        #expect(throws: Settings.Problem.self) { try noUpstream.checkMirrors(source: "t") }
+        var unknownDefault = Settings()
+        try unknownDefault.apply(fileText: "mirror.hub.upstream = https://x\nmirror_default = other", name: "t")
+        #expect(throws: Settings.Problem.self) { try unknownDefault.checkMirrors(source: "t") }
+    }
 }

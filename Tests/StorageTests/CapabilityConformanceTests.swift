@@ -1,3 +1,4 @@
+import Mirror
 import Storage
 import Testing
 import TestSupport
@@ -16,6 +17,18 @@ import TestSupport
     static let implementations: [Implementation] = [
         Implementation(description: "disk store") { root in
             (Store(root: root).capabilities, Store(root: root).capabilities)
+        },
+        // Repositories outside its namespace pass through the mirror untouched (its
+        // upstream, a closed port, is never asked).
+        Implementation(description: "pull-through mirror over the disk store") { root in
+            func mirrored() -> Capabilities {
+                var mirror = MirrorConfiguration(name: "mirror.test")
+                mirror.upstream = "http://127.0.0.1:1"
+                guard let decorator = try? PullThroughMirror(decorating: Store(root: root).capabilities, mirrors: [mirror],
+                                                             defaultNamespace: nil) else { fatalError("mirror setup") }
+                return decorator.capabilities
+            }
+            return (mirrored(), mirrored())
         },
     ]
 

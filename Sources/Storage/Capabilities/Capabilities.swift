@@ -12,10 +12,12 @@ public struct Capabilities: Sendable {
     public var tags: any TagService
     public var repositories: any RepositoryCatalog
     public var referrers: any ReferrerIndex
+    /// Repositories filled on demand from upstreams; nil: every repository is hosted.
+    public var pullThrough: (any PullThrough)?
 
     public init(layout: StoreLayout, blobs: any BlobStatter, links: any BlobLinker, uploads: any BlobIngester,
                 manifests: any ManifestService, tags: any TagService, repositories: any RepositoryCatalog,
-                referrers: any ReferrerIndex) {
+                referrers: any ReferrerIndex, pullThrough: (any PullThrough)? = nil) {
         self.layout = layout
         self.blobs = blobs
         self.links = links
@@ -24,5 +26,6 @@ public struct Capabilities: Sendable {
         self.tags = tags
         self.repositories = repositories
         self.referrers = referrers
+        self.pullThrough = pullThrough
     }
 }

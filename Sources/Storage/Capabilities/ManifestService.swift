@@ -7,6 +7,11 @@ public protocol ManifestService: Sendable {
     /// all in one commit; every blob and child it names must already be in `repository`.
     func put(_ body: [UInt8], contentType: String?, reference: Reference,
              repository: RepositoryName, tags: [Tag]) throws(StorageError) -> PushedManifest
+    /// Stores `body` as `put` does (validated, byte-exact, under `reference`), except that
+    /// the blobs and children it names need not be in `repository` yet: content filled
+    /// on demand (a pull-through mirror), whose blobs arrive when they are pulled.
+    func putFetched(_ body: [UInt8], contentType: String?, reference: Reference,
+                    repository: RepositoryName) throws(StorageError) -> PushedManifest
     func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError)
 }
 

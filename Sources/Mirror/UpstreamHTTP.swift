@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCurl
+
+/// An HTTP client for upstream registries over libcurl: GET and HEAD with headers, the
+/// answer's headers before its body, and the body as a stream read at the caller's pace.
+/// TLS is verified (against the system's CAs, or `caFile`); redirects are followed (at
+/// most 5, http and https only); nothing is logged, so credentials in headers stay here.
+public struct UpstreamHTTP: Sendable {
+    public struct Options: Sendable, Equatable {
+        /// PEM file of the CAs that sign the upstream's certificate; nil: the system's.
+        public var caFile: String?
+        /// Seconds to establish the connection (TCP and TLS).
+        public var connectTimeout = 10
+        /// Seconds without a single byte before a transfer is given up.
+        public var stallTimeout = 60
+        /// Seconds a whole small request (a manifest, a token) may take.
+        public var requestTimeout = 120
+
+        public init() {}
+    }
+
+    public enum Method: String, Sendable {
+        case get = "GET"
+        case head = "HEAD"
+    }
+
+    public let options: Options
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
+
+    /// Sends the request and waits for the final answer's status and headers; its body
+    /// is then read from the transfer.
+    public func open(_ method: Method, url: String, headers: [(name: String, value: String)],
+                     wholeRequestTimeout: Bool = false) throws(UpstreamError) -> UpstreamTransfer {
+        guard CurlGlobal.ready else { throw .transport("libcurl could not be initialised") }
+        let transfer = try UpstreamTransfer(method: method, url: url, headers: headers, options: options,
+                                            wholeRequestTimeout: wholeRequestTimeout)
+        try transfer.waitForHeaders()
+        return transfer
+    }
+
+    /// The whole answer of a small request, its body at most `limit` bytes.
+    public func fetch(_ method: Method, url: String, headers: [(name: String, value: String)],
+                      limit: Int) throws(UpstreamError) -> UpstreamReply {
+        let transfer = try open(method, url: url, headers: headers, wholeRequestTimeout: true)
+        let body = try transfer.readAll(upTo: limit)
+        return UpstreamReply(status: transfer.status, headers: transfer.headers, body: body)
+    }
+}
+
+/// A complete small answer.
+public struct UpstreamReply: Sendable {
+    public let status: Int
+    /// Header names lowercased, in the order received.
+    public let headers: [(name: String, value: String)]
+    public let body: [UInt8]
+
+    public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+}
+
+/// Why an upstream request failed before an answer could be read.
+public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No answer: connection refused, TLS failure, timeout (libcurl's message).
+    case transport(String)
+    /// The body was longer than the caller accepts.
+    case tooLarge(limit: Int)
+
+    public var description: String {
+        switch self {
+        case .transport(let reason): reason
+        case .tooLarge(let limit): "the answer is larger than \(limit) bytes"
+        }
+    }
+}
+
+/// libcurl's process-wide setup, once, before the first handle (a thread-safe lazy global).
+enum CurlGlobal {
+    static let ready: Bool = curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
+}

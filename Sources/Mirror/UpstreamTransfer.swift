@@ -1,0 +1,199 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCurl
+import Storage
+
+/// One HTTP request to an upstream, driven by its reader: libcurl's multi interface runs
+/// only inside `waitForHeaders` and `read`, so the body arrives at the pace it is read
+/// (past `bufferLimit` unread bytes the transfer pauses). Used by one thread at a time.
+public final class UpstreamTransfer: ByteSource {
+    /// The final answer's status (after redirects); 0 before the headers arrived.
+    public private(set) var status = 0
+    /// The final answer's headers, names lowercased, in the order received.
+    public private(set) var headers: [(name: String, value: String)] = []
+
+    private static let bufferLimit = 4 << 20
+    private let easy: UnsafeMutableRawPointer
+    private let multi: UnsafeMutableRawPointer
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    private var pending: [UInt8] = []
+    private var pendingStart = 0
+    private var lines: [String] = []
+    private var bodyStarted = false
+    private var paused = false
+    private var finished = false
+    private var result = CURLE_OK
+
+    init(method: UpstreamHTTP.Method, url: String, headers: [(name: String, value: String)],
+         options: UpstreamHTTP.Options, wholeRequestTimeout: Bool) throws(UpstreamError) {
+        guard let easy = curl_easy_init() else { throw .transport("curl_easy_init failed") }
+        guard let multi = curl_multi_init() else {
+            curl_easy_cleanup(easy)
+            throw .transport("curl_multi_init failed")
+        }
+        self.easy = easy
+        self.multi = multi
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        for header in headers {
+            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+        }
+        // Without it libcurl adds `Expect:` to nothing here, but `Accept: */*` to every request.
+        if !headers.contains(where: { $0.name.lowercased() == "accept" }) {
+            headerList = curl_slist_append(headerList, "Accept: */*")
+        }
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        var failed = false
+        func set(_ code: CURLcode) { if code != CURLE_OK { failed = true } }
+        set(berth_curl_easy_setopt_string(easy, CURLOPT_URL, url))
+        set(berth_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
+        set(berth_curl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 1))
+        set(berth_curl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 5))
+        set(berth_curl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"))
+        set(berth_curl_easy_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
+        set(berth_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, options.connectTimeout))
+        set(berth_curl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1))
+        set(berth_curl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, options.stallTimeout))
+        if wholeRequestTimeout { set(berth_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT, options.requestTimeout)) }
+        if method == .head { set(berth_curl_easy_setopt_long(easy, CURLOPT_NOBODY, 1)) }
+        if let caFile = options.caFile { set(berth_curl_easy_setopt_string(easy, CURLOPT_CAINFO, caFile)) }
+        set(berth_curl_easy_setopt_string(easy, CURLOPT_USERAGENT, "berth-mirror"))
+        set(berth_curl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)))
+        set(berth_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer)))
+        set(berth_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, upstreamBodyCallback))
+        set(berth_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context))
+        set(berth_curl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION, upstreamHeaderCallback))
+        set(berth_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context))
+        guard !failed, curl_multi_add_handle(multi, easy) == CURLM_OK else {
+            throw .transport("libcurl refused the request options")
+        }
+    }
+
+    deinit {
+        curl_multi_remove_handle(multi, easy)
+        curl_easy_cleanup(easy)
+        curl_multi_cleanup(multi)
+        curl_slist_free_all(headerList)
+        errorBuffer.deallocate()
+    }
+
+    /// The first value of header `name` (lowercase) of the final answer.
+    public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+
+    /// The body's length as announced (`Content-Length`), if it was.
+    public var contentLength: UInt64? { header("content-length").flatMap { UInt64($0) } }
+
+    /// Runs the transfer until the final answer's headers are in (its body begun, or the
+    /// transfer over).
+    func waitForHeaders() throws(UpstreamError) {
+        while !bodyStarted && !finished { try step() }
+        if finished, result != CURLE_OK { throw .transport(failureReason) }
+        var code = 0
+        _ = berth_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &code)
+        status = code
+        headers = lines.compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
+            return (name, String(value))
+        }
+    }
+
+    /// Reads body bytes as they arrive; 0 at the end. A transfer that fails midway
+    /// throws `bodyInterrupted` (`failureReason` says why).
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int {
+        while pendingStart == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            pendingStart = 0
+            if finished {
+                guard result == CURLE_OK else { throw .bodyInterrupted }
+                return 0
+            }
+            if paused {
+                paused = false
+                curl_easy_pause(easy, CURLPAUSE_CONT)
+                continue
+            }
+            do { try step() } catch { throw .bodyInterrupted }
+        }
+        let count = min(buffer.count, pending.count - pendingStart)
+        pending.withUnsafeBytes { bytes in
+            guard let base = bytes.baseAddress, let target = buffer.baseAddress else { return }
+            target.copyMemory(from: base + pendingStart, byteCount: count)
+        }
+        pendingStart += count
+        return count
+    }
+
+    /// The whole body, refusing more than `limit` bytes.
+    func readAll(upTo limit: Int) throws(UpstreamError) -> [UInt8] {
+        do {
+            guard let body = try readAll(limit: limit) else { throw UpstreamError.tooLarge(limit: limit) }
+            return body
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            throw .transport(failureReason)
+        }
+    }
+
+    /// What libcurl said about a failed transfer.
+    public var failureReason: String {
+        let message = String(cString: errorBuffer)
+        return message.isEmpty ? String(cString: curl_easy_strerror(result)) : message
+    }
+
+    /// One round of the multi interface: work, then wait (at most a second) for the socket.
+    private func step() throws(UpstreamError) {
+        var running: Int32 = 0
+        let code = curl_multi_perform(multi, &running)
+        guard code == CURLM_OK else { throw .transport(String(cString: curl_multi_strerror(code))) }
+        if running == 0 {
+            var queued: Int32 = 0
+            while let message = curl_multi_info_read(multi, &queued) {
+                if message.pointee.msg == CURLMSG_DONE { result = message.pointee.data.result }
+            }
+            finished = true
+            return
+        }
+        if bodyStarted && (pending.count - pendingStart) > 0 { return }
+        var ready: Int32 = 0
+        _ = curl_multi_poll(multi, nil, 0, 1000, &ready)
+    }
+
+    fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Int {
+        bodyStarted = true
+        if pending.count - pendingStart >= Self.bufferLimit {
+            paused = true
+            return Int(CURL_WRITEFUNC_PAUSE)
+        }
+        pending.append(contentsOf: bytes)
+        return bytes.count
+    }
+
+    fileprivate func receivedHeader(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var line = String(decoding: bytes, as: UTF8.self)
+        while line.hasSuffix("\n") || line.hasSuffix("\r") || line.hasSuffix("\r\n") { line.removeLast() }
+        if line.hasPrefix("HTTP/") {
+            lines = []  // a new answer (after a redirect or a 100): only the last one counts
+        } else if !line.isEmpty {
+            lines.append(line)
+        }
+        return bytes.count
+    }
+}
+
+private func upstreamBodyCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
+                                  _ context: UnsafeMutableRawPointer?) -> Int {
+    guard let context else { return 0 }
+    let transfer = Unmanaged<UpstreamTransfer>.fromOpaque(context).takeUnretainedValue()
+    return transfer.receivedBody(UnsafeRawBufferPointer(start: data, count: size * count))
+}
+
+private func upstreamHeaderCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
+                                    _ context: UnsafeMutableRawPointer?) -> Int {
+    guard let context else { return 0 }
+    let transfer = Unmanaged<UpstreamTransfer>.fromOpaque(context).takeUnretainedValue()
+    return transfer.receivedHeader(UnsafeRawBufferPointer(start: data, count: size * count))
+}

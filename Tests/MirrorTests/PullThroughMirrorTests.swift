@@ -1,0 +1,97 @@
+import Locks
+import Mirror
+import Storage
+import Testing
+import TestSupport
+
+/// The decorator over a real disk store, with an upstream that cannot be reached (a
+/// closed port): what it does with what is stored, and how it fails without it.
+@Suite struct PullThroughMirrorTests {
+    struct Subject {
+        let directory = TemporaryDirectory(prefix: "berth-mirror")
+        let store: Store
+        let mirror: PullThroughMirror
+        let events = Locked<[String]>([])
+
+        init(tagTTL: Int = 300) throws {
+            store = Store(root: directory.path)
+            var configuration = MirrorConfiguration(name: "hub")
+            configuration.upstream = "http://127.0.0.1:1"
+            configuration.tagTTL = tagTTL
+            let events = self.events
+            mirror = try PullThroughMirror(decorating: store.capabilities, mirrors: [configuration], defaultNamespace: "hub",
+                                           onEvent: { name, _ in events.withLock { $0.append(name) } })
+        }
+
+        func name(_ text: String) -> RepositoryName {
+            guard let name = RepositoryName(text) else { fatalError("bad test name \(text)") }
+            return name
+        }
+
+        /// A manifest stored as the mirror stores what it fetched (its layer not stored).
+        func storeFetched(tag: String, in repository: String) throws -> Digest {
+            let layer = ContentHasher.digest(of: [1, 2, 3])
+            let body = Array("""
+                {"schemaVersion":2,"mediaType":"\(MediaType.ociManifest)","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(layer)","size":3},"layers":[]}
+                """.utf8)
+            guard let tag = Tag(tag) else { fatalError("bad tag") }
+            return try mirror.putFetched(body, contentType: MediaType.ociManifest, reference: .tag(tag), repository: name(repository)).digest
+        }
+    }
+
+    @Test func aStoredTagIsServedWhileTheUpstreamIsDownAndTheStaleServeIsReported() throws {
+        let subject = try Subject(tagTTL: 0)
+        defer { subject.directory.remove() }
+        let digest = try subject.storeFetched(tag: "v1", in: "hub/team/app")
+        let repository = subject.name("hub/team/app")
+        #expect(subject.mirror.needsUpstream(.tag(Tag("v1")!), in: repository), "tag_ttl 0: every tag is revalidated")
+        #expect(!subject.mirror.needsUpstream(.digest(digest), in: repository), "a stored digest never is")
+        #expect(try subject.mirror.resolve(.tag(Tag("v1")!), in: repository).digest == digest)
+        #expect(subject.events.withLock { $0 }.contains("mirror_stale"))
+        #expect(try subject.mirror.resolve(.digest(digest), in: repository).digest == digest)
+    }
+
+    @Test func whatWasNeverFetchedFailsAsUnavailableNamingTheMirror() throws {
+        let subject = try Subject()
+        defer { subject.directory.remove() }
+        let repository = subject.name("hub/team/app")
+        #expect(subject.mirror.needsUpstream(.tag(Tag("v1")!), in: repository))
+        #expect {
+            try subject.mirror.resolve(.tag(Tag("v1")!), in: repository)
+        } throws: { error in
+            guard let error = error as? StorageError, case .upstreamUnavailable(let namespace, _) = error else { return false }
+            return namespace == "hub"
+        }
+        let digest = ContentHasher.digest(of: [9])
+        #expect(throws: StorageError.self) { try subject.mirror.fetch(digest, in: repository) }
+        #expect(subject.store.blobs.size(of: digest, in: repository) == nil)
+    }
+
+    @Test func pushesAndDeletesInTheNamespaceAreRefusedAndOthersPassThrough() throws {
+        let subject = try Subject()
+        defer { subject.directory.remove() }
+        let digest = try subject.storeFetched(tag: "v1", in: "hub/team/app")
+        let body = Array("{}".utf8)
+        #expect(throws: StorageError.mirrored(subject.name("hub/team/app"))) {
+            try subject.mirror.put(body, contentType: nil, reference: .tag(Tag("v2")!), repository: subject.name("hub/team/app"), tags: [])
+        }
+        #expect(throws: StorageError.mirrored(subject.name("hub/team/app"))) {
+            try subject.mirror.delete(.digest(digest), in: subject.name("hub/team/app"))
+        }
+        // Outside the namespace: the store's own answers, no upstream asked.
+        let hosted = subject.name("team/app")
+        #expect(!subject.mirror.needsUpstream(.tag(Tag("v1")!), in: hosted))
+        #expect(throws: StorageError.manifestUnknown(.tag(Tag("v1")!))) { try subject.mirror.resolve(.tag(Tag("v1")!), in: hosted) }
+        #expect(subject.events.withLock { $0 }.isEmpty)
+        #expect(subject.mirror.isMirrored(subject.name("hub/x")) && !subject.mirror.isMirrored(subject.name("hubx/y")))
+    }
+
+    @Test func namespacesAreNamedByMirrorOrUpstreamHost() throws {
+        let subject = try Subject()
+        defer { subject.directory.remove() }
+        #expect(subject.mirror.namespace(named: "hub") == "hub")
+        #expect(subject.mirror.namespace(named: "127.0.0.1:1") == "hub")
+        #expect(subject.mirror.namespace(named: "docker.io") == nil)
+        #expect(subject.mirror.defaultNamespace == "hub" && subject.mirror.namespaces == ["hub"])
+    }
+}
