@@ -27,11 +27,14 @@ let package = Package(
         .target(name: "Registry", dependencies: ["Storage"]),
         // Credentials: htpasswd (bcrypt), robot tokens, the token endpoint's Ed25519 JWTs.
         // Implements Registry's Authenticator and TokenIssuer.
-        .target(name: "Auth", dependencies: ["Locks", "Registry", "Storage", "COpenSSL", "CCrypt"]),
+        .target(name: "Auth", dependencies: ["Locks", "Registry", "Storage", "Curl", "COpenSSL", "CCrypt"]),
         // The pull-through mirror: an HTTP client for upstream registries (libcurl), their
         // token flow, and a decorator of the store's capabilities that fills mirrored
         // repositories on demand.
-        .target(name: "Mirror", dependencies: ["Locks", "Storage", "CCurl"]),
+        // An HTTP client over libcurl (GET, HEAD, POST; TLS verified; bodies streamed):
+        // the mirror's upstreams, issuers' JWKS.
+        .target(name: "Curl", dependencies: ["Storage", "CCurl"]),
+        .target(name: "Mirror", dependencies: ["Locks", "Storage", "Curl"]),
         // A thin libfcgi server: accept loop on threads, params, body stream, response writer.
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
         // The service around the registry: settings, the supervisor and its workers, the
@@ -54,7 +57,7 @@ let package = Package(
         // Real nginx, the real worker and real clients, for the integration tests.
         .target(name: "IntegrationSupport", dependencies: ["TestSupport", "FastCGI"], path: "Tests/IntegrationSupport"),
         .testTarget(name: "StorageTests", dependencies: ["Locks", "Storage", "Mirror", "TestSupport"]),
-        .testTarget(name: "MirrorTests", dependencies: ["Mirror", "Storage", "TestSupport"]),
+        .testTarget(name: "MirrorTests", dependencies: ["Mirror", "Curl", "Storage", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
         .testTarget(name: "AuthTests", dependencies: ["Locks", "Auth", "Registry", "Storage", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["BerthService", "Storage", "TestSupport"]),

@@ -1,4 +1,5 @@
 import Storage
+import Curl
 
 /// A blob arriving from an upstream: its bytes go to the client as they arrive while they
 /// are hashed and written into an upload session of the mirrored repository, which is
@@ -11,7 +12,7 @@ import Storage
 final class MirroredBlob: IncomingBlob, @unchecked Sendable {
     let digest: Digest
     let size: UInt64?
-    private let transfer: UpstreamTransfer
+    private let transfer: HTTPTransfer
     private let uploads: any BlobIngester
     private let repository: RepositoryName
     private let namespace: String
@@ -19,7 +20,7 @@ final class MirroredBlob: IncomingBlob, @unchecked Sendable {
     private let lock: FetchLock
     private let onEvent: PullThroughMirror.EventSink?
 
-    init(digest: Digest, size: UInt64?, transfer: UpstreamTransfer, uploads: any BlobIngester, repository: RepositoryName,
+    init(digest: Digest, size: UInt64?, transfer: HTTPTransfer, uploads: any BlobIngester, repository: RepositoryName,
          namespace: String, lock: FetchLock, onEvent: PullThroughMirror.EventSink?) {
         self.lock = lock
         self.digest = digest
@@ -58,13 +59,13 @@ final class MirroredBlob: IncomingBlob, @unchecked Sendable {
 /// Reads from the upstream and passes each chunk on to the client only when the next one
 /// has arrived; the last is passed on by `release()`.
 private final class HoldingBackTee: ByteSource {
-    private let source: UpstreamTransfer
+    private let source: HTTPTransfer
     private let write: (UnsafeRawBufferPointer) -> Bool
     private var held: [UInt8] = []
     /// False once the client went away: the bytes are still stored.
     private var sending = true
 
-    init(_ source: UpstreamTransfer, _ write: @escaping (UnsafeRawBufferPointer) -> Bool) {
+    init(_ source: HTTPTransfer, _ write: @escaping (UnsafeRawBufferPointer) -> Bool) {
         self.source = source
         self.write = write
     }

@@ -1,5 +1,6 @@
 import Locks
 import Storage
+import Curl
 
 /// The pull-through mirror as a decorator of the store's capabilities: repositories
 /// `<namespace>/…` of each configured mirror are filled from its upstream on demand and
@@ -76,7 +77,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
 
     public func upstreamSize(of digest: Digest, in repository: RepositoryName) throws(StorageError) -> UInt64? {
         guard let mirror = upstream(of: repository) else { throw .blobUnknown(digest) }
-        let transfer = try call(mirror.namespace) { () throws(UpstreamError) in
+        let transfer = try call(mirror.namespace) { () throws(HTTPError) in
             try mirror.registry.blob(.head, repository: mirror.name, digest: digest)
         }
         try check(transfer.status, mirror.namespace, missing: .blobUnknown(digest), retryAfter: transfer.header("retry-after"))
@@ -97,7 +98,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         }
         // The fetch that held the lock may have stored it by now.
         if store.blobs.size(of: digest, in: repository) != nil { return nil }
-        let transfer = try call(mirror.namespace) { () throws(UpstreamError) in
+        let transfer = try call(mirror.namespace) { () throws(HTTPError) in
             try mirror.registry.blob(.get, repository: mirror.name, digest: digest)
         }
         try check(transfer.status, mirror.namespace, missing: .blobUnknown(digest), retryAfter: transfer.header("retry-after"))
@@ -167,7 +168,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     /// more (the stored copy is kept); false when it moved. Throws `upstreamUnavailable`.
     private func revalidate(_ cached: ResolvedManifest, tag: Tag, in repository: RepositoryName,
                             from mirror: (namespace: String, registry: UpstreamRegistry, name: String)) throws(StorageError) -> Bool {
-        let reply = try call(mirror.namespace) { () throws(UpstreamError) in
+        let reply = try call(mirror.namespace) { () throws(HTTPError) in
             try mirror.registry.manifest(.head, repository: mirror.name, reference: tag.value)
         }
         if reply.status == 404 {
@@ -186,7 +187,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     /// and stores it under `reference`.
     private func fetchManifest(_ reference: Reference, into repository: RepositoryName,
                                from mirror: (namespace: String, registry: UpstreamRegistry, name: String)) throws(StorageError) {
-        let reply = try call(mirror.namespace) { () throws(UpstreamError) in
+        let reply = try call(mirror.namespace) { () throws(HTTPError) in
             try mirror.registry.manifest(.get, repository: mirror.name, reference: reference.description)
         }
         try check(reply.status, mirror.namespace, missing: .manifestUnknown(reference), retryAfter: reply.header("retry-after"))
@@ -214,7 +215,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     }
 
     /// Runs an upstream request; a transport failure becomes `upstreamUnavailable`.
-    private func call<T>(_ namespace: String, _ body: () throws(UpstreamError) -> T) throws(StorageError) -> T {
+    private func call<T>(_ namespace: String, _ body: () throws(HTTPError) -> T) throws(StorageError) -> T {
         do {
             return try body()
         } catch {

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Locks
 import Storage
+import Curl
 
 /// The Distribution API of one upstream registry, as a pull-through mirror reads it:
 /// manifests and blobs by repository, with its authentication handled here.
@@ -15,7 +16,7 @@ import Storage
 /// and password. The password and the tokens stay in memory and are never logged.
 public final class UpstreamRegistry: Sendable {
     public let configuration: MirrorConfiguration
-    let http: UpstreamHTTP
+    let http: HTTPClient
     private let credentials: String?
     private let tokens = Locked<[String: CachedToken]>([:])
     private let scheme = Locked<Scheme?>(nil)
@@ -35,9 +36,10 @@ public final class UpstreamRegistry: Sendable {
         guard let upstream = configuration.upstream else { throw .noUpstream(configuration.name) }
         if let problem = MirrorConfiguration.problem(withUpstream: upstream) { throw .invalid(configuration.name, problem) }
         self.configuration = configuration
-        var options = UpstreamHTTP.Options()
+        var options = HTTPClient.Options()
         options.caFile = configuration.caFile
-        http = UpstreamHTTP(options: options)
+        options.userAgent = "berth-mirror"
+        http = HTTPClient(options: options)
         if let username = configuration.username {
             var password = ""
             if let file = configuration.passwordFile {
@@ -57,25 +59,25 @@ public final class UpstreamRegistry: Sendable {
                                  MediaType.dockerManifestList].joined(separator: ", ")
 
     /// A manifest by tag or digest (GET, or HEAD for the digest alone), at most 4 MiB.
-    func manifest(_ method: UpstreamHTTP.Method, repository: String, reference: String) throws(UpstreamError) -> UpstreamReply {
+    func manifest(_ method: HTTPClient.Method, repository: String, reference: String) throws(HTTPError) -> HTTPReply {
         let transfer = try open(method, path: "/v2/\(repository)/manifests/\(reference)", repository: repository,
                                 accept: Self.manifestAccept, whole: true)
         let body = try transfer.readAll(upTo: ManifestDocument.maximumSize)
-        return UpstreamReply(status: transfer.status, headers: transfer.headers, body: body)
+        return HTTPReply(status: transfer.status, headers: transfer.headers, body: body)
     }
 
     /// A blob's answer, its body still to be read.
-    func blob(_ method: UpstreamHTTP.Method, repository: String, digest: Digest) throws(UpstreamError) -> UpstreamTransfer {
+    func blob(_ method: HTTPClient.Method, repository: String, digest: Digest) throws(HTTPError) -> HTTPTransfer {
         try open(method, path: "/v2/\(repository)/blobs/\(digest)", repository: repository, accept: nil, whole: method == .head)
     }
 
     /// Sends the request with the credentials the upstream wants; after a 401, learns its
     /// challenge and tries once more. The answer may still be 401 or 403.
-    private func open(_ method: UpstreamHTTP.Method, path: String, repository: String, accept: String?,
-                      whole: Bool) throws(UpstreamError) -> UpstreamTransfer {
+    private func open(_ method: HTTPClient.Method, path: String, repository: String, accept: String?,
+                      whole: Bool) throws(HTTPError) -> HTTPTransfer {
         let scope = "repository:\(repository):pull"
         let url = configuration.base + path
-        func send(_ authorization: String?) throws(UpstreamError) -> UpstreamTransfer {
+        func send(_ authorization: String?) throws(HTTPError) -> HTTPTransfer {
             var headers: [(name: String, value: String)] = []
             if let accept { headers.append(("Accept", accept)) }
             if let authorization { headers.append(("Authorization", authorization)) }
@@ -101,7 +103,7 @@ public final class UpstreamRegistry: Sendable {
     }
 
     /// The `Authorization` value for a request in `scope`; nil while the upstream has not asked.
-    private func authorization(scope: String, challengeScope: String?) throws(UpstreamError) -> String? {
+    private func authorization(scope: String, challengeScope: String?) throws(HTTPError) -> String? {
         guard let learned = scheme.withLock({ $0 }) else { return nil }
         switch learned {
         case .basic:
@@ -116,7 +118,7 @@ public final class UpstreamRegistry: Sendable {
     }
 
     /// GET the realm (distribution's token spec).
-    private func fetchToken(realm: String, service: String?, scope: String) throws(UpstreamError) -> CachedToken {
+    private func fetchToken(realm: String, service: String?, scope: String) throws(HTTPError) -> CachedToken {
         var query: [String] = []
         if let service { query.append("service=\(Self.encode(service))") }
         query.append("scope=\(Self.encode(scope))")

@@ -1,6 +1,7 @@
 @testable import Mirror
 import Storage
 import Testing
+import Curl
 
 @Suite struct UpstreamPartsTests {
     @Test func bearerChallengeParametersAreReadWithQuotedCommas() throws {
@@ -38,9 +39,9 @@ import Testing
 
     @Test func anUnreachableUpstreamIsATransportError() {
         #expect {
-            _ = try UpstreamHTTP().fetch(.get, url: "http://127.0.0.1:1/v2/", headers: [], limit: 100)
+            _ = try HTTPClient().fetch(.get, url: "http://127.0.0.1:1/v2/", headers: [], limit: 100)
         } throws: { error in
-            guard let error = error as? UpstreamError, case .transport(let reason) = error else { return false }
+            guard let error = error as? HTTPError, case .transport(let reason) = error else { return false }
             return !reason.isEmpty
         }
     }

@@ -7,7 +7,7 @@ import Storage
 /// One HTTP request to an upstream, driven by its reader: libcurl's multi interface runs
 /// only inside `waitForHeaders` and `read`, so the body arrives at the pace it is read
 /// (past `bufferLimit` unread bytes the transfer pauses). Used by one thread at a time.
-public final class UpstreamTransfer: ByteSource {
+public final class HTTPTransfer: ByteSource {
     /// The final answer's status (after redirects); 0 before the headers arrived.
     public private(set) var status = 0
     /// The final answer's headers, names lowercased, in the order received.
@@ -26,8 +26,8 @@ public final class UpstreamTransfer: ByteSource {
     private var finished = false
     private var result = CURLE_OK
 
-    init(method: UpstreamHTTP.Method, url: String, headers: [(name: String, value: String)],
-         options: UpstreamHTTP.Options, wholeRequestTimeout: Bool) throws(UpstreamError) {
+    init(method: HTTPClient.Method, url: String, headers: [(name: String, value: String)],
+         options: HTTPClient.Options, wholeRequestTimeout: Bool) throws(HTTPError) {
         guard let easy = curl_easy_init() else { throw .transport("curl_easy_init failed") }
         guard let multi = curl_multi_init() else {
             curl_easy_cleanup(easy)
@@ -58,12 +58,12 @@ public final class UpstreamTransfer: ByteSource {
         if wholeRequestTimeout { set(berth_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT, options.requestTimeout)) }
         if method == .head { set(berth_curl_easy_setopt_long(easy, CURLOPT_NOBODY, 1)) }
         if let caFile = options.caFile { set(berth_curl_easy_setopt_string(easy, CURLOPT_CAINFO, caFile)) }
-        set(berth_curl_easy_setopt_string(easy, CURLOPT_USERAGENT, "berth-mirror"))
+        set(berth_curl_easy_setopt_string(easy, CURLOPT_USERAGENT, options.userAgent))
         set(berth_curl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)))
         set(berth_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer)))
-        set(berth_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, upstreamBodyCallback))
+        set(berth_curl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, httpBodyCallback))
         set(berth_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context))
-        set(berth_curl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION, upstreamHeaderCallback))
+        set(berth_curl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION, httpHeaderCallback))
         set(berth_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context))
         guard !failed, curl_multi_add_handle(multi, easy) == CURLM_OK else {
             throw .transport("libcurl refused the request options")
@@ -86,7 +86,7 @@ public final class UpstreamTransfer: ByteSource {
 
     /// Runs the transfer until the final answer's headers are in (its body begun, or the
     /// transfer over).
-    func waitForHeaders() throws(UpstreamError) {
+    public func waitForHeaders() throws(HTTPError) {
         while !bodyStarted && !finished { try step() }
         if finished, result != CURLE_OK { throw .transport(failureReason) }
         var code = 0
@@ -127,11 +127,11 @@ public final class UpstreamTransfer: ByteSource {
     }
 
     /// The whole body, refusing more than `limit` bytes.
-    func readAll(upTo limit: Int) throws(UpstreamError) -> [UInt8] {
+    public func readAll(upTo limit: Int) throws(HTTPError) -> [UInt8] {
         do {
-            guard let body = try readAll(limit: limit) else { throw UpstreamError.tooLarge(limit: limit) }
+            guard let body = try readAll(limit: limit) else { throw HTTPError.tooLarge(limit: limit) }
             return body
-        } catch let error as UpstreamError {
+        } catch let error as HTTPError {
             throw error
         } catch {
             throw .transport(failureReason)
@@ -145,7 +145,7 @@ public final class UpstreamTransfer: ByteSource {
     }
 
     /// One round of the multi interface: work, then wait (at most a second) for the socket.
-    private func step() throws(UpstreamError) {
+    private func step() throws(HTTPError) {
         var running: Int32 = 0
         let code = curl_multi_perform(multi, &running)
         guard code == CURLM_OK else { throw .transport(String(cString: curl_multi_strerror(code))) }
@@ -184,16 +184,16 @@ public final class UpstreamTransfer: ByteSource {
     }
 }
 
-private func upstreamBodyCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
+private func httpBodyCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
                                   _ context: UnsafeMutableRawPointer?) -> Int {
     guard let context else { return 0 }
-    let transfer = Unmanaged<UpstreamTransfer>.fromOpaque(context).takeUnretainedValue()
+    let transfer = Unmanaged<HTTPTransfer>.fromOpaque(context).takeUnretainedValue()
     return transfer.receivedBody(UnsafeRawBufferPointer(start: data, count: size * count))
 }
 
-private func upstreamHeaderCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
+private func httpHeaderCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
                                     _ context: UnsafeMutableRawPointer?) -> Int {
     guard let context else { return 0 }
-    let transfer = Unmanaged<UpstreamTransfer>.fromOpaque(context).takeUnretainedValue()
+    let transfer = Unmanaged<HTTPTransfer>.fromOpaque(context).takeUnretainedValue()
     return transfer.receivedHeader(UnsafeRawBufferPointer(start: data, count: size * count))
 }

@@ -3,11 +3,12 @@ import Glibc
 #endif
 import CCurl
 
-/// An HTTP client for upstream registries over libcurl: GET and HEAD with headers, the
-/// answer's headers before its body, and the body as a stream read at the caller's pace.
+/// An HTTP client over libcurl (an upstream registry, an issuer's JWKS): GET and HEAD
+/// with headers, the answer's headers before its body, and the body as a stream read at
+/// the caller's pace.
 /// TLS is verified (against the system's CAs, or `caFile`); redirects are followed (at
 /// most 5, http and https only); nothing is logged, so credentials in headers stay here.
-public struct UpstreamHTTP: Sendable {
+public struct HTTPClient: Sendable {
     public struct Options: Sendable, Equatable {
         /// PEM file of the CAs that sign the upstream's certificate; nil: the system's.
         public var caFile: String?
@@ -17,6 +18,8 @@ public struct UpstreamHTTP: Sendable {
         public var stallTimeout = 60
         /// Seconds a whole small request (a manifest, a token) may take.
         public var requestTimeout = 120
+        /// What the requests say they come from.
+        public var userAgent = "berth"
 
         public init() {}
     }
@@ -35,9 +38,9 @@ public struct UpstreamHTTP: Sendable {
     /// Sends the request and waits for the final answer's status and headers; its body
     /// is then read from the transfer.
     public func open(_ method: Method, url: String, headers: [(name: String, value: String)],
-                     wholeRequestTimeout: Bool = false) throws(UpstreamError) -> UpstreamTransfer {
+                     wholeRequestTimeout: Bool = false) throws(HTTPError) -> HTTPTransfer {
         guard CurlGlobal.ready else { throw .transport("libcurl could not be initialised") }
-        let transfer = try UpstreamTransfer(method: method, url: url, headers: headers, options: options,
+        let transfer = try HTTPTransfer(method: method, url: url, headers: headers, options: options,
                                             wholeRequestTimeout: wholeRequestTimeout)
         try transfer.waitForHeaders()
         return transfer
@@ -45,25 +48,31 @@ public struct UpstreamHTTP: Sendable {
 
     /// The whole answer of a small request, its body at most `limit` bytes.
     public func fetch(_ method: Method, url: String, headers: [(name: String, value: String)],
-                      limit: Int) throws(UpstreamError) -> UpstreamReply {
+                      limit: Int) throws(HTTPError) -> HTTPReply {
         let transfer = try open(method, url: url, headers: headers, wholeRequestTimeout: true)
         let body = try transfer.readAll(upTo: limit)
-        return UpstreamReply(status: transfer.status, headers: transfer.headers, body: body)
+        return HTTPReply(status: transfer.status, headers: transfer.headers, body: body)
     }
 }
 
 /// A complete small answer.
-public struct UpstreamReply: Sendable {
+public struct HTTPReply: Sendable {
     public let status: Int
     /// Header names lowercased, in the order received.
     public let headers: [(name: String, value: String)]
     public let body: [UInt8]
 
     public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+
+    public init(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
 }
 
 /// Why an upstream request failed before an answer could be read.
-public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// No answer: connection refused, TLS failure, timeout (libcurl's message).
     case transport(String)
     /// The body was longer than the caller accepts.
