@@ -1,9 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
 import COpenSSL
+import Curl
 import Registry
 import Storage
 import Locks
@@ -18,6 +22,15 @@ public struct IssuerConfiguration: Sendable, Equatable {
     public var audience: String?
     /// Its JWKS (RSA and P-256 keys), read again when the file changes.
     public var jwksFile: String?
+    /// Its JWKS fetched over HTTPS (TLS verified against the system's CAs or `caFile`),
+    /// again every `jwksRefresh` seconds, and at most every 30 s when a token names a
+    /// key it does not have (a rotation). Until a refresh succeeds the last keys stay.
+    public var jwksURL: String?
+    /// PEM file of the CAs that sign the JWKS server's certificate; nil: the system's.
+    public var caFile: String?
+    public var jwksRefresh = 300
+    /// Seconds between fetches for a `kid` the keys lack (not a config key: tests lower it).
+    public var unknownKeyRefetch = 30
     /// A distribution-compatible token server's trusted certificates (PEM, its
     /// `rootcertbundle`): tokens whose `x5c` chain leads to one, or whose `kid` names one
     /// of their keys. Read again when the file changes.
@@ -35,7 +48,9 @@ public struct IssuerConfiguration: Sendable, Equatable {
     public var problem: String? {
         if issuer == nil { return "issuer.\(name).issuer is not set" }
         if audience == nil { return "issuer.\(name).audience is not set" }
-        if jwksFile == nil, rootCertBundle == nil { return "neither issuer.\(name).jwks_file nor issuer.\(name).rootcertbundle is set" }
+        if jwksFile == nil, jwksURL == nil, rootCertBundle == nil {
+            return "none of issuer.\(name).jwks_file, .jwks_url or .rootcertbundle is set"
+        }
         return nil
     }
 }
@@ -82,7 +97,14 @@ final class ExternalIssuer: Sendable {
         var jwks: [JWK] = []
         var bundleWatch: FileWatch
         var bundle: CertificateBundle?
+        /// The JWKS last fetched from `jwksURL`, when (monotonic ms), and the fetch state.
+        var fetched: [JWK] = []
+        var fetchedAt: Int64?
+        var lastAttempt: Int64?
+        var fetching = false
     }
+    /// Milliseconds between attempts after a failed fetch.
+    static let retryInterval: Int64 = 5_000
 
     let configuration: IssuerConfiguration
     private let state: Locked<Keys>
@@ -116,6 +138,56 @@ final class ExternalIssuer: Sendable {
         }
     }
 
+    /// The keys of `jwksURL`: fetched when missing or older than `jwksRefresh`, or when a
+    /// token names a `kid` they lack. One thread fetches (outside the lock); the others
+    /// go on with the keys they have, or wait for the first fetch when there are none.
+    private func fetchedKeys(wanting kid: String?) -> [JWK] {
+        guard let url = configuration.jwksURL else { return [] }
+        let now = Secrets.monotonicMilliseconds()
+        let refresh = Int64(configuration.jwksRefresh) * 1000
+        let (keys, fetchHere) = state.withLock { state -> ([JWK], Bool) in
+            let stale = state.fetchedAt.map { now - $0 >= refresh } ?? true
+            let unknown = kid.map { wanted in !state.fetched.contains { $0.kid == wanted } } ?? false
+            let since = state.lastAttempt.map { now - $0 } ?? .max
+            let due = (stale && since >= Self.retryInterval) || (unknown && since >= Int64(configuration.unknownKeyRefetch) * 1000)
+            guard due, !state.fetching else { return (state.fetched, false) }
+            state.fetching = true
+            state.lastAttempt = now
+            return (state.fetched, true)
+        }
+        guard fetchHere else {
+            guard keys.isEmpty else { return keys }
+            // The first fetch is under way elsewhere: wait for it (bounded by its timeouts).
+            for _ in 0..<750 {
+                usleep(20_000)
+                let (done, latest) = state.withLock { ($0.fetching == false, $0.fetched) }
+                if done { return latest }
+            }
+            return []
+        }
+        let fetched = Self.fetchJWKS(url, caFile: configuration.caFile)
+        return state.withLock { state in
+            state.fetching = false
+            if let fetched {
+                state.fetched = fetched
+                state.fetchedAt = Secrets.monotonicMilliseconds()
+            }
+            return state.fetched
+        }
+    }
+
+    /// The keys at `url`, or nil when it cannot be fetched or is not a JWKS.
+    static func fetchJWKS(_ url: String, caFile: String?) -> [JWK]? {
+        var options = HTTPClient.Options()
+        options.caFile = caFile
+        options.connectTimeout = 5
+        options.requestTimeout = 10
+        options.stallTimeout = 10
+        guard let reply = try? HTTPClient(options: options).fetch(.get, url: url, headers: [("Accept", "application/json")], limit: 1 << 20),
+              reply.status == 200 else { return nil }
+        return (try? JSONDecoder().decode(JWKS.self, from: Data(reply.body)))?.keys
+    }
+
     /// The identity a token stands for, and until when; or why it is refused.
     func verify(_ token: String, now: Int) -> Result<(identity: Identity, expires: Int), AuthError> {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
@@ -135,7 +207,7 @@ final class ExternalIssuer: Sendable {
             }
         }
         if !signed {
-            let candidates = jwks.filter { key in
+            let candidates = (jwks + fetchedKeys(wanting: header.kid)).filter { key in
                 (header.kid == nil || key.kid == header.kid) && (key.alg == nil || key.alg == header.alg) && (key.use == nil || key.use == "sig")
             }
             signed = candidates.contains { Self.verify(message, signature, alg: header.alg, key: $0) }

@@ -47,8 +47,8 @@ public struct Settings: Equatable, Sendable {
     /// Threads per worker for pulls that wait on an upstream (only with mirrors).
     public var mirrorThreads = Defaults.mirrorThreads
     /// The fields of an `issuer.<name>.` section.
-    public static let issuerFields = ["issuer", "audience", "jwks_file", "jwks_url", "rootcertbundle", "user_claim", "groups_claim",
-                                       "clock_skew"]
+    public static let issuerFields = ["issuer", "audience", "jwks_file", "jwks_url", "ca_file", "jwks_refresh", "rootcertbundle",
+                                       "user_claim", "groups_claim", "clock_skew"]
 
     public enum AuthMode: String, CaseIterable, Sendable {
         /// `WWW-Authenticate: Basic`; Basic credentials on every request.
@@ -158,7 +158,16 @@ public struct Settings: Equatable, Sendable {
             guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
             issuer.jwksFile = value
         case "jwks_url":
-            throw fail("fetching a JWKS is not supported yet: fetch it into a file (a timer with curl) and set jwks_file")
+            guard value.hasPrefix("https://"), value.count > "https://".count, !value.contains(" ") else {
+                throw fail("\"\(value)\" is not an https:// URL")
+            }
+            issuer.jwksURL = value
+        case "ca_file":
+            guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
+            issuer.caFile = value
+        case "jwks_refresh":
+            guard let seconds = Int(value), (10...86_400).contains(seconds) else { throw fail("\"\(value)\" is not 10...86400 seconds") }
+            issuer.jwksRefresh = seconds
         case "rootcertbundle":
             guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
             issuer.rootCertBundle = value
@@ -269,6 +278,9 @@ public struct Settings: Equatable, Sendable {
             if let value = issuer.audience { lines.append("issuer.\(name).audience = \(text(value))") }
             if let value = issuer.jwksFile { lines.append("issuer.\(name).jwks_file = \(text(value))") }
             if let value = issuer.rootCertBundle { lines.append("issuer.\(name).rootcertbundle = \(text(value))") }
+            if let value = issuer.jwksURL { lines.append("issuer.\(name).jwks_url = \(text(value))") }
+            if let value = issuer.caFile { lines.append("issuer.\(name).ca_file = \(text(value))") }
+            if issuer.jwksURL != nil { lines.append("issuer.\(name).jwks_refresh = \(issuer.jwksRefresh)") }
             if let value = issuer.groupsClaim { lines.append("issuer.\(name).groups_claim = \(value)") }
             return "\n" + lines.joined(separator: "\n")
         }.joined() + mirrors.keys.sorted().map { name -> String in

@@ -14,6 +14,7 @@ import TestSupport
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
     out, now = sys.argv[1], int(sys.argv[2])
+    prefix = sys.argv[3] if len(sys.argv) > 3 else ""
     def b64(data): return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
     def num(value, length): return b64(value.to_bytes(length, "big"))
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -22,8 +23,8 @@ import TestSupport
     pub = rsa_key.public_key().public_numbers()
     ecpub = ec_key.public_key().public_numbers()
     jwks = {"keys": [
-        {"kty": "RSA", "kid": "r1", "alg": "RS256", "use": "sig", "n": num(pub.n, 256), "e": num(pub.e, 3)},
-        {"kty": "EC", "kid": "e1", "crv": "P-256", "x": num(ecpub.x, 32), "y": num(ecpub.y, 32)},
+        {"kty": "RSA", "kid": prefix + "r1", "alg": "RS256", "use": "sig", "n": num(pub.n, 256), "e": num(pub.e, 3)},
+        {"kty": "EC", "kid": prefix + "e1", "crv": "P-256", "x": num(ecpub.x, 32), "y": num(ecpub.y, 32)},
     ]}
     def token(header, claims, sign):
         signing_input = (b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())).encode()
@@ -36,16 +37,16 @@ import TestSupport
             "exp": now + 600, "iat": now, "nbf": now, "groups": ["builders"]}
     pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     tokens = {
-        "rs256": token({"alg": "RS256", "kid": "r1"}, good, rs(rsa_key)),
-        "es256": token({"alg": "ES256", "kid": "e1"}, dict(good, sub="gha", groups=[]), es),
-        "wrongAudience": token({"alg": "RS256", "kid": "r1"}, dict(good, aud="elsewhere"), rs(rsa_key)),
-        "expired": token({"alg": "RS256", "kid": "r1"}, dict(good, exp=now - 120), rs(rsa_key)),
-        "noExpiry": token({"alg": "RS256", "kid": "r1"}, {k: v for k, v in good.items() if k != "exp"}, rs(rsa_key)),
-        "wrongKey": token({"alg": "RS256", "kid": "r1"}, good, rs(other)),
-        "wrongIssuerKey": token({"alg": "RS256", "kid": "r1"}, dict(good, iss="https://evil.test"), rs(rsa_key)),
-        "algNone": token({"alg": "none", "kid": "r1"}, good, lambda data: b""),
-        "hs256WithPublicKey": token({"alg": "HS256", "kid": "r1"}, good, lambda data: hmac.new(pem, data, hashlib.sha256).digest()),
-        "esAsRs": token({"alg": "RS256", "kid": "e1"}, good, es),
+        "rs256": token({"alg": "RS256", "kid": prefix + "r1"}, good, rs(rsa_key)),
+        "es256": token({"alg": "ES256", "kid": prefix + "e1"}, dict(good, sub="gha", groups=[]), es),
+        "wrongAudience": token({"alg": "RS256", "kid": prefix + "r1"}, dict(good, aud="elsewhere"), rs(rsa_key)),
+        "expired": token({"alg": "RS256", "kid": prefix + "r1"}, dict(good, exp=now - 120), rs(rsa_key)),
+        "noExpiry": token({"alg": "RS256", "kid": prefix + "r1"}, {k: v for k, v in good.items() if k != "exp"}, rs(rsa_key)),
+        "wrongKey": token({"alg": "RS256", "kid": prefix + "r1"}, good, rs(other)),
+        "wrongIssuerKey": token({"alg": "RS256", "kid": prefix + "r1"}, dict(good, iss="https://evil.test"), rs(rsa_key)),
+        "algNone": token({"alg": "none", "kid": prefix + "r1"}, good, lambda data: b""),
+        "hs256WithPublicKey": token({"alg": "HS256", "kid": prefix + "r1"}, good, lambda data: hmac.new(pem, data, hashlib.sha256).digest()),
+        "esAsRs": token({"alg": "RS256", "kid": prefix + "e1"}, good, es),
     }
     json.dump({"jwks": jwks, "tokens": tokens}, open(out, "w"))
     """#
@@ -196,5 +197,93 @@ import TestSupport
             let token = try #require(tokens[name])
             #expect(h.send("GET", "/v2/team/app/tags/list", authorization: "Bearer \(token)").status == 401, "\(name)")
         }
+    }
+    /// A TLS server on loopback serving files from a folder (Python's http.server),
+    /// logging every path asked for.
+    static let tlsServerScript = #"""
+    import http.server, ssl, sys
+    root, cert, key, port_file, log = sys.argv[1:6]
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs): super().__init__(*args, directory=root, **kwargs)
+        def log_message(self, format, *args):
+            with open(log, "a") as f: f.write(self.path + "\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    open(port_file, "w").write(str(server.server_address[1]))
+    server.serve_forever()
+    """#
+
+    /// The issuer's JWKS fetched over TLS from the issuer (`jwks_url`), verified against
+    /// the configured CA; fetched again for a key it does not have yet (a rotation); and
+    /// refused when the server's certificate is not the configured CA's.
+    @Test func aJWKSFetchedOverTLSIsUsedAndFetchedAgainWhenTheKeysRotate() throws {
+        let fixture = AuthFixture()
+        let folder = fixture.directory.path
+        let script = folder + "/issuer.py", server = folder + "/server.py"
+        try Self.script.write(toFile: script, atomically: true, encoding: .utf8)
+        try Self.tlsServerScript.write(toFile: server, atomically: true, encoding: .utf8)
+        func keys(_ prefix: String) throws -> (jwks: Any, tokens: [String: String]) {
+            let output = "\(folder)/keys-\(prefix).json"
+            let run = Shell.run("/usr/bin/python3", [script, output, String(fixture.clock.now()), prefix])
+            try #require(run.succeeded, "python3-cryptography: \(run.stderr)")
+            let made = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output))) as? [String: Any])
+            return (try #require(made["jwks"]), try #require(made["tokens"] as? [String: String]))
+        }
+        func serve(_ jwks: Any) throws {
+            let temp = "\(folder)/www/jwks.json.new"
+            try JSONSerialization.data(withJSONObject: jwks).write(to: URL(fileURLWithPath: temp))
+            try #require(rename(temp, "\(folder)/www/jwks.json") == 0)
+        }
+        try FileManager.default.createDirectory(atPath: "\(folder)/www", withIntermediateDirectories: true)
+        for name in ["server", "other"] {
+            let made = Shell.run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                             "-days", "2", "-subj", "/CN=issuer", "-addext", "subjectAltName=IP:127.0.0.1",
+                                             "-keyout", "\(folder)/\(name)-key.pem", "-out", "\(folder)/\(name).pem"])
+            try #require(made.succeeded, "\(made.stderr)")
+        }
+        let first = try keys("")
+        try serve(first.jwks)
+        let process = try Shell.start("/usr/bin/python3", [server, "\(folder)/www", "\(folder)/server.pem", "\(folder)/server-key.pem",
+                                                          "\(folder)/port", "\(folder)/requests.log"], logFile: "\(folder)/server.out")
+        // SIGKILL: a child of the test runner may inherit a signal mask that blocks SIGTERM.
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        var port = ""
+        for _ in 0..<200 where port.isEmpty {
+            usleep(25_000)
+            port = (try? String(contentsOfFile: "\(folder)/port", encoding: .utf8)) ?? ""
+        }
+        try #require(!port.isEmpty, "the TLS server did not start")
+
+        var issuer = IssuerConfiguration(name: "k8s")
+        issuer.issuer = "https://idp.test"
+        issuer.audience = "registry.test"
+        issuer.jwksURL = "https://127.0.0.1:\(port)/jwks.json"
+        issuer.caFile = "\(folder)/server.pem"
+        issuer.groupsClaim = "groups"
+        issuer.unknownKeyRefetch = 0
+        var untrusted = issuer
+        untrusted.name = "other"
+        untrusted.issuer = "https://idp.test/other"
+        untrusted.caFile = "\(folder)/other.pem"
+        #expect(issuer.problem == nil)
+        let h = try TokenFlowTests.Harness(policy: "@builders  team/**  read,write\n", fixture: fixture) { $0.issuers = [issuer] }
+
+        let token = try #require(first.tokens["rs256"])
+        #expect(h.send("POST", "/v2/team/app/blobs/uploads/", authorization: "Bearer \(token)").status == 202)
+        #expect(h.send("GET", "/v2/team/app/tags/list", authorization: "Bearer \(try #require(first.tokens["wrongKey"]))").status == 401)
+
+        // The issuer rotates: new keys (new kids) are served; a token signed with one works.
+        let rotated = try keys("rot-")
+        try serve(rotated.jwks)
+        let fresh = try #require(rotated.tokens["rs256"])
+        #expect(h.send("POST", "/v2/team/app/blobs/uploads/", authorization: "Bearer \(fresh)").status == 202, "the rotated key was fetched")
+        let requests = (try? String(contentsOfFile: "\(folder)/requests.log", encoding: .utf8)) ?? ""
+        #expect(requests.split(separator: "\n").filter { $0 == "/jwks.json" }.count >= 2)
+
+        // A server whose certificate the configured CA did not sign is not trusted.
+        let wary = try AuthFixture().service { $0.issuers = [untrusted] }
+        #expect(wary.authenticate(.bearer(token), client: nil).identity == nil, "TLS verification failed, so no keys")
     }
 }
