@@ -196,6 +196,16 @@ import Testing
             $0.contains("\"GET /v2/team/app/blobs/\(layer.digest) HTTP/") && $0.contains("\" 200 ")
         }.count
         #expect(upstreamGets == 1, "the upstream served the blob \(upstreamGets) times")
+        // Each worker saves its counters every second: read until the fetching one's are in.
+        let fetched = "berth_mirror_fetched_bytes_total{mirror=\"up\"} \(layer.size)"
+        var metrics = server.curl(["\(server.baseURL)/metrics"]).text
+        for _ in 0..<30 where !metrics.contains(fetched) {
+            usleep(100_000)
+            metrics = server.curl(["\(server.baseURL)/metrics"]).text
+        }
+        #expect(metrics.contains(fetched), "\(metrics.suffix(1500))")
+        #expect(metrics.contains("berth_mirror_events_total{event=\"misses\",mirror=\"up\"} 1")
+                || metrics.contains("berth_mirror_events_total{mirror=\"up\",event=\"misses\"} 1"), "\(metrics.suffix(1500))")
     }
 
     @Test func aWorkerKilledDuringAFetchLeavesNothingVisibleAndTheNextPullCompletes() throws {
