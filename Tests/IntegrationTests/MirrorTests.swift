@@ -257,6 +257,48 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/blobs/sha256/\(hex)"))
     }
 
+    @Test func containerdPullsThroughTheMirrorOfItsHostsTomlWithNs() throws {
+        let upstream = try DockerRegistryUpstream()
+        defer { upstream.remove() }
+        let work = upstream.directory.path
+        let source = try ImageBuilder.build(layout: "\(work)/source", tag: "v1", layerSizes: [1 << 20, 200_000], seed: 37)
+        let push = skopeo(work, ["copy", "--dest-cert-dir", upstream.certDirectory,
+                                 "--dest-creds", "\(upstream.username):\(upstream.password)",
+                                 "oci:\(source):v1", "docker://\(upstream.host)/team/app:v1"])
+        try #require(push.succeeded, "\(push.stderr)")
+        try upstream.password.write(toFile: "\(work)/password", atomically: true, encoding: .utf8)
+        let (server, config) = try mirror([
+            "mirror.up.upstream = \(upstream.baseURL)", "mirror.up.username = \(upstream.username)",
+            "mirror.up.password_file = \(work)/password", "mirror.up.ca_file = \(upstream.certificate)",
+        ])
+        defer { server.stop(); config.remove() }
+        let containerd = try Containerd(directory: "\(work)/containerd")
+        defer { containerd.stop() }
+        // The upstream as the server, Berth as its mirror (pull and resolve only). ctr has no
+        // credentials for the upstream, so a pull that succeeds came through the mirror.
+        let hosts = "\(work)/hosts"
+        try FileManager.default.createDirectory(atPath: "\(hosts)/\(upstream.host)", withIntermediateDirectories: true)
+        try """
+            server = "\(upstream.baseURL)"
+
+            [host."\(server.baseURL)"]
+              capabilities = ["pull", "resolve"]
+              ca = "\(server.certDirectory)/ca.crt"
+
+            """.write(toFile: "\(hosts)/\(upstream.host)/hosts.toml", atomically: true, encoding: .utf8)
+        let reference = "\(upstream.host)/team/app:v1"
+        let pull = containerd.ctr(["images", "pull", "--hosts-dir", hosts, "--snapshotter", "native", reference], namespace: "mirror")
+        #expect(pull.succeeded, "ctr pull: \(pull.stderr)\n\(pull.stdout)\nworker:\n\(server.workerLog.suffix(3000))")
+        let sourceDigest = "sha256:" + (try String(contentsOfFile: "\(source)/index.json", encoding: .utf8)
+            .components(separatedBy: "sha256:").dropFirst().first?.prefix(64) ?? "")
+        #expect(containerd.imageDigest(reference, namespace: "mirror") == sourceDigest)
+        // containerd names the upstream in ?ns= (percent-encoded) and asks for the upstream's own name.
+        let routed = server.loggedRequests.filter { $0.uri.hasSuffix("?ns=127.0.0.1%3A\(upstream.port)") }
+        #expect(routed.contains { $0.uri.hasPrefix("/v2/team/app/manifests/v1?") && $0.status == 200 }, "\(server.loggedRequests)")
+        #expect(routed.filter { $0.uri.contains("/blobs/") && $0.status == 200 }.count == 3, "\(server.loggedRequests)")
+        #expect(FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/index.json"))
+    }
+
     @Test func aTokenAuthUpstreamIsPulledWithCredentialsAndAnonymously() throws {
         let secrets = TemporaryDirectory(prefix: "berth-mirror-secrets")
         defer { secrets.remove() }
