@@ -299,6 +299,33 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/index.json"))
     }
 
+    @Test func theDockerEngineWithRegistryMirrorsPullsThroughTheDefaultMirror() throws {
+        let upstream = try DockerRegistryUpstream()
+        defer { upstream.remove() }
+        let work = upstream.directory.path
+        let source = try ImageBuilder.build(layout: "\(work)/source", tag: "v1", layerSizes: [500_000], seed: 38)
+        // Where `docker pull berth-mirror-test:v1` looks on Docker Hub.
+        let push = skopeo(work, ["copy", "--dest-cert-dir", upstream.certDirectory,
+                                 "--dest-creds", "\(upstream.username):\(upstream.password)",
+                                 "oci:\(source):v1", "docker://\(upstream.host)/library/berth-mirror-test:v1"])
+        try #require(push.succeeded, "\(push.stderr)")
+        try upstream.password.write(toFile: "\(work)/password", atomically: true, encoding: .utf8)
+        let (server, config) = try mirror([
+            "mirror.hub.upstream = \(upstream.baseURL)", "mirror.hub.username = \(upstream.username)",
+            "mirror.hub.password_file = \(work)/password", "mirror.hub.ca_file = \(upstream.certificate)",
+            "mirror_default = hub",
+        ])
+        defer { server.stop(); config.remove() }
+        // Without a network the engine cannot fall back to Docker Hub: a pull that succeeds came through Berth.
+        let engine = try DockerEngine(directory: "\(work)/docker", settings: ["registry-mirrors": [server.baseURL]])
+        defer { engine.stop() }
+        let pull = engine.docker(["pull", "berth-mirror-test:v1"])
+        #expect(pull.succeeded, "docker pull: \(pull.stderr)\n\(pull.stdout)\nworker:\n\(server.workerLog.suffix(3000))")
+        let requests = server.loggedRequests
+        #expect(requests.contains { $0.uri == "/v2/library/berth-mirror-test/manifests/v1" && $0.status == 200 }, "\(requests)")
+        #expect(FileManager.default.fileExists(atPath: "\(server.store)/hub/library/berth-mirror-test/index.json"))
+    }
+
     @Test func aTokenAuthUpstreamIsPulledWithCredentialsAndAnonymously() throws {
         let secrets = TemporaryDirectory(prefix: "berth-mirror-secrets")
         defer { secrets.remove() }
