@@ -326,6 +326,42 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: "\(server.store)/hub/library/berth-mirror-test/index.json"))
     }
 
+    @Test func podmanPullsThroughTheMirrorOfItsRegistriesConfByPrefix() throws {
+        let upstream = try DockerRegistryUpstream()
+        defer { upstream.remove() }
+        let work = upstream.directory.path
+        let source = try ImageBuilder.build(layout: "\(work)/source", tag: "v1", layerSizes: [400_000], seed: 39)
+        let push = skopeo(work, ["copy", "--dest-cert-dir", upstream.certDirectory,
+                                 "--dest-creds", "\(upstream.username):\(upstream.password)",
+                                 "oci:\(source):v1", "docker://\(upstream.host)/team/app:v1"])
+        try #require(push.succeeded, "\(push.stderr)")
+        try upstream.password.write(toFile: "\(work)/password", atomically: true, encoding: .utf8)
+        let (server, config) = try mirror([
+            "mirror.up.upstream = \(upstream.baseURL)", "mirror.up.username = \(upstream.username)",
+            "mirror.up.password_file = \(work)/password", "mirror.up.ca_file = \(upstream.certificate)",
+        ])
+        defer { server.stop(); config.remove() }
+        let sandbox = try ContainerToolSandbox(path: "\(work)/podman")
+        // podman has no credentials for the upstream: a pull that succeeds came through the mirror.
+        try """
+            unqualified-search-registries = []
+            short-name-mode = "disabled"
+
+            [[registry]]
+            location = "\(upstream.host)"
+
+            [[registry.mirror]]
+            location = "\(server.host)/up"
+            insecure = true
+
+            """.write(toFile: "\(sandbox.path)/registries.conf", atomically: true, encoding: .utf8)
+        let pull = sandbox.podman(["pull", "\(upstream.host)/team/app:v1"])
+        #expect(pull.succeeded, "podman pull: \(pull.stderr)\n\(pull.stdout)\nworker:\n\(server.workerLog.suffix(3000))")
+        let requests = server.loggedRequests
+        #expect(requests.contains { $0.uri == "/v2/up/team/app/manifests/v1" && $0.status == 200 }, "\(requests)")
+        #expect(FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/index.json"))
+    }
+
     @Test func aTokenAuthUpstreamIsPulledWithCredentialsAndAnonymously() throws {
         let secrets = TemporaryDirectory(prefix: "berth-mirror-secrets")
         defer { secrets.remove() }
