@@ -27,6 +27,8 @@ final class WorkerMetrics: Sendable {
         var lockWaitMicroseconds: UInt64 = 0
         /// Workers a supervisor started again after one died (only supervisors save it).
         var workerRestarts: UInt64 = 0
+        /// "mirror event" → count (bytes for `fetched_bytes`): what pull-through mirrors did.
+        var mirrors: [String: UInt64] = [:]
 
         init() {}
 
@@ -41,6 +43,7 @@ final class WorkerMetrics: Sendable {
             lockWaits = try container.decodeIfPresent(UInt64.self, forKey: .lockWaits) ?? 0
             lockWaitMicroseconds = try container.decodeIfPresent(UInt64.self, forKey: .lockWaitMicroseconds) ?? 0
             workerRestarts = try container.decodeIfPresent(UInt64.self, forKey: .workerRestarts) ?? 0
+            mirrors = try container.decodeIfPresent([String: UInt64].self, forKey: .mirrors) ?? [:]
         }
 
         /// Adds `other`'s counts to these.
@@ -56,6 +59,7 @@ final class WorkerMetrics: Sendable {
             lockWaits += other.lockWaits
             lockWaitMicroseconds += other.lockWaitMicroseconds
             workerRestarts += other.workerRestarts
+            for (key, value) in other.mirrors { mirrors[key, default: 0] += value }
         }
     }
 
@@ -88,6 +92,12 @@ final class WorkerMetrics: Sendable {
             counters.durationSums[route, default: 0] += seconds
             counters.bytesReceived += bytesReceived
         }
+    }
+
+    /// Counts what a pull-through mirror did: `event` is one of `MirrorEvent`'s counters.
+    func countMirror(_ mirror: String, _ event: String, by amount: UInt64 = 1) {
+        let key = "\(mirror) \(event)"
+        shards[0].counters.withLock { $0.mirrors[key, default: 0] += amount }
     }
 
     private static let emptyHistogram = [UInt64](repeating: 0, count: buckets.count + 1)
@@ -163,6 +173,18 @@ final class WorkerMetrics: Sendable {
         out.sample("berth_lock_wait_seconds_total", [:], Double(total.lockWaitMicroseconds) / 1_000_000)
         out.family("berth_worker_restarts_total", "counter", "Worker processes started again by their supervisor after one died or exited.")
         out.sample("berth_worker_restarts_total", [:], Double(total.workerRestarts))
+        if !total.mirrors.isEmpty {
+            out.family("berth_mirror_events_total", "counter",
+                       "What pull-through mirrors did: misses fetched, pulls that followed a fetch, stale serves, upstream errors, failed fetches.")
+            for (key, value) in total.mirrors.sorted(by: { $0.key < $1.key }) where !key.hasSuffix(" fetched_bytes") {
+                let parts = key.split(separator: " ")
+                out.sample("berth_mirror_events_total", ["mirror": String(parts.first ?? ""), "event": String(parts.last ?? "")], Double(value))
+            }
+            out.family("berth_mirror_fetched_bytes_total", "counter", "Blob bytes fetched from upstreams and stored.")
+            for (key, value) in total.mirrors.sorted(by: { $0.key < $1.key }) where key.hasSuffix(" fetched_bytes") {
+                out.sample("berth_mirror_fetched_bytes_total", ["mirror": String(key.split(separator: " ").first ?? "")], Double(value))
+            }
+        }
 
         let totals = files.totals()
         out.family("berth_repositories", "gauge", "Repositories in the store.")

@@ -58,7 +58,7 @@ public struct WorkerProcess {
         if !settings.mirrors.isEmpty {
             let mirrors = settings.mirrors.keys.sorted().compactMap { settings.mirrors[$0] }
             let mirror = try PullThroughMirror(decorating: capabilities, mirrors: mirrors, defaultNamespace: settings.mirrorDefault,
-                                               onEvent: { name, details in log.event(name, details, level: .warning) })
+                                               onEvent: { name, details in Self.mirrorEvent(name, details, metrics: metrics, log: log) })
             capabilities = mirror.capabilities
         }
         let registry = Registry(capabilities: capabilities, options: options)
@@ -106,6 +106,22 @@ public struct WorkerProcess {
         metrics.save()
         log.event("stopped", ["signal": String(signal), "pid": String(getpid())])
         if let ownSocket { unlink(ownSocket) }
+    }
+
+    /// Logs a mirror's event (trouble as a warning) and counts it per mirror.
+    private static func mirrorEvent(_ name: String, _ details: [String: String], metrics: WorkerMetrics, log: AccessLog) {
+        let mirror = details["mirror"] ?? "unknown"
+        switch name {
+        case "mirror_fetch": metrics.countMirror(mirror, "misses")
+        case "mirror_follow": metrics.countMirror(mirror, "follows")
+        case "mirror_stored": metrics.countMirror(mirror, "fetched_bytes", by: details["size"].flatMap { UInt64($0) } ?? 0)
+        case "mirror_stale": metrics.countMirror(mirror, "stale_serves")
+        case "mirror_upstream_error": metrics.countMirror(mirror, "upstream_errors")
+        case "mirror_fetch_failed": metrics.countMirror(mirror, "failed_fetches")
+        default: break
+        }
+        let quiet = ["mirror_fetch", "mirror_follow", "mirror_stored"].contains(name)
+        log.event(name, details, level: quiet ? .info : .warning)
     }
 
     /// The authenticator and token issuer, when the worker authenticates (`htpasswd` or `auth` set).

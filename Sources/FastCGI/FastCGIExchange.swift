@@ -62,7 +62,9 @@ public final class FastCGIExchange {
     public func respond(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
         guard !answered else { return }
         answered = true
-        put(Self.head(status: status, headers: headers, capacity: body.count) + body)
+        var bytes = Self.head(status: status, headers: headers, capacity: body.count)
+        bytes.append(contentsOf: body)
+        put(bytes)
     }
 
     /// Writes the status line and headers of an answer whose body follows through

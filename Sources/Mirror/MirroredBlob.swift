@@ -36,10 +36,11 @@ final class MirroredBlob: IncomingBlob, @unchecked Sendable {
         defer { lock.release() }
         let session = try uploads.start(repository: repository, algorithm: digest.algorithm)
         if let size { lock.announce(session: session.id, size: size) }
+        var stored: UInt64 = 0
         try withoutActuallyEscaping(write) { (write) throws(StorageError) in
             let tee = HoldingBackTee(transfer, write)
             do throws(StorageError) {
-                _ = try uploads.complete(session.id, repository: repository, digest: digest, startingAt: nil,
+                stored = try uploads.complete(session.id, repository: repository, digest: digest, startingAt: nil,
                                          expectedLength: size, lastChunk: tee)
             } catch {
                 try? uploads.cancel(session.id, repository: repository)
@@ -53,6 +54,8 @@ final class MirroredBlob: IncomingBlob, @unchecked Sendable {
             }
             tee.release()
         }
+        onEvent?("mirror_stored", ["mirror": namespace, "repository": repository.value, "digest": digest.description,
+                                   "size": String(stored)])
     }
 }
 

@@ -25,6 +25,12 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     /// When each mirrored tag was last found current upstream (monotonic seconds), by
     /// `<repository>:<tag>`. Per process: a new process revalidates each tag once.
     private let validated = Locked<[String: Int64]>([:])
+    /// Until when (monotonic seconds) each mirror's upstream is left alone after it said
+    /// 429 (or 503) with `Retry-After`: requests meanwhile fail at once (stale copies are served).
+    private let backoff = Locked<[String: Int64]>([:])
+    /// The longest `Retry-After` honoured, and the wait after a 429 without one.
+    static let maximumBackoff: Int64 = 300
+    static let defaultBackoff: Int64 = 10
 
     public init(decorating store: Capabilities, mirrors: [MirrorConfiguration], defaultNamespace: String?,
                 onEvent: EventSink? = nil) throws(MirrorSetupError) {
@@ -214,8 +220,13 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         validated.withLock { $0["\(repository.value):\(tag.value)"] = now }
     }
 
-    /// Runs an upstream request; a transport failure becomes `upstreamUnavailable`.
+    /// Runs an upstream request; a transport failure becomes `upstreamUnavailable`, and so
+    /// does any request while the upstream asked to be left alone.
     private func call<T>(_ namespace: String, _ body: () throws(HTTPError) -> T) throws(StorageError) -> T {
+        let now = UpstreamRegistry.monotonicSeconds()
+        if let until = backoff.withLock({ $0[namespace] }), now < until {
+            throw .upstreamUnavailable(namespace: namespace, reason: "it asked to be left alone for \(until - now) more seconds (Retry-After)")
+        }
         do {
             return try body()
         } catch {
@@ -234,6 +245,11 @@ public final class PullThroughMirror: PullThrough, ManifestService {
             case 401, 403: "it refused the mirror's credentials (\(status))"
             case 429: "it is rate-limiting the mirror (429\(retryAfter.map { ", Retry-After \($0)" } ?? ""))"
             default: "it answered \(status)"
+            }
+            if status == 429 || (status == 503 && retryAfter != nil) {
+                let seconds = min(retryAfter.flatMap { Int64($0) } ?? Self.defaultBackoff, Self.maximumBackoff)
+                let until = UpstreamRegistry.monotonicSeconds() + max(seconds, 1)
+                backoff.withLock { $0[namespace] = until }
             }
             onEvent?("mirror_upstream_error", ["mirror": namespace, "error": reason])
             throw .upstreamUnavailable(namespace: namespace, reason: reason)

@@ -28,7 +28,8 @@ public final class DockerEngine: @unchecked Sendable {
     /// Starts containerd under `<directory>/containerd`, then dockerd on it, and waits
     /// (at most `timeout` seconds each) until `docker version` reaches the daemon. Throws
     /// with the daemon's log when either does not come up.
-    public init(directory: String, timeout: TimeInterval = 60) throws {
+    /// `settings` are added to daemon.json (e.g. `registry-mirrors`).
+    public init(directory: String, timeout: TimeInterval = 60, settings extra: [String: Any] = [:]) throws {
         self.directory = directory
         for executable in [Self.daemonBinary, Self.cliBinary] where !FileManager.default.isExecutableFile(atPath: executable) {
             throw DaemonError.notInstalled("\(executable) is missing: install the Debian package docker.io")
@@ -37,7 +38,7 @@ public final class DockerEngine: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: "\(directory)/\(folder)", withIntermediateDirectories: true)
         }
         containerd = try Containerd(directory: "\(directory)/containerd")
-        let settings: [String: Any] = [
+        var settings: [String: Any] = [
             "data-root": "\(directory)/data",
             "exec-root": "\(directory)/exec",
             "pidfile": "\(directory)/docker.pid",
@@ -51,6 +52,7 @@ public final class DockerEngine: @unchecked Sendable {
             "storage-driver": "vfs",
             "containerd": containerd.socket,
         ]
+        settings.merge(extra) { $1 }
         do {
             let json = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys])
             try json.write(to: URL(fileURLWithPath: configFile))

@@ -196,6 +196,16 @@ import Testing
             $0.contains("\"GET /v2/team/app/blobs/\(layer.digest) HTTP/") && $0.contains("\" 200 ")
         }.count
         #expect(upstreamGets == 1, "the upstream served the blob \(upstreamGets) times")
+        // Each worker saves its counters every second: read until the fetching one's are in.
+        let fetched = "berth_mirror_fetched_bytes_total{mirror=\"up\"} \(layer.size)"
+        var metrics = server.curl(["\(server.baseURL)/metrics"]).text
+        for _ in 0..<30 where !metrics.contains(fetched) {
+            usleep(100_000)
+            metrics = server.curl(["\(server.baseURL)/metrics"]).text
+        }
+        #expect(metrics.contains(fetched), "\(metrics.suffix(1500))")
+        #expect(metrics.contains("berth_mirror_events_total{event=\"misses\",mirror=\"up\"} 1")
+                || metrics.contains("berth_mirror_events_total{mirror=\"up\",event=\"misses\"} 1"), "\(metrics.suffix(1500))")
     }
 
     @Test func aWorkerKilledDuringAFetchLeavesNothingVisibleAndTheNextPullCompletes() throws {
@@ -245,6 +255,111 @@ import Testing
         }
         #expect(answer.status == 200 && Shell.sha256Digest(answer.body) == layer.digest)
         #expect(FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/blobs/sha256/\(hex)"))
+    }
+
+    @Test func containerdPullsThroughTheMirrorOfItsHostsTomlWithNs() throws {
+        let upstream = try DockerRegistryUpstream()
+        defer { upstream.remove() }
+        let work = upstream.directory.path
+        let source = try ImageBuilder.build(layout: "\(work)/source", tag: "v1", layerSizes: [1 << 20, 200_000], seed: 37)
+        let push = skopeo(work, ["copy", "--dest-cert-dir", upstream.certDirectory,
+                                 "--dest-creds", "\(upstream.username):\(upstream.password)",
+                                 "oci:\(source):v1", "docker://\(upstream.host)/team/app:v1"])
+        try #require(push.succeeded, "\(push.stderr)")
+        try upstream.password.write(toFile: "\(work)/password", atomically: true, encoding: .utf8)
+        let (server, config) = try mirror([
+            "mirror.up.upstream = \(upstream.baseURL)", "mirror.up.username = \(upstream.username)",
+            "mirror.up.password_file = \(work)/password", "mirror.up.ca_file = \(upstream.certificate)",
+        ])
+        defer { server.stop(); config.remove() }
+        let containerd = try Containerd(directory: "\(work)/containerd")
+        defer { containerd.stop() }
+        // The upstream as the server, Berth as its mirror (pull and resolve only). ctr has no
+        // credentials for the upstream, so a pull that succeeds came through the mirror.
+        let hosts = "\(work)/hosts"
+        try FileManager.default.createDirectory(atPath: "\(hosts)/\(upstream.host)", withIntermediateDirectories: true)
+        try """
+            server = "\(upstream.baseURL)"
+
+            [host."\(server.baseURL)"]
+              capabilities = ["pull", "resolve"]
+              ca = "\(server.certDirectory)/ca.crt"
+
+            """.write(toFile: "\(hosts)/\(upstream.host)/hosts.toml", atomically: true, encoding: .utf8)
+        let reference = "\(upstream.host)/team/app:v1"
+        let pull = containerd.ctr(["images", "pull", "--hosts-dir", hosts, "--snapshotter", "native", reference], namespace: "mirror")
+        #expect(pull.succeeded, "ctr pull: \(pull.stderr)\n\(pull.stdout)\nworker:\n\(server.workerLog.suffix(3000))")
+        let sourceDigest = "sha256:" + (try String(contentsOfFile: "\(source)/index.json", encoding: .utf8)
+            .components(separatedBy: "sha256:").dropFirst().first?.prefix(64) ?? "")
+        #expect(containerd.imageDigest(reference, namespace: "mirror") == sourceDigest)
+        // containerd names the upstream in ?ns= (percent-encoded) and asks for the upstream's own name.
+        let routed = server.loggedRequests.filter { $0.uri.hasSuffix("?ns=127.0.0.1%3A\(upstream.port)") }
+        #expect(routed.contains { $0.uri.hasPrefix("/v2/team/app/manifests/v1?") && $0.status == 200 }, "\(server.loggedRequests)")
+        #expect(routed.filter { $0.uri.contains("/blobs/") && $0.status == 200 }.count == 3, "\(server.loggedRequests)")
+        #expect(FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/index.json"))
+    }
+
+    @Test func theDockerEngineWithRegistryMirrorsPullsThroughTheDefaultMirror() throws {
+        let upstream = try DockerRegistryUpstream()
+        defer { upstream.remove() }
+        let work = upstream.directory.path
+        let source = try ImageBuilder.build(layout: "\(work)/source", tag: "v1", layerSizes: [500_000], seed: 38)
+        // Where `docker pull berth-mirror-test:v1` looks on Docker Hub.
+        let push = skopeo(work, ["copy", "--dest-cert-dir", upstream.certDirectory,
+                                 "--dest-creds", "\(upstream.username):\(upstream.password)",
+                                 "oci:\(source):v1", "docker://\(upstream.host)/library/berth-mirror-test:v1"])
+        try #require(push.succeeded, "\(push.stderr)")
+        try upstream.password.write(toFile: "\(work)/password", atomically: true, encoding: .utf8)
+        let (server, config) = try mirror([
+            "mirror.hub.upstream = \(upstream.baseURL)", "mirror.hub.username = \(upstream.username)",
+            "mirror.hub.password_file = \(work)/password", "mirror.hub.ca_file = \(upstream.certificate)",
+            "mirror_default = hub",
+        ])
+        defer { server.stop(); config.remove() }
+        // Without a network the engine cannot fall back to Docker Hub: a pull that succeeds came through Berth.
+        let engine = try DockerEngine(directory: "\(work)/docker", settings: ["registry-mirrors": [server.baseURL]])
+        defer { engine.stop() }
+        let pull = engine.docker(["pull", "berth-mirror-test:v1"])
+        #expect(pull.succeeded, "docker pull: \(pull.stderr)\n\(pull.stdout)\nworker:\n\(server.workerLog.suffix(3000))")
+        let requests = server.loggedRequests
+        #expect(requests.contains { $0.uri == "/v2/library/berth-mirror-test/manifests/v1" && $0.status == 200 }, "\(requests)")
+        #expect(FileManager.default.fileExists(atPath: "\(server.store)/hub/library/berth-mirror-test/index.json"))
+    }
+
+    @Test func podmanPullsThroughTheMirrorOfItsRegistriesConfByPrefix() throws {
+        let upstream = try DockerRegistryUpstream()
+        defer { upstream.remove() }
+        let work = upstream.directory.path
+        let source = try ImageBuilder.build(layout: "\(work)/source", tag: "v1", layerSizes: [400_000], seed: 39)
+        let push = skopeo(work, ["copy", "--dest-cert-dir", upstream.certDirectory,
+                                 "--dest-creds", "\(upstream.username):\(upstream.password)",
+                                 "oci:\(source):v1", "docker://\(upstream.host)/team/app:v1"])
+        try #require(push.succeeded, "\(push.stderr)")
+        try upstream.password.write(toFile: "\(work)/password", atomically: true, encoding: .utf8)
+        let (server, config) = try mirror([
+            "mirror.up.upstream = \(upstream.baseURL)", "mirror.up.username = \(upstream.username)",
+            "mirror.up.password_file = \(work)/password", "mirror.up.ca_file = \(upstream.certificate)",
+        ])
+        defer { server.stop(); config.remove() }
+        let sandbox = try ContainerToolSandbox(path: "\(work)/podman")
+        // podman has no credentials for the upstream: a pull that succeeds came through the mirror.
+        try """
+            unqualified-search-registries = []
+            short-name-mode = "disabled"
+
+            [[registry]]
+            location = "\(upstream.host)"
+
+            [[registry.mirror]]
+            location = "\(server.host)/up"
+            insecure = true
+
+            """.write(toFile: "\(sandbox.path)/registries.conf", atomically: true, encoding: .utf8)
+        let pull = sandbox.podman(["pull", "\(upstream.host)/team/app:v1"])
+        #expect(pull.succeeded, "podman pull: \(pull.stderr)\n\(pull.stdout)\nworker:\n\(server.workerLog.suffix(3000))")
+        let requests = server.loggedRequests
+        #expect(requests.contains { $0.uri == "/v2/up/team/app/manifests/v1" && $0.status == 200 }, "\(requests)")
+        #expect(FileManager.default.fileExists(atPath: "\(server.store)/up/team/app/index.json"))
     }
 
     @Test func aTokenAuthUpstreamIsPulledWithCredentialsAndAnonymously() throws {

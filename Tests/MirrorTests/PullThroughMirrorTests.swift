@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Locks
 import Mirror
 import Storage
@@ -93,5 +96,47 @@ import TestSupport
         #expect(subject.mirror.namespace(named: "127.0.0.1:1") == "hub")
         #expect(subject.mirror.namespace(named: "docker.io") == nil)
         #expect(subject.mirror.defaultNamespace == "hub" && subject.mirror.namespaces == ["hub"])
+    }
+}
+
+/// An upstream that answers every request 429 with `Retry-After: 60` (a Python HTTP server
+/// on loopback, which logs each request it gets).
+@Suite struct RetryAfterTests {
+    static let server = """
+        import http.server, sys
+        class H(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                self.send_response(429)
+                self.send_header("Retry-After", "60")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            do_GET = answer
+            do_HEAD = answer
+        http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+        """
+
+    @Test func aRateLimitedUpstreamIsLeftAloneForItsRetryAfter() throws {
+        let directory = TemporaryDirectory(prefix: "berth-retry-after")
+        defer { directory.remove() }
+        let port = try LoopbackPort.free()
+        let log = "\(directory.path)/upstream.log"
+        let upstream = try Shell.start("/usr/bin/python3", ["-c", Self.server, String(port)], logFile: log)
+        defer { Shell.stop(upstream, grace: 2) }
+        var waited = 0
+        while !Shell.run("curl", ["-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]).succeeded, waited < 200 {
+            usleep(25_000)
+            waited += 1
+        }
+        var configuration = MirrorConfiguration(name: "hub")
+        configuration.upstream = "http://127.0.0.1:\(port)"
+        let store = Store(root: "\(directory.path)/store")
+        let mirror = try PullThroughMirror(decorating: store.capabilities, mirrors: [configuration], defaultNamespace: nil)
+        let repository = try #require(RepositoryName("hub/team/app"))
+        let asked = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "\" 429 ").count - 1
+        for attempt in 1...3 {
+            #expect(throws: StorageError.self, "attempt \(attempt)") { try mirror.resolve(.tag(Tag("v1")!), in: repository) }
+        }
+        let after = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "\" 429 ").count - 1
+        #expect(after - asked == 1, "the upstream was asked \(after - asked) times")
     }
 }
