@@ -37,6 +37,8 @@ public struct Settings: Equatable, Sendable {
     public var tokenKey: String?
     public var tokenTTL = Defaults.tokenTTL
     public var service = Defaults.tokenService
+    /// Write-once tags (`immutable_tags = <repository pattern> <tag pattern>`, repeatable).
+    public var immutableTags: [ImmutableTagRule] = []
     /// External token issuers (`issuer.<name>.<field>` keys), by name.
     public var issuers: [String: IssuerConfiguration] = [:]
     /// The fields of an `issuer.<name>.` section.
@@ -66,7 +68,7 @@ public struct Settings: Equatable, Sendable {
     /// Every key, in the order `config check` prints them.
     public static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level",
-                       "htpasswd", "auth", "token_key", "token_ttl", "service"]
+                       "htpasswd", "auth", "token_key", "token_ttl", "service", "immutable_tags"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
     public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
@@ -122,9 +124,21 @@ public struct Settings: Equatable, Sendable {
                 throw fail("\"\(value)\" is not a service name (no spaces or quotes)")
             }
             service = value
+        case "immutable_tags":
+            // Repeatable: each line adds a rule; an empty value clears the list.
+            if value.isEmpty { immutableTags = []; break }
+            guard let rule = ImmutableTagRule(value) else {
+                throw fail("\"\(value)\" is not <repository pattern> <tag pattern> (e.g. release/** v*)")
+            }
+            if !immutableTags.contains(rule) { immutableTags.append(rule) }
         default:
             throw fail("unknown key (known: \(Self.keys.joined(separator: ", ")))")
         }
+    }
+
+    /// One line per value of a repeatable key; `key = ` (the empty list) when there is none.
+    private static func renderRepeated(_ key: String, _ values: [String]) -> String {
+        values.isEmpty ? "\n\(key) = " : values.map { "\n\(key) = \($0)" }.joined()
     }
 
     /// `issuer.<name>.<field> = value`: one field of an external issuer.
@@ -198,7 +212,7 @@ public struct Settings: Equatable, Sendable {
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
             "log_level = \(logLevel.rawValue)", "htpasswd = \(text(htpasswd))", "auth = \(auth?.rawValue ?? "")",
             "token_key = \(text(tokenKey))", "token_ttl = \(tokenTTL)", "service = \(text(service))",
-        ].joined(separator: "\n") + issuers.keys.sorted().map { name -> String in
+        ].joined(separator: "\n") + Self.renderRepeated("immutable_tags", immutableTags.map(\.description)) + issuers.keys.sorted().map { name -> String in
             guard let issuer = issuers[name] else { return "" }
             var lines = ["issuer.\(name).user_claim = \(text(issuer.userClaim))", "issuer.\(name).clock_skew = \(issuer.clockSkew)"]
             if let value = issuer.issuer { lines.append("issuer.\(name).issuer = \(text(value))") }

@@ -39,6 +39,7 @@ public struct WorkerProcess {
         // The composition root: one store (its caches, trash and locks) for the process.
         var storeOptions = Store.Options()
         storeOptions.maximumUploadSessions = settings.maxUploadSessions
+        storeOptions.immutableTags = settings.immutableTags
         let store = Store(layout: StoreLayout(root: root), options: storeOptions)
         let metrics = WorkerMetrics(files: store.metricsFiles)
         var options = Registry.Options()

@@ -60,6 +60,11 @@ struct IndexSnapshot: Sendable {
 
     func descriptor(forTag tag: String) -> Descriptor? { byTag[tag]?.descriptor }
     func descriptor(forDigest digest: String) -> Descriptor? { byDigest[digest]?.descriptor }
+    /// Every tag naming the manifest `digest`, in index order.
+    func tags(forDigest digest: String) -> [String] {
+        guard entryCounts[digest] != nil else { return [] }
+        return entries.compactMap { $0.descriptor.digest == digest ? $0.tag : nil }
+    }
 
     /// The file's bytes: canonical JSON, identical to `index.encoded()`.
     func encoded() -> [UInt8] {

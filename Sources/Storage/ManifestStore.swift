@@ -8,11 +8,13 @@ public struct ManifestStore: ManifestService, TagService {
     private let referrers: ReferrersStore
     private let cache: IndexCache
     private let committer: IndexCommitter
+    private let immutableTags: [ImmutableTagRule]
 
     /// Built by `Store`, which owns the index cache and the group committer.
     init(layout: StoreLayout, blobs: BlobStore, repositories: RepositoryStore, referrers: ReferrersStore, cache: IndexCache,
-         committer: IndexCommitter) {
+         committer: IndexCommitter, immutableTags: [ImmutableTagRule] = []) {
         self.committer = committer
+        self.immutableTags = immutableTags
         self.layout = layout
         self.blobs = blobs
         self.repositories = repositories
@@ -26,7 +28,8 @@ public struct ManifestStore: ManifestService, TagService {
     /// Validates `body` and stores it under `reference`: a tag now points to it, or
     /// (pushed by digest) it is listed untagged; each of `tags` points to it as well, all
     /// in one `index.json` commit. Every referenced blob and child must already be in
-    /// `repository`.
+    /// `repository`. A write-once tag (`immutable_tags`) that names another manifest
+    /// refuses the whole push (`tagImmutable`), checked under the repository lock.
     public func put(
         _ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName, tags: [Tag]
     ) throws(StorageError) -> Pushed {
@@ -40,10 +43,17 @@ public struct ManifestStore: ManifestService, TagService {
 
         try blobs.put(body, as: digest, into: repository)
         let descriptor = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count))
+        var tagsSet: [Tag] = []
+        if case .tag(let tag) = reference { tagsSet.append(tag) }
+        tagsSet += tags.filter { !tagsSet.contains($0) }
+        let applied = tagsSet
         let change = IndexChange(apply: { [self] (snapshot: inout IndexSnapshot) throws(StorageError) in
             // Again under the lock: garbage collection (which holds it) may have removed
             // an unreferenced blob since the first check.
             try checkReferences(of: document, in: repository)
+            for tag in applied {
+                try checkMovable(tag, to: descriptor.digest, in: snapshot, repository: repository)
+            }
             switch reference {
             case .tag(let tag): snapshot.setTag(tag, to: descriptor)
             case .digest: if tags.isEmpty { snapshot.addUntagged(descriptor) }
@@ -57,17 +67,23 @@ public struct ManifestStore: ManifestService, TagService {
             }
         })
         try submit(change, to: repository)
-        var applied: [Tag] = []
-        if case .tag(let tag) = reference { applied.append(tag) }
-        applied += tags.filter { !applied.contains($0) }
         return Pushed(digest: digest, document: document, tags: applied)
     }
 
     /// Deletes a tag (the manifest stays, reachable by digest and its other tags), or a
-    /// manifest by digest (with all its tags and its referrers entry).
+    /// manifest by digest (with all its tags and its referrers entry). A write-once tag
+    /// is never deleted, neither by itself nor with its manifest (`tagImmutable`).
     public func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
         guard repositories.exists(repository) else { throw .manifestUnknown(reference) }
-        let change = IndexChange(apply: { (snapshot: inout IndexSnapshot) throws(StorageError) in
+        let change = IndexChange(apply: { [self] (snapshot: inout IndexSnapshot) throws(StorageError) in
+            switch reference {
+            case .tag(let tag):
+                try checkMovable(tag, to: nil, in: snapshot, repository: repository)
+            case .digest(let digest):
+                for text in snapshot.tags(forDigest: digest.description) {
+                    if let tag = Tag(text) { try checkMovable(tag, to: nil, in: snapshot, repository: repository) }
+                }
+            }
             let found: Bool = switch reference {
             case .tag(let tag): snapshot.removeTag(tag)
             case .digest(let digest): snapshot.removeManifest(digest)
@@ -163,6 +179,15 @@ public struct ManifestStore: ManifestService, TagService {
         try FileSystem.writeAtomically(bytes, to: path, temporaryDirectory: layout.temporaryDirectory) {
             cache.store(written, fileSize: bytes.count, at: path)
         }
+    }
+
+    /// Throws `tagImmutable` when `tag` names a manifest other than `digest` (nil: the
+    /// tag would go) and a write-once rule covers it. A tag not yet set is always free.
+    private func checkMovable(_ tag: Tag, to digest: String?, in snapshot: IndexSnapshot,
+                              repository: RepositoryName) throws(StorageError) {
+        guard !immutableTags.isEmpty, let current = snapshot.descriptor(forTag: tag.value), current.digest != digest,
+              let rule = immutableTags.rule(for: tag, in: repository) else { return }
+        throw .tagImmutable(tag, repository: repository, rule: rule.description)
     }
 
     private func checkReferences(of document: ManifestDocument, in repository: RepositoryName) throws(StorageError) {

@@ -10,6 +10,8 @@ public final class Store: Sendable {
         /// Open upload sessions allowed per repository.
         public var maximumUploadSessions = Defaults.maximumUploadSessions
         public var locks = LockPolicy()
+        /// Write-once tags (`immutable_tags`), checked in every index commit.
+        public var immutableTags: [ImmutableTagRule] = []
 
         public init() {}
     }
@@ -35,7 +37,7 @@ public final class Store: Sendable {
                               maximumSessionsPerRepository: options.maximumUploadSessions)
         referrers = ReferrersStore(layout: layout, cache: ReferrersCache())
         manifests = ManifestStore(layout: layout, blobs: blobs, repositories: repositories, referrers: referrers,
-                                  cache: IndexCache(), committer: IndexCommitter())
+                                  cache: IndexCache(), committer: IndexCommitter(), immutableTags: options.immutableTags)
         metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
     }
 

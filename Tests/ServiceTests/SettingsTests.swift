@@ -66,6 +66,18 @@ import Testing
         #expect(throws: Settings.Problem.self) { try Settings.load(file: nil, environment: ["BERTH_THREADS": "x"]) }
     }
 
+    @Test func immutableTagsRepeatRenderOneLineEachAndAnEmptyValueClearsThem() throws {
+        var settings = Settings()
+        try settings.apply(fileText: "store = /srv/r\nimmutable_tags = release/** v*\nimmutable_tags = base *\n", name: "berth.conf")
+        #expect(settings.immutableTags.map(\.description) == ["release/** v*", "base *"])
+        var again = Settings()
+        try again.apply(fileText: settings.rendered, name: "rendered")
+        #expect(again == settings)
+        #expect(throws: Settings.Problem.self) { try settings.set("immutable_tags", "release/**", source: "t") }
+        try settings.set("immutable_tags", "", source: "environment")
+        #expect(settings.immutableTags.isEmpty)
+    }
+
     @Test func issuerSectionsAndAuthKeysParse() throws {
         var settings = Settings()
         try settings.apply(fileText: """
