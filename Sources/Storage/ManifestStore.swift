@@ -9,12 +9,15 @@ public struct ManifestStore: ManifestService, TagService {
     private let cache: IndexCache
     private let committer: IndexCommitter
     private let immutableTags: [ImmutableTagRule]
+    /// Where each commit records its events; nil: no events are recorded.
+    private let outbox: EventOutbox?
 
     /// Built by `Store`, which owns the index cache and the group committer.
     init(layout: StoreLayout, blobs: BlobStore, repositories: RepositoryStore, referrers: ReferrersStore, cache: IndexCache,
-         committer: IndexCommitter, immutableTags: [ImmutableTagRule] = []) {
+         committer: IndexCommitter, immutableTags: [ImmutableTagRule] = [], outbox: EventOutbox? = nil) {
         self.committer = committer
         self.immutableTags = immutableTags
+        self.outbox = outbox
         self.layout = layout
         self.blobs = blobs
         self.repositories = repositories
@@ -51,14 +54,20 @@ public struct ManifestStore: ManifestService, TagService {
             // Again under the lock: garbage collection (which holds it) may have removed
             // an unreferenced blob since the first check.
             try checkReferences(of: document, in: repository)
+            var events = [IndexEvent(.manifestPushed, digest: descriptor.digest, mediaType: descriptor.mediaType,
+                                     size: descriptor.size, tags: applied.map(\.value))]
             for tag in applied {
                 try checkMovable(tag, to: descriptor.digest, in: snapshot, repository: repository)
+                if let previous = snapshot.descriptor(forTag: tag.value), previous.digest != descriptor.digest {
+                    events.append(IndexEvent(.tagMoved, digest: descriptor.digest, tag: tag.value, previousDigest: previous.digest))
+                }
             }
             switch reference {
             case .tag(let tag): snapshot.setTag(tag, to: descriptor)
             case .digest: if tags.isEmpty { snapshot.addUntagged(descriptor) }
             }
             for tag in tags { snapshot.setTag(tag, to: descriptor) }
+            return events
         }, afterWrite: { [self] () throws(StorageError) in
             if let subject = document.subject {
                 let referrer = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count),
@@ -76,19 +85,25 @@ public struct ManifestStore: ManifestService, TagService {
     public func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
         guard repositories.exists(repository) else { throw .manifestUnknown(reference) }
         let change = IndexChange(apply: { [self] (snapshot: inout IndexSnapshot) throws(StorageError) in
+            let event: IndexEvent
             switch reference {
             case .tag(let tag):
                 try checkMovable(tag, to: nil, in: snapshot, repository: repository)
+                guard let named = snapshot.descriptor(forTag: tag.value), snapshot.removeTag(tag) else {
+                    throw .manifestUnknown(reference)
+                }
+                event = IndexEvent(.tagDeleted, digest: named.digest, tag: tag.value)
             case .digest(let digest):
-                for text in snapshot.tags(forDigest: digest.description) {
+                let tags = snapshot.tags(forDigest: digest.description)
+                for text in tags {
                     if let tag = Tag(text) { try checkMovable(tag, to: nil, in: snapshot, repository: repository) }
                 }
+                let named = snapshot.descriptor(forDigest: digest.description)
+                guard snapshot.removeManifest(digest) else { throw .manifestUnknown(reference) }
+                event = IndexEvent(.manifestDeleted, digest: digest.description, mediaType: named?.mediaType, size: named?.size,
+                                   tags: tags)
             }
-            let found: Bool = switch reference {
-            case .tag(let tag): snapshot.removeTag(tag)
-            case .digest(let digest): snapshot.removeManifest(digest)
-            }
-            guard found else { throw .manifestUnknown(reference) }
+            return [event]
         }, afterWrite: { [self] () throws(StorageError) in
             guard case .digest(let digest) = reference else { return }
             if let body = try FileSystem.readFile(layout.blobFile(repository, digest), limit: ManifestDocument.maximumSize),
@@ -129,7 +144,7 @@ public struct ManifestStore: ManifestService, TagService {
     /// holds the repository lock (garbage collection and scrub repairs).
     func replaceIndexLocked(_ index: ImageIndex, _ repository: RepositoryName) throws(StorageError) {
         var snapshot = IndexSnapshot(index)
-        try write(&snapshot, to: layout.indexFile(repository))
+        try write(&snapshot, to: layout.indexFile(repository), repository: repository, events: [])
     }
 
     /// Applies `change` in the next group commit of `repository` (see `IndexCommitter`).
@@ -146,16 +161,17 @@ public struct ManifestStore: ManifestService, TagService {
                 let path = layout.indexFile(repository)
                 var snapshot = try cache.lookup(path)
                 var accepted: [Int] = []
+                var events: [IndexEvent] = []
                 for (position, change) in changes.enumerated() {
                     do throws(StorageError) {
-                        try change.apply(&snapshot)
+                        events += try change.apply(&snapshot)
                         accepted.append(position)
                     } catch {
                         results[position] = .failure(error)
                     }
                 }
                 guard !accepted.isEmpty else { return }
-                try write(&snapshot, to: path)
+                try write(&snapshot, to: path, repository: repository, events: events)
                 for position in accepted {
                     do throws(StorageError) { try changes[position].afterWrite() } catch { results[position] = .failure(error) }
                 }
@@ -170,14 +186,34 @@ public struct ManifestStore: ManifestService, TagService {
 
     /// Writes `snapshot` under a new generation (temp file, fsync, rename, directory
     /// fsync) and hands it to the cache, so nobody in this process parses it again.
-    private func write(_ snapshot: inout IndexSnapshot, to path: String) throws(StorageError) {
-        snapshot.setGeneration(IndexGeneration.next(after: snapshot.generation))
+    /// With an outbox, `events` are prepared before and queued after, and a batch an
+    /// interrupted commit left is settled first: the protocol of `EventOutbox`. The caller
+    /// holds the repository lock.
+    private func write(_ snapshot: inout IndexSnapshot, to path: String, repository: RepositoryName,
+                       events: [IndexEvent]) throws(StorageError) {
+        // The snapshot is the file on disk (the cache checks its generation).
+        try outbox?.settleLocked(repository, currentGeneration: snapshot.generation)
+        let generation = IndexGeneration.next(after: snapshot.generation)
+        snapshot.setGeneration(generation)
+        let recorded = events.isEmpty ? nil : outbox
+        try recorded?.prepareLocked(events, repository: repository, generation: generation)
         let bytes = snapshot.encoded()
         // Cached before the rename, so readers that meet the new file find it parsed (the
         // one it replaces stays cached beside it until then).
         let written = snapshot
-        try FileSystem.writeAtomically(bytes, to: path, temporaryDirectory: layout.temporaryDirectory) {
-            cache.store(written, fileSize: bytes.count, at: path)
+        do {
+            try FileSystem.writeAtomically(bytes, to: path, temporaryDirectory: layout.temporaryDirectory) {
+                cache.store(written, fileSize: bytes.count, at: path)
+            }
+        } catch {
+            // The rename may have happened (a failed directory fsync): the file decides.
+            try? recorded?.settleLocked(repository, currentGeneration: IndexGeneration.peek(path)?.value)
+            throw error
+        }
+        // Not confirmed here (a failure), the batch is settled into the queue later: its
+        // generation is on disk.
+        if let recorded, let name = EventBatchName(generation: generation) {
+            try? recorded.confirmLocked(repository, name)
         }
     }
 
