@@ -16,6 +16,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // libxcrypt (Debian libcrypt-dev): crypt_rn for the bcrypt hashes of htpasswd files.
         .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
+        // libcurl (Debian libcurl4-openssl-dev): HTTP requests out of the worker (webhooks).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // The locks for state shared by threads (POSIX, so ThreadSanitizer sees them).
         .target(name: "Locks"),
@@ -26,13 +28,16 @@ let package = Package(
         // Credentials: htpasswd (bcrypt), robot tokens, the token endpoint's Ed25519 JWTs.
         // Implements Registry's Authenticator and TokenIssuer.
         .target(name: "Auth", dependencies: ["Locks", "Registry", "Storage", "COpenSSL", "CCrypt"]),
+        // Delivery of the store's queued events to webhooks (libcurl, HMAC signatures),
+        // one deliverer per store. The outbox itself is Storage's, written in the commit.
+        .target(name: "Events", dependencies: ["Locks", "Storage", "CCurl", "COpenSSL"]),
         // A thin libfcgi server: accept loop on threads, params, body stream, response writer.
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
         // The service around the registry: settings, the supervisor and its workers, the
         // access log, metrics rendering, background work. Everything the commands run.
         .target(
             name: "BerthService",
-            dependencies: ["Locks", "Storage", "Registry", "Auth", "FastCGI", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Locks", "Storage", "Registry", "Auth", "Events", "FastCGI", .product(name: "Logging", package: "swift-log")]
         ),
         // The command line (serve, gc, scrub, config check): parsing and wiring only.
         .executableTarget(
@@ -51,6 +56,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
         .testTarget(name: "AuthTests", dependencies: ["Locks", "Auth", "Registry", "Storage", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["BerthService", "Storage", "TestSupport"]),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "Storage", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["IntegrationSupport"]),
     ]
 )

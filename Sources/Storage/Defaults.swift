@@ -24,4 +24,12 @@ public enum Defaults {
     public static let refreshTokenTTL = 90 * 86_400
     /// The token service name: the `service` of the challenge and the tokens' audience.
     public static let tokenService = "berth"
+    /// Failed deliveries of one event batch before it goes to the dead letters.
+    public static let webhookMaximumAttempts = 10
+    /// Seconds before the first retry of a failed delivery; it doubles each time, up to
+    /// `webhookLongestBackoff`.
+    public static let webhookFirstBackoff = 1
+    public static let webhookLongestBackoff = 300
+    /// Seconds one webhook request may take (connection included).
+    public static let webhookTimeout = 10
 }

@@ -9,13 +9,17 @@ public struct ManifestStore: ManifestService, TagService {
     private let cache: IndexCache
     private let committer: IndexCommitter
     private let immutableTags: [ImmutableTagRule]
-    /// Where each commit records its events; nil: no events are recorded.
+    /// Where commits record their events, and settle what an interrupted one left (every
+    /// writer of `index.json` settles, recording or not: see `EventOutbox`).
     private let outbox: EventOutbox?
+    private let recordsEvents: Bool
 
     /// Built by `Store`, which owns the index cache and the group committer.
     init(layout: StoreLayout, blobs: BlobStore, repositories: RepositoryStore, referrers: ReferrersStore, cache: IndexCache,
-         committer: IndexCommitter, immutableTags: [ImmutableTagRule] = [], outbox: EventOutbox? = nil) {
+         committer: IndexCommitter, immutableTags: [ImmutableTagRule] = [], outbox: EventOutbox? = nil,
+         recordsEvents: Bool = false) {
         self.committer = committer
+        self.recordsEvents = recordsEvents
         self.immutableTags = immutableTags
         self.outbox = outbox
         self.layout = layout
@@ -144,6 +148,7 @@ public struct ManifestStore: ManifestService, TagService {
     /// holds the repository lock (garbage collection and scrub repairs).
     func replaceIndexLocked(_ index: ImageIndex, _ repository: RepositoryName) throws(StorageError) {
         var snapshot = IndexSnapshot(index)
+        try outbox?.settleLocked(repository, currentGeneration: IndexGeneration.peek(layout.indexFile(repository))?.value)
         try write(&snapshot, to: layout.indexFile(repository), repository: repository, events: [])
     }
 
@@ -195,7 +200,7 @@ public struct ManifestStore: ManifestService, TagService {
         try outbox?.settleLocked(repository, currentGeneration: snapshot.generation)
         let generation = IndexGeneration.next(after: snapshot.generation)
         snapshot.setGeneration(generation)
-        let recorded = events.isEmpty ? nil : outbox
+        let recorded = events.isEmpty || !recordsEvents ? nil : outbox
         try recorded?.prepareLocked(events, repository: repository, generation: generation)
         let bytes = snapshot.encoded()
         // Cached before the rename, so readers that meet the new file find it parsed (the

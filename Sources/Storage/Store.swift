@@ -45,7 +45,7 @@ public final class Store: Sendable {
         events = EventOutbox(layout: layout, repositories: repositories)
         manifests = ManifestStore(layout: layout, blobs: blobs, repositories: repositories, referrers: referrers,
                                   cache: IndexCache(), committer: IndexCommitter(), immutableTags: options.immutableTags,
-                                  outbox: options.recordsEvents ? events : nil)
+                                  outbox: events, recordsEvents: options.recordsEvents)
         metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
     }
 

@@ -120,7 +120,7 @@ public struct EventOutbox: Sendable {
         return settled
     }
 
-    /// Every repository with a queue, a prepared batch, or (`dead`) dead letters, sorted.
+    /// Every repository with queued batches or a prepared one (or, `dead`, dead letters), sorted.
     public func repositories(dead: Bool) throws(StorageError) -> [RepositoryName] {
         var found: [RepositoryName] = []
         try collect(dead ? layout.deadEventsDirectory : layout.outboxDirectory, prefix: nil, into: &found)
@@ -213,9 +213,13 @@ public struct EventOutbox: Sendable {
 
     private func collect(_ directory: String, prefix: String?, into found: inout [RepositoryName]) throws(StorageError) {
         let entries = try FileSystem.listDirectory(directory)
-        if let prefix, let name = RepositoryName(prefix),
-           entries.contains(where: { $0.name == StoreLayout.eventQueueDirectoryName || $0.name == StoreLayout.preparedEventsFileName }) {
-            found.append(name)
+        if let prefix, let name = RepositoryName(prefix) {
+            let queue = "\(directory)/\(StoreLayout.eventQueueDirectoryName)"
+            let prepared = entries.contains { $0.name == StoreLayout.preparedEventsFileName }
+            let hasQueue = entries.contains { $0.name == StoreLayout.eventQueueDirectoryName }
+            var queued = false
+            if hasQueue { queued = try !FileSystem.listDirectory(queue).isEmpty }
+            if prepared || queued { found.append(name) }
         }
         for entry in entries where entry.isDirectory && RepositoryName.isValidComponent(entry.name) {
             try collect("\(directory)/\(entry.name)", prefix: prefix.map { "\($0)/\(entry.name)" } ?? entry.name, into: &found)
