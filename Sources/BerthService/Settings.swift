@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Auth
+import Events
 import Storage
 
 /// Berth's settings, from lowest to highest precedence: defaults, the config file,
@@ -39,6 +40,12 @@ public struct Settings: Equatable, Sendable {
     public var service = Defaults.tokenService
     /// Write-once tags (`immutable_tags = <repository pattern> <tag pattern>`, repeatable).
     public var immutableTags: [ImmutableTagRule] = []
+    /// Where every repository event is POSTed (`webhook = URL`, repeatable). Set: the
+    /// store records events (`EventOutbox`) and one process delivers them.
+    public var webhooks: [String] = []
+    /// A file whose content (trailing newline dropped) signs each webhook request.
+    public var webhookSecretFile: String?
+    public var webhookMaxAttempts = Defaults.webhookMaximumAttempts
     /// External token issuers (`issuer.<name>.<field>` keys), by name.
     public var issuers: [String: IssuerConfiguration] = [:]
     /// The fields of an `issuer.<name>.` section.
@@ -68,7 +75,8 @@ public struct Settings: Equatable, Sendable {
     /// Every key, in the order `config check` prints them.
     public static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level",
-                       "htpasswd", "auth", "token_key", "token_ttl", "service", "immutable_tags"]
+                       "htpasswd", "auth", "token_key", "token_ttl", "service", "immutable_tags",
+                       "webhook", "webhook_secret_file", "webhook_max_attempts"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
     public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
@@ -131,6 +139,13 @@ public struct Settings: Equatable, Sendable {
                 throw fail("\"\(value)\" is not <repository pattern> <tag pattern> (e.g. release/** v*)")
             }
             if !immutableTags.contains(rule) { immutableTags.append(rule) }
+        case "webhook":
+            // Repeatable like immutable_tags.
+            if value.isEmpty { webhooks = []; break }
+            guard Webhook(value) != nil else { throw fail("\"\(value)\" is not an http:// or https:// URL") }
+            if !webhooks.contains(value) { webhooks.append(value) }
+        case "webhook_secret_file": webhookSecretFile = value.isEmpty ? nil : try path()
+        case "webhook_max_attempts": webhookMaxAttempts = try integer(1...1000)
         default:
             throw fail("unknown key (known: \(Self.keys.joined(separator: ", ")))")
         }
@@ -212,7 +227,9 @@ public struct Settings: Equatable, Sendable {
             "gc_grace_period = \(gcGracePeriod)", "gc_untagged_manifest_age = \(gcUntaggedManifestAge.map(String.init) ?? "")",
             "log_level = \(logLevel.rawValue)", "htpasswd = \(text(htpasswd))", "auth = \(auth?.rawValue ?? "")",
             "token_key = \(text(tokenKey))", "token_ttl = \(tokenTTL)", "service = \(text(service))",
-        ].joined(separator: "\n") + Self.renderRepeated("immutable_tags", immutableTags.map(\.description)) + issuers.keys.sorted().map { name -> String in
+            "webhook_secret_file = \(text(webhookSecretFile))", "webhook_max_attempts = \(webhookMaxAttempts)",
+        ].joined(separator: "\n") + Self.renderRepeated("immutable_tags", immutableTags.map(\.description))
+            + Self.renderRepeated("webhook", webhooks) + issuers.keys.sorted().map { name -> String in
             guard let issuer = issuers[name] else { return "" }
             var lines = ["issuer.\(name).user_claim = \(text(issuer.userClaim))", "issuer.\(name).clock_skew = \(issuer.clockSkew)"]
             if let value = issuer.issuer { lines.append("issuer.\(name).issuer = \(text(value))") }

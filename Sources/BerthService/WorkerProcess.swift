@@ -40,6 +40,8 @@ public struct WorkerProcess {
         var storeOptions = Store.Options()
         storeOptions.maximumUploadSessions = settings.maxUploadSessions
         storeOptions.immutableTags = settings.immutableTags
+        storeOptions.recordsEvents = !settings.webhooks.isEmpty
+        let webhookSecret = try EventDelivery.secret(settings)
         let store = Store(layout: StoreLayout(root: root), options: storeOptions)
         let metrics = WorkerMetrics(files: store.metricsFiles)
         var options = Registry.Options()
@@ -67,6 +69,7 @@ public struct WorkerProcess {
             details["supervisor"] = String(supervisor)
         }
         startBackgroundLoop(store: store, metrics: metrics, log: log)
+        EventDelivery.start(store: store, settings: settings, secret: webhookSecret, log: log)
 
         let pullThreads = settings.pullThreads > 0 ? settings.pullThreads : FastCGIServer.defaultAcceptThreads
         details["threads"] = String(settings.threads)
