@@ -62,6 +62,10 @@ public struct EventDeliverer: Sendable {
         var report = Report()
         do {
             try outbox.settleInterrupted(olderThan: options.settleAfter)
+        } catch {
+            report.problems.append("settling an interrupted commit: \(error)")
+        }
+        do {
             for repository in try outbox.repositories(dead: false) {
                 do throws(StorageError) {
                     try deliver(repository, now: now, report: &report)

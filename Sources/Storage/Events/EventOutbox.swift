@@ -105,18 +105,25 @@ public struct EventOutbox: Sendable {
 
     /// Settles every prepared batch older than `seconds` (a commit cut off by a crash,
     /// with no commit of that repository since), each under its repository's lock.
-    /// Returns how many it settled.
+    /// Returns how many it settled; a repository that fails (its lock busy past the bounded
+    /// wait) does not keep the others from being settled, and its error is thrown at the end.
     @discardableResult
     public func settleInterrupted(olderThan seconds: Int) throws(StorageError) -> Int {
         var settled = 0
+        var failure: StorageError?
         for repository in try repositories(dead: false) {
             let prepared = layout.preparedEventsFile(repository)
             guard let status = FileSystem.status(prepared), status.lastChange <= time(nil) - seconds else { continue }
-            try self.repositories.withLock(repository) { () throws(StorageError) in
-                try settleLocked(repository, currentGeneration: IndexGeneration.peek(layout.indexFile(repository))?.value)
+            do throws(StorageError) {
+                try self.repositories.withLock(repository) { () throws(StorageError) in
+                    try settleLocked(repository, currentGeneration: IndexGeneration.peek(layout.indexFile(repository))?.value)
+                }
+                settled += 1
+            } catch {
+                failure = failure ?? error
             }
-            settled += 1
         }
+        if let failure { throw failure }
         return settled
     }
 
