@@ -46,6 +46,8 @@ public struct Settings: Equatable, Sendable {
     /// A file whose content (trailing newline dropped) signs each webhook request.
     public var webhookSecretFile: String?
     public var webhookMaxAttempts = Defaults.webhookMaximumAttempts
+    /// The audit log (JSON lines, appended); nil: none.
+    public var auditLog: String?
     /// External token issuers (`issuer.<name>.<field>` keys), by name.
     public var issuers: [String: IssuerConfiguration] = [:]
     /// The fields of an `issuer.<name>.` section.
@@ -76,7 +78,7 @@ public struct Settings: Equatable, Sendable {
     public static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level",
                        "htpasswd", "auth", "token_key", "token_ttl", "service", "immutable_tags",
-                       "webhook", "webhook_secret_file", "webhook_max_attempts"]
+                       "webhook", "webhook_secret_file", "webhook_max_attempts", "audit_log"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
     public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
@@ -146,6 +148,7 @@ public struct Settings: Equatable, Sendable {
             if !webhooks.contains(value) { webhooks.append(value) }
         case "webhook_secret_file": webhookSecretFile = value.isEmpty ? nil : try path()
         case "webhook_max_attempts": webhookMaxAttempts = try integer(1...1000)
+        case "audit_log": auditLog = value.isEmpty ? nil : try path()
         default:
             throw fail("unknown key (known: \(Self.keys.joined(separator: ", ")))")
         }
@@ -228,6 +231,7 @@ public struct Settings: Equatable, Sendable {
             "log_level = \(logLevel.rawValue)", "htpasswd = \(text(htpasswd))", "auth = \(auth?.rawValue ?? "")",
             "token_key = \(text(tokenKey))", "token_ttl = \(tokenTTL)", "service = \(text(service))",
             "webhook_secret_file = \(text(webhookSecretFile))", "webhook_max_attempts = \(webhookMaxAttempts)",
+            "audit_log = \(text(auditLog))",
         ].joined(separator: "\n") + Self.renderRepeated("immutable_tags", immutableTags.map(\.description))
             + Self.renderRepeated("webhook", webhooks) + issuers.keys.sorted().map { name -> String in
             guard let issuer = issuers[name] else { return "" }

@@ -57,6 +57,8 @@ public struct WorkerProcess {
         options.metricsExposition = { Array(metrics.exposition().utf8) }
         let registry = Registry(store: store, options: options)
         let log = AccessLog(level: settings.logLevel)
+        let audit = try AuditLog.open(settings)
+        let auditFailed = Locked(false)
         let inFlight: InFlightRecords?
         var details = ["store": root, "pid": String(getpid())]
         switch role {
@@ -83,6 +85,15 @@ public struct WorkerProcess {
                             uri: request.uri)
             defer { inFlight?.end(thread: exchange.threadIndex) }
             let response = registry.handle(request)
+            // Before the answer: an acknowledged change is in the audit log.
+            if let audit, !audit.record(request, response) {
+                let code = errno
+                let first = auditFailed.withLock { failed in
+                    defer { failed = true }
+                    return !failed
+                }
+                if first { log.event("audit_write_failed", ["file": audit.path, "error": String(cString: strerror(code))], level: .error) }
+            }
             exchange.respond(status: response.status, headers: response.headers, body: response.body)
             let elapsed = Clock.monotonicMicroseconds() - started
             metrics.observe(route: response.route, status: response.status, microseconds: elapsed, bytesReceived: body.bytesRead)

@@ -52,6 +52,7 @@ public struct Registry: Sendable {
     public func handle(_ request: RegistryRequest) -> RegistryResponse {
         var parsed: Route?
         var response: RegistryResponse
+        var failure: RegistryError?
         var request = request
         do throws(RegistryError) {
             let route = try Route.parse(request.path)
@@ -65,7 +66,9 @@ public struct Registry: Sendable {
             response = try operation.run()
         } catch {
             response = error.response
+            failure = error
         }
+        if let parsed { response.audit += Self.auditFacts(of: parsed, request, response, error: failure) }
         response.route = parsed?.name ?? "unknown"
         response.repository = parsed?.repository?.value
         response.user = request.identity?.user

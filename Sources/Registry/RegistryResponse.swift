@@ -13,6 +13,8 @@ public struct RegistryResponse: Sendable {
     /// The internal cause of an error answer (operation, path, errno), for the access
     /// log only: never sent.
     public var cause: String?
+    /// What the audit log keeps of this answer (empty for reads).
+    public var audit: [AuditFacts] = []
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status

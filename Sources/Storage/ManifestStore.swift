@@ -1,3 +1,5 @@
+import Locks
+
 /// Manifests and tags: validated manifests stored byte-exact as blobs, and the
 /// repository's `index.json` naming them. `index.json` is replaced whole under the
 /// repository lock; readers never lock.
@@ -54,6 +56,8 @@ public struct ManifestStore: ManifestService, TagService {
         if case .tag(let tag) = reference { tagsSet.append(tag) }
         tagsSet += tags.filter { !tagsSet.contains($0) }
         let applied = tagsSet
+        // Filled by the commit (on whichever thread runs the group), read after it.
+        let moved = Locked<[Tag: String]>([:])
         let change = IndexChange(apply: { [self] (snapshot: inout IndexSnapshot) throws(StorageError) in
             // Again under the lock: garbage collection (which holds it) may have removed
             // an unreferenced blob since the first check.
@@ -64,6 +68,7 @@ public struct ManifestStore: ManifestService, TagService {
                 try checkMovable(tag, to: descriptor.digest, in: snapshot, repository: repository)
                 if let previous = snapshot.descriptor(forTag: tag.value), previous.digest != descriptor.digest {
                     events.append(IndexEvent(.tagMoved, digest: descriptor.digest, tag: tag.value, previousDigest: previous.digest))
+                    moved.withLock { $0[tag] = previous.digest }
                 }
             }
             switch reference {
@@ -80,7 +85,7 @@ public struct ManifestStore: ManifestService, TagService {
             }
         })
         try submit(change, to: repository)
-        return Pushed(digest: digest, document: document, tags: applied)
+        return Pushed(digest: digest, document: document, tags: applied, moved: moved.withLock { $0 })
     }
 
     /// Deletes a tag (the manifest stays, reachable by digest and its other tags), or a

@@ -83,7 +83,7 @@ public struct EventOutbox: Sendable {
 
     /// Step 2: the events of the commit that will write `generation`, durable.
     func prepareLocked(_ events: [IndexEvent], repository: RepositoryName, generation: String) throws(StorageError) {
-        let time = IndexEvent.timestamp()
+        let time = RFC3339.now()
         let batch = EventBatch(repository: repository.value, generation: generation, events: events.enumerated().map {
             $0.element.event(repository: repository, generation: generation, position: $0.offset, time: time)
         })

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One change to a repository as a CloudEvents 1.0 event in the JSON format (structured
 /// mode): what the outbox stores and what webhooks receive, byte for byte.
 ///
@@ -80,21 +76,6 @@ struct IndexEvent: Sendable {
                       subject: tag ?? digest, time: time,
                       data: .init(repository: repository.value, digest: digest, mediaType: mediaType, size: size, tags: tags,
                                   tag: tag, previousDigest: previousDigest))
-    }
-
-    /// Now as RFC 3339 in UTC with milliseconds (`2026-12-02T03:18:21.042Z`).
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
     }
 }
 
