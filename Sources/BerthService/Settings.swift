@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import Auth
-import Events
 import Storage
 
 /// Berth's settings, from lowest to highest precedence: defaults, the config file,
