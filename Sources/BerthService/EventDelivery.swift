@@ -35,6 +35,8 @@ enum EventDelivery {
         let deliverer = EventDeliverer(outbox: store.events, options: options(settings, secret: secret),
                                        poster: WebhookSender(timeoutSeconds: Defaults.webhookTimeout))
         let claim = Locked<DeliveryClaim?>(nil)
+        // A store problem that repeats every second is logged once, until it changes or clears.
+        let lastProblems = Locked<[String]>([])
         BackgroundLoop.start(every: 1) {
             let holding = claim.withLock { held -> Bool in
                 if held == nil { held = store.events.claimDelivery() }
@@ -50,7 +52,10 @@ enum EventDelivery {
                 log.event("events_dead", ["batches": String(report.buried), "hint": "berth events; berth events replay"],
                           level: .error)
             }
-            for problem in report.problems { log.event("event_outbox_failed", ["error": problem], level: .error) }
+            let known = lastProblems.withLock { last in defer { last = report.problems }; return Set(last) }
+            for problem in report.problems where !known.contains(problem) {
+                log.event("event_outbox_failed", ["error": problem], level: .error)
+            }
         }
     }
 }
