@@ -3,13 +3,14 @@ import Testing
 import IntegrationSupport
 
 /// Durable events through real nginx and real worker processes: pushes, tag moves and
-/// deletes reach a real webhook receiver signed, a receiver that fails for a while gets
-/// everything once it recovers (`berth events` shows the backlog meanwhile), and with
+/// deletes reach a real webhook receiver signed, a receiver that fails for a while leaves
+/// a backlog and then a dead letter (`berth events` lists both) that `berth events replay`
+/// delivers once it recovers, and with
 /// workers SIGKILLed during pushes every acknowledged push is among the delivered events,
 /// and every delivered push is in the store.
 @Suite(.serialized) struct EventDeliveryTests {
-    static func environment(_ receiver: WebhookReceiver, secretFile: String? = nil) -> [String: String] {
-        var environment = ["BERTH_WEBHOOK": receiver.url]
+    static func environment(_ receiver: WebhookReceiver, secretFile: String? = nil, maxAttempts: Int = 10) -> [String: String] {
+        var environment = ["BERTH_WEBHOOK": receiver.url, "BERTH_WEBHOOK_MAX_ATTEMPTS": String(maxAttempts)]
         if let secretFile { environment["BERTH_WEBHOOK_SECRET_FILE"] = secretFile }
         return environment
     }
@@ -70,7 +71,7 @@ import IntegrationSupport
         defer { secretDirectory.remove() }
         let secretFile = "\(secretDirectory.path)/webhook-secret"
         try "hook-secret\n".write(toFile: secretFile, atomically: true, encoding: .utf8)
-        let server = try RegistryServer(workerEnvironment: Self.environment(receiver, secretFile: secretFile))
+        let server = try RegistryServer(workerEnvironment: Self.environment(receiver, secretFile: secretFile, maxAttempts: 2))
         defer { server.stop() }
 
         let first = try #require(Self.push(server, "team/app", "v1", seed: "a"))
@@ -92,11 +93,21 @@ import IntegrationSupport
         #expect(listed.succeeded && listed.stdout.contains("pending team/app") && listed.stdout.contains("pending_batches=1"),
                 "\(listed.stdout)\(listed.stderr)")
         #expect(listed.stdout.contains("last_error=\"") && listed.stdout.contains(third), "\(listed.stdout)")
+        // The second failed attempt (webhook_max_attempts = 2) makes it a dead letter.
+        #expect(Self.eventually {
+            Shell.run(RegistryServer.binary, ["events", "--store", server.store]).stdout.contains("dead_batches=1")
+        })
+        let dead = Shell.run(RegistryServer.binary, ["events", "--store", server.store])
+        #expect(dead.stdout.contains("dead team/app") && dead.stdout.contains("pending_batches=0"), "\(dead.stdout)")
         receiver.failing = false
+        let replay = Shell.run(RegistryServer.binary, ["events", "replay", "--store", server.store])
+        #expect(replay.succeeded && replay.stdout.contains("batches=1"), "\(replay.stdout)\(replay.stderr)")
         #expect(Self.eventually { Self.delivered(receiver).contains { $0.data.digest == third } })
         #expect(Self.eventually(10) {
-            Shell.run(RegistryServer.binary, ["events", "--store", server.store]).stdout.contains("pending_batches=0 pending_events=0")
+            Shell.run(RegistryServer.binary, ["events", "--store", server.store]).stdout
+                .contains("pending_batches=0 pending_events=0 dead_batches=0")
         })
+        #expect(Self.delivered(receiver).filter { $0.data.digest == third }.count == 1)
     }
 
     @Test func withWorkersKilledDuringPushesEveryAcknowledgedPushIsDeliveredAndEveryDeliveredPushHappened() throws {
