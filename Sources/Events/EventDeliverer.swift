@@ -76,6 +76,11 @@ public struct EventDeliverer: Sendable {
         } catch {
             report.problems.append("outbox: \(error)")
         }
+        do {
+            try outbox.pruneEmpty()
+        } catch {
+            report.problems.append("pruning the outbox: \(error)")
+        }
         return report
     }
 

@@ -138,6 +138,28 @@ import Testing
         #expect(outbox.claimDelivery() != nil)
     }
 
+    @Test func drainedQueuesArePrunedSoTheWalkStaysSmallAndLaterCommitsQueueAgain() throws {
+        let fixture = StoreFixture(options: Self.recording())
+        defer { fixture.directory.remove() }
+        let outbox = fixture.store.events
+        let parent = fixture.name("team"), child = fixture.name("team/app")
+        for repository in ["team", "team/app"] {
+            _ = try fixture.manifests.put(try fixture.imageManifest(in: repository), contentType: nil,
+                                          reference: .tag(Tag("v1")!), repository: fixture.name(repository))
+        }
+        #expect(try outbox.pruneEmpty() == 0, "nothing is pruned while batches wait")
+        for queued in try outbox.queued(child) { try outbox.remove(queued) }
+        #expect(try outbox.pruneEmpty() == 1)
+        #expect(try outbox.repositories(dead: false) == [parent])
+        for queued in try outbox.queued(parent) { try outbox.remove(queued) }
+        #expect(try outbox.pruneEmpty() == 1)
+        #expect(try FileSystem.listDirectory(fixture.layout.outboxDirectory).isEmpty)
+        _ = try fixture.manifests.put(try fixture.imageManifest(in: "team/app", seed: 5), contentType: nil,
+                                      reference: .tag(Tag("v2")!), repository: child)
+        #expect(try outbox.queued(child).count == 1)
+        #expect(try outbox.repositories(dead: false) == [child])
+    }
+
     @Test func batchNamesSortByCommitCounterAndParseOnlyTheirOwnFiles() {
         let early = EventBatchName(generation: "9-00000000000000ff")
         let late = EventBatchName(generation: "10-0000000000000001")

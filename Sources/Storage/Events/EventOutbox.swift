@@ -54,7 +54,10 @@ public struct QueuedEvents: Sendable {
 /// incremented per commit orders the queue.
 ///
 /// Only the deliverer (one per store: `claimDelivery`) changes or removes queued
-/// batches; `replay` moves dead ones back with a rename.
+/// batches, and prunes the folders of drained queues (under the repository's lock, so
+/// no commit is between making its folder and queuing into it; a parent pruned under a
+/// nested repository's commit is made again by `makeDirectories`). `replay` moves dead
+/// ones back.
 public struct EventOutbox: Sendable {
     public let layout: StoreLayout
     private let repositories: RepositoryStore
@@ -129,9 +132,36 @@ public struct EventOutbox: Sendable {
 
     /// Every repository with queued batches or a prepared one (or, `dead`, dead letters), sorted.
     public func repositories(dead: Bool) throws(StorageError) -> [RepositoryName] {
-        var found: [RepositoryName] = []
+        var found: [(RepositoryName, Bool)] = []
         try collect(dead ? layout.deadEventsDirectory : layout.outboxDirectory, prefix: nil, into: &found)
-        return found.sorted { $0.value < $1.value }
+        return found.filter(\.1).map(\.0).sorted { $0.value < $1.value }
+    }
+
+    /// Removes the outbox folders of repositories with nothing queued or prepared (and
+    /// their parents while empty), each under the repository's lock, so that the
+    /// deliverer's walk stays as small as the work waiting. Returns how many it removed.
+    @discardableResult
+    public func pruneEmpty() throws(StorageError) -> Int {
+        var found: [(RepositoryName, Bool)] = []
+        try collect(layout.outboxDirectory, prefix: nil, into: &found)
+        var pruned = 0
+        for (repository, _) in found.filter({ !$0.1 }) {
+            try repositories.withLock(repository) { () throws(StorageError) in
+                // Under the lock no commit is between creating the folder and queuing into it.
+                guard !hasPrepared(repository) else { return }
+                if removeEmptyFolders(from: layout.eventQueueDirectory(repository), upTo: layout.outboxDirectory) { pruned += 1 }
+            }
+        }
+        return pruned
+    }
+
+    /// `rmdir` of `directory`, then of each parent below `top`, while they are empty; true
+    /// when `directory` went (or was not there).
+    private func removeEmptyFolders(from directory: String, upTo top: String) -> Bool {
+        guard rmdir(directory) == 0 || errno == ENOENT else { return false }
+        var parent = FileSystem.parent(of: directory)
+        while parent.hasPrefix(top + "/"), rmdir(parent) == 0 { parent = FileSystem.parent(of: parent) }
+        return true
     }
 
     /// True when a commit of `repository` left a prepared batch not settled yet.
@@ -192,6 +222,7 @@ public struct EventOutbox: Sendable {
                 try move(dead, dead: false, batch: batch)
                 moved += 1
             }
+            _ = removeEmptyFolders(from: layout.eventQueueDirectory(name, dead: true), upTo: layout.deadEventsDirectory)
         }
         return moved
     }
@@ -218,7 +249,9 @@ public struct EventOutbox: Sendable {
         return DeliveryClaim(descriptor: fd)
     }
 
-    private func collect(_ directory: String, prefix: String?, into found: inout [RepositoryName]) throws(StorageError) {
+    /// Every repository folder under `directory`, and whether it holds work (a prepared
+    /// batch, or a non-empty queue).
+    private func collect(_ directory: String, prefix: String?, into found: inout [(RepositoryName, Bool)]) throws(StorageError) {
         let entries = try FileSystem.listDirectory(directory)
         if let prefix, let name = RepositoryName(prefix) {
             let queue = "\(directory)/\(StoreLayout.eventQueueDirectoryName)"
@@ -226,7 +259,7 @@ public struct EventOutbox: Sendable {
             let hasQueue = entries.contains { $0.name == StoreLayout.eventQueueDirectoryName }
             var queued = false
             if hasQueue { queued = try !FileSystem.listDirectory(queue).isEmpty }
-            if prepared || queued { found.append(name) }
+            if prepared || hasQueue { found.append((name, prepared || queued)) }
         }
         for entry in entries where entry.isDirectory && RepositoryName.isValidComponent(entry.name) {
             try collect("\(directory)/\(entry.name)", prefix: prefix.map { "\($0)/\(entry.name)" } ?? entry.name, into: &found)
