@@ -28,20 +28,44 @@ public struct WebhookSender: EventPoster {
     }
 
     public func post(_ body: [UInt8], to url: String, headers: [String]) -> PostOutcome {
-        var status = 0
+        guard let curl = curl_easy_init() else { return .failed("curl: cannot start a request") }
+        defer { curl_easy_cleanup(curl) }
+        var list: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(list) }
+        for header in headers {
+            guard let next = curl_slist_append(list, header) else { return .failed("curl: out of memory") }
+            list = next
+        }
         var error = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE))
-        let code: Int32 = withCStrings(headers) { lines in
-            body.withUnsafeBufferPointer { bytes in
-                error.withUnsafeMutableBufferPointer { message in
-                    berth_webhook_post(url, bytes.baseAddress, bytes.count, lines.baseAddress, lines.count, timeoutSeconds,
-                                       &status, message.baseAddress)
-                }
+        let timeout = timeoutSeconds
+        let code = body.withUnsafeBufferPointer { bytes in
+            error.withUnsafeMutableBufferPointer { message -> CURLcode in
+                // Every option is set before any can fail: one check of them all.
+                let set = [
+                    berth_curl_easy_setopt_string(curl, CURLOPT_URL, url),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_POST, 1),
+                    berth_curl_easy_setopt_pointer(curl, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress)),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_POSTFIELDSIZE, bytes.count),
+                    berth_curl_easy_setopt_pointer(curl, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list)),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_NOSIGNAL, 1),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_TIMEOUT, timeout),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_CONNECTTIMEOUT, timeout),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0),
+                    berth_curl_easy_setopt_string(curl, CURLOPT_PROTOCOLS_STR, "http,https"),
+                    berth_curl_easy_setopt_callback(curl, CURLOPT_WRITEFUNCTION, { _, size, count, _ in size * count }),
+                    berth_curl_easy_setopt_pointer(curl, CURLOPT_ERRORBUFFER, message.baseAddress),
+                ]
+                if let failed = set.first(where: { $0 != CURLE_OK }) { return failed }
+                return curl_easy_perform(curl)
             }
         }
-        guard code == 0 else {
-            let text = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard code == CURLE_OK else {
+            var text = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if text.isEmpty { text = String(cString: curl_easy_strerror(code)) }
             return .failed("curl: \(text)")
         }
+        var status = 0
+        _ = berth_curl_easy_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
         return (200..<300).contains(status) ? .accepted(status: status) : .failed("HTTP \(status)")
     }
 
@@ -52,12 +76,5 @@ public struct WebhookSender: EventPoster {
             if !done { _ = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }
             done = true
         }
-    }
-
-    private func withCStrings<T>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> T) -> T {
-        let copies = strings.map { strdup($0) }
-        defer { copies.forEach { free($0) } }
-        let pointers = copies.map { UnsafePointer($0) }
-        return pointers.withUnsafeBufferPointer(body)
     }
 }
