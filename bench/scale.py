@@ -132,6 +132,23 @@ class StoreBuilder:
         open(f"{self.root}/_berth/locks/{repo}/_lock", "a").close()
         return manifest
 
+    def referrers(self, repo, subject, count):
+        """`count` referrers of the manifest `subject` (bytes) in `repo`, as Berth's referrers
+        index keeps them: a descriptor file per referrer in the subject's folder and its
+        stamp. The referrer manifests themselves are not written (listings read only the index)."""
+        folder = f"{self.root}/_berth/referrers/{repo}/_subject/sha256/{sha256_hex(subject)}"
+        os.makedirs(folder, exist_ok=True)
+        for number in range(count):
+            body = canonical({"schemaVersion": 2, "mediaType": MANIFEST, "artifactType": "application/vnd.bench.sig",
+                              "referrer": number})
+            digest = sha256_hex(body)
+            with open(f"{folder}/sha256-{digest}.json", "wb") as f:
+                f.write(canonical({"mediaType": MANIFEST, "digest": "sha256:" + digest, "size": len(body),
+                                   "artifactType": "application/vnd.bench.sig"}))
+        with open(f"{folder}/_stamp", "wb") as f:
+            f.write(f"built-{count}".encode())
+        return sorted(f"sha256:{name[7:-5]}" for name in os.listdir(folder) if name.endswith(".json"))
+
 
 def write_and_fsync_seconds(directory, size, rounds):
     """What Berth's commit of an index of `size` bytes cannot beat: temp file, write,
@@ -265,7 +282,8 @@ def main():
     smoke = options.smoke
     seconds = 1 if smoke else options.seconds
     sizes = {"tags": 200 if smoke else 20_000, "tags_listing": 1000 if smoke else 100_000, "tags_listing_small": 100 if smoke else 1_000,
-             "repos": 200 if smoke else 20_000, "repos_small": 20 if smoke else 1_000, "layers": 9}
+             "repos": 200 if smoke else 20_000, "repos_small": 20 if smoke else 1_000, "layers": 9,
+             "referrers": 2000 if smoke else 10_000, "referrers_small": 300 if smoke else 1_000}
     work = tempfile.mkdtemp(prefix="berth-scale-")
     table, notes = Table(), []
     servers = []
@@ -311,6 +329,14 @@ def main():
                       built[f"{command}-small"][0] / (sizes["repos_small"] * 11) * 1e6, target=1.5, better="lower")
             table.add(f"`berth {command}` peak RSS, {many} blobs vs {few}", "MiB", built[f"{command}-large"][1] / 1024,
                       built[f"{command}-small"][1] / 1024, target=1.5, better="lower")
+
+        # Subjects with many and with few referrers (after maintenance: their referrer
+        # manifests are not written, only the referrers index).
+        subject_many = builder.repository("bench/refs", 2, ["subject"], "bench-refs-many")
+        subject_few = builder.repository("bench/refs-few", 2, ["subject"], "bench-refs-few")
+        referrers_many = builder.referrers("bench/refs", subject_many, sizes["referrers"])
+        referrers_few = builder.referrers("bench/refs-few", subject_few, sizes["referrers_small"])
+        os.system("sync")
 
         small = Server(work, options.berth, f"{work}/small")
         servers.append(small)
@@ -397,6 +423,40 @@ def main():
             assert status == 200 and f"new/r{number:02d}".encode() in body
         notes.append(f"- first catalog page after creating a repository at {sizes['repos']:,} repositories: median "
                      f"{statistics.median(after_create) * 1000:.2f} ms (max {max(after_create) * 1000:.2f} ms)")
+        # Referrers: a page from the middle, and the first page after a new referrer arrives.
+        def referrers_page(repo, subject, listed):
+            url = f"{large.base}/v2/{repo}/referrers/sha256:{sha256_hex(subject)}?n=100&last={listed[len(listed) // 2]}"
+            request(conn, "GET", url[len(large.base):])
+            result = wrk(url, seconds, 16)
+            assert result["errors"]["status"] == 0, f"{repo}: referrers errors"
+            return result["requests"] / result["seconds"]
+        table.add(f"referrers page (n=100) of a subject with {sizes['referrers']:,} referrers vs {sizes['referrers_small']:,}",
+                  "req/s", referrers_page("bench/refs", subject_many, referrers_many),
+                  referrers_page("bench/refs-few", subject_few, referrers_few), 0.5)
+        empty = b"{}"
+        after_referrer = {}
+        for repo, subject in (("bench/refs", subject_many), ("bench/refs-few", subject_few)):
+            status, _, _ = request(conn, "POST", f"/v2/{repo}/blobs/uploads/?digest=sha256:{sha256_hex(empty)}", empty,
+                                   {"Content-Type": "application/octet-stream"})
+            assert status == 201, f"{repo}: empty blob {status}"
+            times = []
+            for number in range(5 if smoke else 20):
+                body = canonical({"schemaVersion": 2, "mediaType": MANIFEST, "artifactType": "application/vnd.bench.new",
+                                  "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                             "digest": f"sha256:{sha256_hex(empty)}", "size": 2},
+                                  "layers": [{"mediaType": "application/vnd.oci.empty.v1+json",
+                                              "digest": f"sha256:{sha256_hex(empty)}", "size": 2}],
+                                  "subject": {"mediaType": MANIFEST, "digest": f"sha256:{sha256_hex(subject)}", "size": len(subject)},
+                                  "annotations": {"n": str(number)}})
+                status, _, _ = request(conn, "PUT", f"/v2/{repo}/manifests/sha256:{sha256_hex(body)}", body, {"Content-Type": MANIFEST})
+                assert status == 201, f"{repo}: referrer push {status}"
+                started = time.perf_counter()
+                status, answer, _ = request(conn, "GET", f"/v2/{repo}/referrers/sha256:{sha256_hex(subject)}?n=100")
+                times.append(time.perf_counter() - started)
+                assert status == 200
+            after_referrer[repo] = statistics.median(times)
+        notes.append(f"- first referrers page after a new referrer: median {after_referrer['bench/refs'] * 1000:.2f} ms at "
+                     f"{sizes['referrers']:,} referrers, {after_referrer['bench/refs-few'] * 1000:.2f} ms at {sizes['referrers_small']:,}")
         notes.append(f"- stores built directly as layouts: small {built['small']:.0f} s, large {built['large']:.0f} s")
 
         if not smoke:

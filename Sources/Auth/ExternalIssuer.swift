@@ -18,6 +18,10 @@ public struct IssuerConfiguration: Sendable, Equatable {
     public var audience: String?
     /// Its JWKS (RSA and P-256 keys), read again when the file changes.
     public var jwksFile: String?
+    /// A distribution-compatible token server's trusted certificates (PEM, its
+    /// `rootcertbundle`): tokens whose `x5c` chain leads to one, or whose `kid` names one
+    /// of their keys. Read again when the file changes.
+    public var rootCertBundle: String?
     /// The claim that names the user (`sub` unless set); users are `<name>:<value>` to the policy.
     public var userClaim = "sub"
     /// A claim holding a list of groups (for `@group` rules), if any.
@@ -31,7 +35,7 @@ public struct IssuerConfiguration: Sendable, Equatable {
     public var problem: String? {
         if issuer == nil { return "issuer.\(name).issuer is not set" }
         if audience == nil { return "issuer.\(name).audience is not set" }
-        if jwksFile == nil { return "issuer.\(name).jwks_file is not set" }
+        if jwksFile == nil, rootCertBundle == nil { return "neither issuer.\(name).jwks_file nor issuer.\(name).rootcertbundle is set" }
         return nil
     }
 }
@@ -59,8 +63,10 @@ enum JSONValue: Decodable, Equatable {
 }
 
 /// Verifies tokens of one external issuer: `alg` RS256 or ES256 only, matching the key's
-/// type (never `none`, never HMAC), a key of its JWKS (by `kid` when the token names one),
-/// then `iss`, `aud`, `exp` (required), `nbf`, `iat` with the configured skew.
+/// type (never `none`, never HMAC), a key of its JWKS (by `kid` when the token names one)
+/// or of its certificate bundle (by `x5c` chain or libtrust `kid`), then `iss`, `aud`,
+/// `exp` (required), `nbf`, `iat` with the configured skew. A token that carries
+/// distribution's `access` claim is held to it (and, as always, to the policy).
 final class ExternalIssuer: Sendable {
     struct JWK: Decodable {
         let kty: String
@@ -70,14 +76,21 @@ final class ExternalIssuer: Sendable {
         let n: String?, e: String?, crv: String?, x: String?, y: String?
     }
     private struct JWKS: Decodable { let keys: [JWK] }
-    private struct Header: Decodable { let alg: String; let kid: String? }
+    private struct Header: Decodable { let alg: String; let kid: String?; let x5c: [String]? }
+    private struct Keys {
+        var watch: FileWatch
+        var jwks: [JWK] = []
+        var bundleWatch: FileWatch
+        var bundle: CertificateBundle?
+    }
 
     let configuration: IssuerConfiguration
-    private let state: Locked<(watch: FileWatch, keys: [JWK])>
+    private let state: Locked<Keys>
 
     init(_ configuration: IssuerConfiguration, checkIntervalMilliseconds: Int64) {
         self.configuration = configuration
-        state = Locked((FileWatch(intervalMilliseconds: checkIntervalMilliseconds), []))
+        state = Locked(Keys(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds),
+                            bundleWatch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
     }
 
     /// The `iss` of a token, unverified: only to choose which issuer verifies it.
@@ -88,13 +101,18 @@ final class ExternalIssuer: Sendable {
         return claims["iss"]?.string
     }
 
-    private var keys: [JWK] {
+    /// Its JWKS keys and certificate bundle, each as last read (again when its file changed).
+    private var keys: (jwks: [JWK], bundle: CertificateBundle?) {
         state.withLock { state in
             if let path = configuration.jwksFile, state.watch.needsReload({ FileIdentity(of: path) }) {
                 let bytes = (try? AuthFiles.readFile(path, limit: 1 << 20)) ?? nil
-                state.keys = bytes.flatMap { try? JSONDecoder().decode(JWKS.self, from: Data($0)) }?.keys ?? []
+                state.jwks = bytes.flatMap { try? JSONDecoder().decode(JWKS.self, from: Data($0)) }?.keys ?? []
             }
-            return state.keys
+            if let path = configuration.rootCertBundle, state.bundleWatch.needsReload({ FileIdentity(of: path) }) {
+                let bytes = (try? AuthFiles.readFile(path, limit: 1 << 20)) ?? nil
+                state.bundle = bytes.flatMap { CertificateBundle(pem: $0) }
+            }
+            return (state.jwks, state.bundle)
         }
     }
 
@@ -106,12 +124,23 @@ final class ExternalIssuer: Sendable {
               let signature = Secrets.base64URLDecode(parts[2]) else { return .failure(AuthError("malformed")) }
         guard header.alg == "RS256" || header.alg == "ES256" else { return .failure(AuthError("algorithm \(header.alg.prefix(10)) not accepted")) }
         let message = Array("\(parts[0]).\(parts[1])".utf8)
-        let candidates = keys.filter { key in
-            (header.kid == nil || key.kid == header.kid) && (key.alg == nil || key.alg == header.alg) && (key.use == nil || key.use == "sig")
+        let (jwks, bundle) = keys
+        let es256 = header.alg == "ES256"
+        var signed = false
+        if let bundle {
+            if let chain = header.x5c {
+                signed = bundle.verify(chain: chain, es256: es256, message: message, signature: signature)
+            } else if let kid = header.kid {
+                signed = bundle.verify(keyID: kid, es256: es256, message: message, signature: signature)
+            }
         }
-        guard candidates.contains(where: { Self.verify(message, signature, alg: header.alg, key: $0) }) else {
-            return .failure(AuthError("signature"))
+        if !signed {
+            let candidates = jwks.filter { key in
+                (header.kid == nil || key.kid == header.kid) && (key.alg == nil || key.alg == header.alg) && (key.use == nil || key.use == "sig")
+            }
+            signed = candidates.contains { Self.verify(message, signature, alg: header.alg, key: $0) }
         }
+        guard signed else { return .failure(AuthError("signature")) }
         guard let payload = Secrets.base64URLDecode(parts[1]),
               let claims = try? JSONDecoder().decode([String: JSONValue].self, from: Data(payload)) else { return .failure(AuthError("malformed")) }
         let skew = configuration.clockSkew
@@ -132,7 +161,26 @@ final class ExternalIssuer: Sendable {
         if let claim = configuration.groupsClaim, case .array(let values)? = claims[claim] {
             groups = values.compactMap(\.string)
         }
-        return .success((Identity(user: "\(configuration.name):\(user)", groups: groups), exp))
+        var grants: [AccessGrant]?
+        if let access = claims["access"] {
+            guard let parsed = Self.grants(access) else { return .failure(AuthError("malformed access claim")) }
+            grants = parsed
+        }
+        return .success((Identity(user: "\(configuration.name):\(user)", groups: groups, grants: grants), exp))
+    }
+
+    /// Distribution's `access` claim as grants: exact repository names only (a name with
+    /// a `*` would read as a policy pattern here, so it grants nothing). nil when malformed.
+    static func grants(_ access: JSONValue) -> [AccessGrant]? {
+        guard case .array(let entries) = access, entries.count <= 1_000 else { return nil }
+        var grants: [AccessGrant] = []
+        for entry in entries {
+            guard case .object(let fields) = entry, let type = fields["type"]?.string, let name = fields["name"]?.string,
+                  case .array(let actions)? = fields["actions"] else { return nil }
+            guard !name.contains("*") else { continue }
+            grants.append(AccessGrant(type: type, name: name, actions: actions.compactMap(\.string)))
+        }
+        return grants
     }
 
     static func verify(_ message: [UInt8], _ signature: [UInt8], alg: String, key: JWK) -> Bool {

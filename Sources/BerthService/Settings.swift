@@ -50,7 +50,8 @@ public struct Settings: Equatable, Sendable {
     /// External token issuers (`issuer.<name>.<field>` keys), by name.
     public var issuers: [String: IssuerConfiguration] = [:]
     /// The fields of an `issuer.<name>.` section.
-    public static let issuerFields = ["issuer", "audience", "jwks_file", "jwks_url", "user_claim", "groups_claim", "clock_skew"]
+    public static let issuerFields = ["issuer", "audience", "jwks_file", "jwks_url", "rootcertbundle", "user_claim", "groups_claim",
+                                       "clock_skew"]
 
     public enum AuthMode: String, CaseIterable, Sendable {
         /// `WWW-Authenticate: Basic`; Basic credentials on every request.
@@ -173,6 +174,9 @@ public struct Settings: Equatable, Sendable {
             issuer.jwksFile = value
         case "jwks_url":
             throw fail("fetching a JWKS is not supported yet: fetch it into a file (a timer with curl) and set jwks_file")
+        case "rootcertbundle":
+            guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
+            issuer.rootCertBundle = value
         case "user_claim": issuer.userClaim = value
         case "groups_claim": issuer.groupsClaim = value.isEmpty ? nil : value
         default:
@@ -238,6 +242,7 @@ public struct Settings: Equatable, Sendable {
             if let value = issuer.issuer { lines.append("issuer.\(name).issuer = \(text(value))") }
             if let value = issuer.audience { lines.append("issuer.\(name).audience = \(text(value))") }
             if let value = issuer.jwksFile { lines.append("issuer.\(name).jwks_file = \(text(value))") }
+            if let value = issuer.rootCertBundle { lines.append("issuer.\(name).rootcertbundle = \(text(value))") }
             if let value = issuer.groupsClaim { lines.append("issuer.\(name).groups_claim = \(value)") }
             return "\n" + lines.joined(separator: "\n")
         }.joined()

@@ -15,6 +15,8 @@
 #include <openssl/ecdsa.h>
 #include <openssl/bn.h>
 #include <openssl/obj_mac.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 // Ed25519 (RFC 8032) for token signatures, over EVP. Every function returns 1 on
 // success and 0 on any failure, and frees what it allocated.
@@ -108,6 +110,24 @@ static inline int berth_rs256_verify(const unsigned char *n, size_t n_length, co
     return ok;
 }
 
+/// ES256 under `key` (an EC P-256 key); `signature` is r||s (64 bytes), as JWS has it.
+static inline int berth_es256_verify_with(EVP_PKEY *key, const unsigned char *message, size_t length,
+                                          const unsigned char *signature) {
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(signature, 32, NULL), *s = BN_bin2bn(signature + 32, 32, NULL);
+    unsigned char *der = NULL;
+    int der_length = 0;
+    if (sig != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(sig, r, s) == 1) {
+        r = NULL; s = NULL;
+        der_length = i2d_ECDSA_SIG(sig, &der);
+    }
+    BN_free(r); BN_free(s);
+    int ok = der_length > 0 && berth_verify_with(key, message, length, der, (size_t)der_length);
+    OPENSSL_free(der);
+    ECDSA_SIG_free(sig);
+    return ok;
+}
+
 /// ES256 with the P-256 public key (x, y: 32 bytes each); `signature` is r||s (64 bytes).
 static inline int berth_es256_verify(const unsigned char *x, const unsigned char *y,
                                      const unsigned char *message, size_t length, const unsigned char *signature) {
@@ -118,19 +138,110 @@ static inline int berth_es256_verify(const unsigned char *x, const unsigned char
     if (!ok) { EC_KEY_free(ec); return 0; }
     EVP_PKEY *key = EVP_PKEY_new();
     if (key == NULL || EVP_PKEY_assign_EC_KEY(key, ec) != 1) { EC_KEY_free(ec); EVP_PKEY_free(key); return 0; }
-    ECDSA_SIG *sig = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(signature, 32, NULL), *s = BN_bin2bn(signature + 32, 32, NULL);
-    unsigned char *der = NULL;
-    int der_length = 0;
-    if (sig != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(sig, r, s) == 1) {
-        r = NULL; s = NULL;
-        der_length = i2d_ECDSA_SIG(sig, &der);
-    }
-    BN_free(r); BN_free(s);
-    ok = der_length > 0 && berth_verify_with(key, message, length, der, (size_t)der_length);
-    OPENSSL_free(der);
-    ECDSA_SIG_free(sig);
+    ok = berth_es256_verify_with(key, message, length, signature);
     EVP_PKEY_free(key);
+    return ok;
+}
+
+// Certificates of a distribution-compatible token server (its `rootcertbundle`): a PEM
+// bundle of trusted certificates; a token names its signer by an `x5c` chain that must
+// lead to one of them, or by the `kid` of one of their keys.
+
+/// The JWS signature (`es256`: 1 for ES256 with r||s, 0 for RS256) checked with `key`,
+/// whose type must match the algorithm (RSA of at least 2048 bits, or EC P-256).
+static inline int berth_jws_verify_with(EVP_PKEY *key, int es256, const unsigned char *message, size_t length,
+                                        const unsigned char *signature, size_t signature_length) {
+    if (es256) {
+        if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC || EVP_PKEY_get_bits(key) != 256 || signature_length != 64) return 0;
+        return berth_es256_verify_with(key, message, length, signature);
+    }
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA || EVP_PKEY_get_bits(key) < 2048) return 0;
+    return berth_verify_with(key, message, length, signature, signature_length);
+}
+
+/// The certificates of a PEM bundle, or NULL (none, or unreadable).
+static inline STACK_OF(X509) *berth_read_bundle(const char *pem, size_t length) {
+    BIO *bio = BIO_new_mem_buf(pem, (int)length);
+    if (bio == NULL) return NULL;
+    STACK_OF(X509) *certificates = sk_X509_new_null();
+    X509 *certificate = NULL;
+    while (certificates != NULL && (certificate = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (sk_X509_push(certificates, certificate) == 0) { X509_free(certificate); break; }
+    }
+    BIO_free(bio);
+    if (certificates != NULL && sk_X509_num(certificates) == 0) { sk_X509_free(certificates); return NULL; }
+    return certificates;
+}
+
+/// 1 when the DER chain (`count` certificates, the signer's first) verifies up to a
+/// certificate of the bundle (validity dates included) and the signer's key checks the
+/// signature.
+static inline int berth_x5c_verify(const char *bundle, size_t bundle_length,
+                                   const unsigned char *const *ders, const size_t *der_lengths, size_t count, int es256,
+                                   const unsigned char *message, size_t length,
+                                   const unsigned char *signature, size_t signature_length) {
+    if (count == 0 || count > 8) return 0;
+    STACK_OF(X509) *trusted = berth_read_bundle(bundle, bundle_length);
+    if (trusted == NULL) return 0;
+    X509_STORE *store = X509_STORE_new();
+    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    X509 *leaf = NULL;
+    int ok = store != NULL && untrusted != NULL;
+    for (int index = 0; ok && index < sk_X509_num(trusted); index++) {
+        ok = X509_STORE_add_cert(store, sk_X509_value(trusted, index)) == 1;
+    }
+    for (size_t index = 0; ok && index < count; index++) {
+        const unsigned char *cursor = ders[index];
+        X509 *certificate = d2i_X509(NULL, &cursor, (long)der_lengths[index]);
+        if (certificate == NULL || cursor != ders[index] + der_lengths[index]) { X509_free(certificate); ok = 0; break; }
+        if (index == 0) leaf = certificate;
+        else if (sk_X509_push(untrusted, certificate) == 0) { X509_free(certificate); ok = 0; }
+    }
+    X509_STORE_CTX *context = ok ? X509_STORE_CTX_new() : NULL;
+    ok = context != NULL && X509_STORE_CTX_init(context, store, leaf, untrusted) == 1 && X509_verify_cert(context) == 1;
+    X509_STORE_CTX_free(context);
+    EVP_PKEY *key = ok ? X509_get0_pubkey(leaf) : NULL;
+    ok = key != NULL && berth_jws_verify_with(key, es256, message, length, signature, signature_length);
+    X509_free(leaf);
+    sk_X509_pop_free(untrusted, X509_free);
+    X509_STORE_free(store);
+    sk_X509_pop_free(trusted, X509_free);
+    return ok;
+}
+
+/// The DER SubjectPublicKeyInfo of the bundle's certificate `index` into `out`
+/// (`capacity` bytes), its length in `out_length`: 1, or 0 when there is no such
+/// certificate or it does not fit.
+static inline int berth_bundle_public_key(const char *bundle, size_t bundle_length, size_t index,
+                                          unsigned char *out, size_t capacity, size_t *out_length) {
+    STACK_OF(X509) *trusted = berth_read_bundle(bundle, bundle_length);
+    if (trusted == NULL) return 0;
+    int ok = 0;
+    if (index < (size_t)sk_X509_num(trusted)) {
+        EVP_PKEY *key = X509_get0_pubkey(sk_X509_value(trusted, (int)index));
+        int needed = key != NULL ? i2d_PUBKEY(key, NULL) : -1;
+        if (needed > 0 && (size_t)needed <= capacity) {
+            unsigned char *cursor = out;
+            ok = i2d_PUBKEY(key, &cursor) == needed;
+            *out_length = (size_t)needed;
+        }
+    }
+    sk_X509_pop_free(trusted, X509_free);
+    return ok;
+}
+
+/// 1 when the key of the bundle's certificate `index` checks the signature.
+static inline int berth_bundle_verify(const char *bundle, size_t bundle_length, size_t index, int es256,
+                                      const unsigned char *message, size_t length,
+                                      const unsigned char *signature, size_t signature_length) {
+    STACK_OF(X509) *trusted = berth_read_bundle(bundle, bundle_length);
+    if (trusted == NULL) return 0;
+    int ok = 0;
+    if (index < (size_t)sk_X509_num(trusted)) {
+        EVP_PKEY *key = X509_get0_pubkey(sk_X509_value(trusted, (int)index));
+        ok = key != NULL && berth_jws_verify_with(key, es256, message, length, signature, signature_length);
+    }
+    sk_X509_pop_free(trusted, X509_free);
     return ok;
 }
 #endif

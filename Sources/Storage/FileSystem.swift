@@ -73,18 +73,28 @@ enum FileSystem {
     /// `beforeRename` runs once the new content is durable, just before it takes `path`.
     static func writeAtomically(_ bytes: [UInt8], to path: String, temporaryDirectory: String,
                                 mode: mode_t = 0o644, beforeRename: () -> Void = {}) throws(StorageError) {
+        try writeAtomically(pieces: [bytes[...]], to: path, temporaryDirectory: temporaryDirectory, mode: mode,
+                            beforeRename: beforeRename)
+    }
+
+    /// `writeAtomically` of the pieces one after the other, each written straight from
+    /// its array (an index can be megabytes: no joining copy). `durable: false` skips
+    /// both fsyncs: only for files whose readers check them and can do without them.
+    static func writeAtomically(pieces: [ArraySlice<UInt8>], to path: String, temporaryDirectory: String,
+                                mode: mode_t = 0o644, durable: Bool = true, beforeRename: () -> Void = {}) throws(StorageError) {
         let temp = "\(temporaryDirectory)/\(UploadID.random().value).tmp"
         let fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         var renamed = false
         defer { if !renamed { _ = unlink(temp) } }
         do throws(StorageError) {
-            // Written straight from the array (an index can be megabytes: no copy).
             var failure: StorageError?
-            bytes.withUnsafeBytes { buffer in
-                do throws(StorageError) { try writeAll(fd, buffer, path: temp) } catch { failure = error }
+            for piece in pieces where failure == nil {
+                piece.withUnsafeBytes { buffer in
+                    do throws(StorageError) { try writeAll(fd, buffer, path: temp) } catch { failure = error }
+                }
             }
             if let failure { throw failure }
-            try fsync(fd, path: temp)
+            if durable { try fsync(fd, path: temp) }
         } catch {
             close(fd)
             throw error
@@ -93,7 +103,7 @@ enum FileSystem {
         beforeRename()
         if Glibc.rename(temp, path) != 0 { throw fail("rename", path) }
         renamed = true
-        try fsyncDirectory(parent(of: path))
+        if durable { try fsyncDirectory(parent(of: path)) }
     }
 
     /// Size of a regular file; nil when nothing (or not a regular file) is there.

@@ -8,7 +8,7 @@ public struct ManifestStore: ManifestService, TagService {
     private let blobs: BlobStore
     private let repositories: RepositoryStore
     private let referrers: ReferrersStore
-    private let cache: IndexCache
+    let cache: IndexCache
     private let committer: IndexCommitter
     private let immutableTags: [ImmutableTagRule]
     /// Where commits record their events, and settle what an interrupted one left (every
@@ -72,10 +72,10 @@ public struct ManifestStore: ManifestService, TagService {
                 }
             }
             switch reference {
-            case .tag(let tag): snapshot.setTag(tag, to: descriptor)
-            case .digest: if tags.isEmpty { snapshot.addUntagged(descriptor) }
+            case .tag(let tag): snapshot.perform(.setTag(tag, descriptor))
+            case .digest: if tags.isEmpty { snapshot.perform(.addUntagged(descriptor)) }
             }
-            for tag in tags { snapshot.setTag(tag, to: descriptor) }
+            for tag in tags { snapshot.perform(.setTag(tag, descriptor)) }
             return events
         }, afterWrite: { [self] () throws(StorageError) in
             if let subject = document.subject {
@@ -98,7 +98,7 @@ public struct ManifestStore: ManifestService, TagService {
             switch reference {
             case .tag(let tag):
                 try checkMovable(tag, to: nil, in: snapshot, repository: repository)
-                guard let named = snapshot.descriptor(forTag: tag.value), snapshot.removeTag(tag) else {
+                guard let named = snapshot.descriptor(forTag: tag.value), snapshot.perform(.removeTag(tag)) else {
                     throw .manifestUnknown(reference)
                 }
                 event = IndexEvent(.tagDeleted, digest: named.digest, tag: tag.value)
@@ -108,7 +108,7 @@ public struct ManifestStore: ManifestService, TagService {
                     if let tag = Tag(text) { try checkMovable(tag, to: nil, in: snapshot, repository: repository) }
                 }
                 let named = snapshot.descriptor(forDigest: digest.description)
-                guard snapshot.removeManifest(digest) else { throw .manifestUnknown(reference) }
+                guard snapshot.perform(.removeManifest(digest)) else { throw .manifestUnknown(reference) }
                 event = IndexEvent(.manifestDeleted, digest: digest.description, mediaType: named?.mediaType, size: named?.size,
                                    tags: tags)
             }
@@ -127,7 +127,7 @@ public struct ManifestStore: ManifestService, TagService {
     /// One `stat` on the pull path: a repository that does not exist (or is still being
     /// created) has no `index.json` or an empty one, and names no manifest either way.
     public func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> Resolved {
-        let index = try cache.lookup(layout.indexFile(repository))
+        let index = try cache.lookup(layout.indexFile(repository), journal: layout.indexJournalFile(repository))
         let found: Descriptor? = switch reference {
         case .tag(let tag): index.descriptor(forTag: tag.value)
         case .digest(let digest): index.descriptor(forDigest: digest.description)
@@ -139,7 +139,7 @@ public struct ManifestStore: ManifestService, TagService {
     /// The repository's tags, sorted.
     public func tags(of repository: RepositoryName) throws(StorageError) -> [String] {
         guard repositories.exists(repository) else { throw .repositoryUnknown(repository) }
-        return try cache.lookup(layout.indexFile(repository)).sortedTags
+        return try cache.lookup(layout.indexFile(repository), journal: layout.indexJournalFile(repository)).sortedTags
     }
 
     /// The repository's `index.json`, as last written.
@@ -154,7 +154,7 @@ public struct ManifestStore: ManifestService, TagService {
     func replaceIndexLocked(_ index: ImageIndex, _ repository: RepositoryName) throws(StorageError) {
         var snapshot = IndexSnapshot(index)
         try outbox?.settleLocked(repository, currentGeneration: IndexGeneration.peek(layout.indexFile(repository))?.value)
-        try write(&snapshot, to: layout.indexFile(repository), repository: repository, events: [])
+        try write(&snapshot, to: layout.indexFile(repository), journal: nil, repository: repository, events: [])
     }
 
     /// Applies `change` in the next group commit of `repository` (see `IndexCommitter`).
@@ -169,7 +169,8 @@ public struct ManifestStore: ManifestService, TagService {
         do throws(StorageError) {
             try repositories.withLock(repository) { () throws(StorageError) in
                 let path = layout.indexFile(repository)
-                var snapshot = try cache.lookup(path)
+                var snapshot = try cache.lookup(path, journal: layout.indexJournalFile(repository))
+                snapshot.clearPerformed()
                 var accepted: [Int] = []
                 var events: [IndexEvent] = []
                 for (position, change) in changes.enumerated() {
@@ -181,7 +182,7 @@ public struct ManifestStore: ManifestService, TagService {
                     }
                 }
                 guard !accepted.isEmpty else { return }
-                try write(&snapshot, to: path, repository: repository, events: events)
+                try write(&snapshot, to: path, journal: layout.indexJournalFile(repository), repository: repository, events: events)
                 for position in accepted {
                     do throws(StorageError) { try changes[position].afterWrite() } catch { results[position] = .failure(error) }
                 }
@@ -195,25 +196,35 @@ public struct ManifestStore: ManifestService, TagService {
     }
 
     /// Writes `snapshot` under a new generation (temp file, fsync, rename, directory
-    /// fsync) and hands it to the cache, so nobody in this process parses it again.
-    /// With an outbox, `events` are prepared before and queued after, and a batch an
-    /// interrupted commit left is settled first: the protocol of `EventOutbox`. The caller
-    /// holds the repository lock.
-    private func write(_ snapshot: inout IndexSnapshot, to path: String, repository: RepositoryName,
+    /// fsync) and hands it to the cache, so nobody in this process parses it again. With
+    /// a `journal`, the operations performed on it since it was read are journaled first,
+    /// so other processes replay them instead of parsing the file. With an outbox,
+    /// `events` are prepared before and queued after, and a batch an interrupted commit
+    /// left is settled first: the protocol of `EventOutbox`. The caller holds the
+    /// repository lock.
+    private func write(_ snapshot: inout IndexSnapshot, to path: String, journal: String?, repository: RepositoryName,
                        events: [IndexEvent]) throws(StorageError) {
+        let previous = snapshot.generation
         // The snapshot is the file on disk (the cache checks its generation).
-        try outbox?.settleLocked(repository, currentGeneration: snapshot.generation)
-        let generation = IndexGeneration.next(after: snapshot.generation)
+        try outbox?.settleLocked(repository, currentGeneration: previous)
+        let operations = snapshot.performed
+        snapshot.clearPerformed()
+        let generation = IndexGeneration.next(after: previous)
         snapshot.setGeneration(generation)
         let recorded = events.isEmpty || !recordsEvents ? nil : outbox
         try recorded?.prepareLocked(events, repository: repository, generation: generation)
-        let bytes = snapshot.encoded()
+        let pieces = snapshot.encodedPieces()
+        let size = pieces.reduce(0) { $0 + $1.count }
         // Cached before the rename, so readers that meet the new file find it parsed (the
         // one it replaces stays cached beside it until then).
         let written = snapshot
         do {
-            try FileSystem.writeAtomically(bytes, to: path, temporaryDirectory: layout.temporaryDirectory) {
-                cache.store(written, fileSize: bytes.count, at: path)
+            try FileSystem.writeAtomically(pieces: pieces, to: path, temporaryDirectory: layout.temporaryDirectory) {
+                if let journal, let previous, let next = written.generation, !operations.isEmpty {
+                    IndexJournal.append(from: previous, to: next, size: Int64(size), operations: operations, path: journal,
+                                        temporaryDirectory: layout.temporaryDirectory)
+                }
+                cache.store(written, fileSize: size, at: path)
             }
         } catch {
             // The rename may have happened (a failed directory fsync): the file decides.

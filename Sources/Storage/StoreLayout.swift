@@ -17,7 +17,10 @@
 ///     referrers/<repository>/_subject/<alg>/<hex>/<alg>-<hex>.json
 ///                                   descriptor of one manifest whose subject is <alg>:<hex>
 ///     referrers/<repository>/_subject/<alg>/<hex>/_stamp
-///                                   random token replaced on every change of that folder
+///                                   replaced on every change of that folder: an epoch and
+///                                   the last changes (ReferrersStamp)
+///     journals/<repository>/_index  the last commits of that repository's index.json as
+///                                   operations, so other processes replay them (IndexJournal)
 ///     locks/<repository>/_lock      flock target of one repository (never in a layout)
 ///     locks/_create                 held while a repository layout is created
 ///     locks/_events                 held by the one process delivering events
@@ -136,6 +139,8 @@ public struct StoreLayout: Sendable {
     /// `_lock` cannot be a repository component, so it never collides with a nested name.
     public func repositoryLockFile(_ name: RepositoryName) -> String { "\(locksDirectory)/\(name.value)/_lock" }
     public var creationLockFile: String { "\(locksDirectory)/_create" }
+    /// `_index` cannot be a repository component, so it never collides with a nested name.
+    public func indexJournalFile(_ name: RepositoryName) -> String { "\(bookkeepingDirectory)/journals/\(name.value)/_index" }
     var catalogStampFile: String { "\(bookkeepingDirectory)/catalog-stamp" }
 
     public var temporaryDirectory: String { "\(bookkeepingDirectory)/tmp" }

@@ -99,4 +99,102 @@ import TestSupport
         fixture.advance(600 + 61)
         #expect(h.send("GET", "/v2/team/app/tags/list", authorization: "Bearer \(es)").status == 401)
     }
+    /// A distribution-compatible token server: its tokens name their signer by an `x5c`
+    /// chain to a certificate of the bundle, or by the libtrust `kid` of a bundle key,
+    /// and carry distribution's `access` claim, which the request is held to.
+    static let tokenServerScript = #"""
+    import base64, datetime, hashlib, json, sys
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+    out, now = sys.argv[1], int(sys.argv[2])
+    def b64(data): return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    def cert(subject_key, subject, issuer_key, issuer, ca):
+        start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                   .public_key(subject_key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=30))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        return builder.sign(issuer_key, hashes.SHA256())
+    def der(c): return base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+    def libtrust(key):
+        spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        text = base64.b32encode(hashlib.sha256(spki).digest()[:30]).decode()
+        return ":".join(text[i:i + 4] for i in range(0, len(text), 4))
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert(ca_key, "token ca", ca_key, "token ca", True)
+    leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    leaf = cert(leaf_key, "token signer", ca_key, "token ca", False)
+    direct_key = ec.generate_private_key(ec.SECP256R1())
+    direct = cert(direct_key, "direct signer", direct_key, "direct signer", False)
+    rogue_ca_key = ec.generate_private_key(ec.SECP256R1())
+    rogue_leaf = cert(leaf_key, "token signer", rogue_ca_key, "token ca", False)
+    bundle = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in (ca, direct))
+    def rs(key): return lambda data: key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    def es(key):
+        def sign(data):
+            r, s = utils.decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return sign
+    def token(header, claims, sign):
+        signing_input = (b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())).encode()
+        return signing_input.decode() + "." + b64(sign(signing_input))
+    access = [{"type": "repository", "name": "team/app", "actions": ["pull"]},
+              {"type": "repository", "name": "team/*", "actions": ["push"]}]
+    claims = {"iss": "token-server", "aud": "registry.test", "sub": "carol", "exp": now + 600, "iat": now, "access": access}
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tokens = {
+        "chain": token({"alg": "RS256", "x5c": [der(leaf), der(ca)]}, claims, rs(leaf_key)),
+        "leafOnly": token({"alg": "RS256", "x5c": [der(leaf)]}, dict(claims, sub="dave"), rs(leaf_key)),
+        "kid": token({"alg": "ES256", "kid": libtrust(direct_key)}, dict(claims, sub="erin", access=[]), es(direct_key)),
+        "rogueChain": token({"alg": "RS256", "x5c": [der(rogue_leaf)]}, claims, rs(leaf_key)),
+        "wrongSigner": token({"alg": "RS256", "x5c": [der(leaf), der(ca)]}, claims, rs(other)),
+        "unknownKid": token({"alg": "ES256", "kid": libtrust(rogue_ca_key)}, claims, es(rogue_ca_key)),
+        "caKeyAsLeaf": token({"alg": "ES256", "x5c": [der(leaf)]}, claims, es(ca_key)),
+        "badAccess": token({"alg": "RS256", "x5c": [der(leaf)]}, dict(claims, access="everything"), rs(leaf_key)),
+    }
+    json.dump({"bundle": bundle, "tokens": tokens}, open(out, "w"))
+    """#
+
+    @Test func aTokenServersCertificateBundleVerifiesItsTokensAndTheirAccessClaimLimitsThem() throws {
+        let fixture = AuthFixture()
+        let script = fixture.directory.path + "/server.py", output = fixture.directory.path + "/server.json"
+        try Self.tokenServerScript.write(toFile: script, atomically: true, encoding: .utf8)
+        let run = Shell.run("/usr/bin/python3", [script, output, String(fixture.clock.now())])
+        try #require(run.succeeded, "python3-cryptography: \(run.stderr)")
+        let made = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output))) as? [String: Any])
+        let tokens = try #require(made["tokens"] as? [String: String])
+        let bundleFile = fixture.directory.path + "/bundle.pem"
+        try #require(made["bundle"] as? String).write(toFile: bundleFile, atomically: true, encoding: .utf8)
+
+        var issuer = IssuerConfiguration(name: "dist")
+        issuer.issuer = "token-server"
+        issuer.audience = "registry.test"
+        issuer.rootCertBundle = bundleFile
+        #expect(issuer.problem == nil)
+        let h = try TokenFlowTests.Harness(policy: "dist:carol  team/**  read,write\ndist:dave  team/**  read,write\n"
+                                           + "dist:erin  team/**  read,write\n", fixture: fixture) { $0.issuers = [issuer] }
+
+        let chain = try #require(tokens["chain"])
+        #expect(h.auth.authenticate(.bearer(chain), client: nil).identity?.user == "dist:carol")
+        #expect(h.send("GET", "/v2/team/app/tags/list", authorization: "Bearer \(chain)").status == 404, "pull on team/app is granted")
+        #expect(h.send("POST", "/v2/team/app/blobs/uploads/", authorization: "Bearer \(chain)").status == 403,
+                "the policy allows the push, the token's access claim does not")
+        #expect(h.send("GET", "/v2/team/other/tags/list", authorization: "Bearer \(chain)").status == 403,
+                "a pattern in the access claim grants nothing")
+        let leafOnly = try #require(tokens["leafOnly"])
+        #expect(h.send("GET", "/v2/team/app/tags/list", authorization: "Bearer \(leafOnly)").status == 404,
+                "the intermediate is not needed when the leaf's issuer is in the bundle")
+        let kid = try #require(tokens["kid"])
+        #expect(h.auth.authenticate(.bearer(kid), client: nil).identity?.user == "dist:erin")
+        #expect(h.send("GET", "/v2/team/app/tags/list", authorization: "Bearer \(kid)").status == 403, "an empty access claim grants nothing")
+
+        for name in ["rogueChain", "wrongSigner", "unknownKid", "caKeyAsLeaf", "badAccess"] {
+            let token = try #require(tokens[name])
+            #expect(h.send("GET", "/v2/team/app/tags/list", authorization: "Bearer \(token)").status == 401, "\(name)")
+        }
+    }
 }

@@ -52,8 +52,8 @@ public struct ContainerToolSandbox: Sendable {
 
     /// `buildah` with the sandbox's storage flags before `arguments` (buildah has no
     /// `--tmpdir`; it takes TMPDIR from the environment).
-    public func buildah(_ arguments: [String], timeout: TimeInterval = 300) -> Shell.Result {
+    public func buildah(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 300) -> Shell.Result {
         Shell.run("buildah", ["--root", "\(path)/root", "--runroot", "\(path)/run", "--storage-driver", "vfs"] + arguments,
-                  environment: environment, timeout: timeout)
+                  environment: environment, input: input.map { Data($0.utf8) }, timeout: timeout)
     }
 }

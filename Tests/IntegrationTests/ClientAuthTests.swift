@@ -4,7 +4,8 @@ import Testing
 
 /// Real clients logging in to Berth's worker authentication (Docker token auth) with a
 /// password and with a robot token: the docker engine (`docker login`, which stores the
-/// refresh token, then push and pull with it), podman, python-dxf.
+/// refresh token, then push and pull with it), podman, buildah, containerd, python-dxf,
+/// oras-py; and a token of an external issuer as a password and as a Bearer token.
 @Suite(.serialized) struct ClientAuthTests {
     static let users = ["alice": "alice-pw", "bob": "bob-pw"]
     static let policy = """
@@ -107,6 +108,56 @@ import Testing
         #expect(!revoked.succeeded)
     }
 
+    /// buildah's own login (it shares podman's library but keeps its own flags), with a
+    /// password, a robot token and an external issuer's token as the password: each
+    /// pushes, a wrong password and a revoked robot are refused, and a pull works.
+    @Test func buildahLogsInWithAPasswordARobotTokenAndAnIssuersToken() throws {
+        let secrets = TemporaryDirectory(prefix: "berth-auth")
+        defer { secrets.remove() }
+        let issuer = try TestIssuer(folder: secrets.path)
+        let server = try RegistryServer.authenticating(users: Self.users, policy: Self.policy + "\n@pushers team/** read,write\n",
+                                                       secrets: secrets, workerArguments: ["--config", issuer.configFile])
+        defer { server.stop() }
+        let sandbox = try ContainerToolSandbox(path: "\(server.directory.path)/buildah")
+        let layout = try ImageBuilder.build(layout: "\(server.directory.path)/source", tag: "v1", layerSizes: [150_000], seed: 66)
+        let seeded = Shell.run("skopeo", ["copy", "--dest-cert-dir", server.certDirectory, "--dest-creds", "alice:alice-pw",
+                                           "oci:\(layout):v1", "docker://\(server.host)/team/buildah:v1"],
+                               environment: sandbox.environment, timeout: 120)
+        try #require(seeded.succeeded, "\(seeded.stderr)")
+        func login(_ user: String, _ password: String) -> Shell.Result {
+            sandbox.buildah(["login", "--cert-dir", server.certDirectory, "-u", user, "--password-stdin", server.host], input: password)
+        }
+        func push(_ tag: String) -> Shell.Result {
+            sandbox.buildah(["push", "--cert-dir", server.certDirectory, "\(server.host)/team/buildah:v1",
+                             "docker://\(server.host)/team/buildah:\(tag)"])
+        }
+
+        #expect(!login("alice", "not-her-password").succeeded)
+        try #require(login("alice", "alice-pw").succeeded)
+        let pull = sandbox.buildah(["pull", "--cert-dir", server.certDirectory, "\(server.host)/team/buildah:v1"])
+        try #require(pull.succeeded, "\(pull.stderr)")
+        let byPassword = push("by-password")
+        #expect(byPassword.succeeded, "\(byPassword.stderr)")
+
+        let secret = try robot(server)
+        try #require(login("ci", secret).succeeded)
+        let byRobot = push("by-robot")
+        #expect(byRobot.succeeded, "\(byRobot.stderr)")
+        #expect(server.berthToken(["revoke", "ci"]).succeeded)
+        usleep(700_000) // the workers look at the robots at most every 0.5 s
+        #expect(!push("by-revoked-robot").succeeded, "a revoked robot's stored login no longer pushes")
+
+        try #require(login("oauth2", issuer.token).succeeded)
+        let byIssuer = push("by-issuer")
+        #expect(byIssuer.succeeded, "\(byIssuer.stderr)")
+
+        let tags = server.curl(["-u", "alice:alice-pw", "\(server.baseURL)/v2/team/buildah/tags/list"])
+        #expect(tags.status == 200)
+        for tag in ["v1", "by-password", "by-robot", "by-issuer"] { #expect(tags.text.contains("\"\(tag)\""), "\(tag) in \(tags.text)") }
+        #expect(!tags.text.contains("by-revoked-robot"))
+        for leaked in ["alice-pw", secret, issuer.token] { #expect(!server.workerLog.contains(leaked)) }
+    }
+
     @Test func containerdCtrWithUserPasswordAndRobotToken() throws {
         let secrets = TemporaryDirectory(prefix: "berth-auth")
         defer { secrets.remove() }
@@ -203,6 +254,28 @@ import Testing
         #expect(!oras("bob", "bob-pw", "team/oras-bob").succeeded, "bob may only read")
     }
 
+    /// An issuer of the test's own: an ES256 key made here, its JWKS in a file, a config
+    /// file naming it (`issuer.test.*`), and one token for `ci-job` in group `pushers`.
+    struct TestIssuer {
+        let configFile: String
+        let token: String
+
+        init(folder: String) throws {
+            let script = "\(folder)/issuer.py", jwks = "\(folder)/jwks.json", tokenFile = "\(folder)/token"
+            _ = FileManager.default.createFile(atPath: script, contents: Data(ClientAuthTests.issuerScript.utf8))
+            let made = Shell.run("/usr/bin/python3", [script, jwks, tokenFile])
+            try #require(made.succeeded, "python3-cryptography: \(made.stderr)")
+            token = try String(contentsOfFile: tokenFile, encoding: .utf8)
+            configFile = "\(folder)/berth.conf"
+            _ = FileManager.default.createFile(atPath: configFile, contents: Data("""
+                issuer.test.issuer = https://issuer.test
+                issuer.test.audience = berth-it
+                issuer.test.jwks_file = \(jwks)
+                issuer.test.groups_claim = groups
+                """.utf8))
+        }
+    }
+
     static let issuerScript = #"""
     import base64, json, sys, time
     from cryptography.hazmat.primitives import hashes
@@ -225,20 +298,10 @@ import Testing
     @Test func anExternalIssuersTokenWorksAsPasswordAndAsBearer() throws {
         let secrets = TemporaryDirectory(prefix: "berth-auth")
         defer { secrets.remove() }
-        let script = "\(secrets.path)/issuer.py", jwks = "\(secrets.path)/jwks.json", tokenFile = "\(secrets.path)/token"
-        _ = FileManager.default.createFile(atPath: script, contents: Data(Self.issuerScript.utf8))
-        let made = Shell.run("/usr/bin/python3", [script, jwks, tokenFile])
-        try #require(made.succeeded, "python3-cryptography: \(made.stderr)")
-        let token = try String(contentsOfFile: tokenFile, encoding: .utf8)
-        let config = "\(secrets.path)/berth.conf"
-        _ = FileManager.default.createFile(atPath: config, contents: Data("""
-            issuer.test.issuer = https://issuer.test
-            issuer.test.audience = berth-it
-            issuer.test.jwks_file = \(jwks)
-            issuer.test.groups_claim = groups
-            """.utf8))
+        let issuer = try TestIssuer(folder: secrets.path)
+        let token = issuer.token
         let server = try RegistryServer.authenticating(users: Self.users, policy: Self.policy + "\n@pushers team/** read,write\n",
-                                                       secrets: secrets, workerArguments: ["--config", config])
+                                                       secrets: secrets, workerArguments: ["--config", issuer.configFile])
         defer { server.stop() }
         let layout = try ImageBuilder.build(layout: "\(server.directory.path)/source", tag: "v1", layerSizes: [100_000], seed: 64)
         let push = Shell.run("skopeo", ["copy", "--dest-cert-dir", server.certDirectory, "--dest-creds", "oauth2:\(token)",

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Locks
 import Storage
 import Testing
 import TestSupport
@@ -192,12 +193,4 @@ extension ScaleTests {
             }
         }
     }
-}
-
-/// A value shared by test threads.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&value) } }
 }
