@@ -42,7 +42,7 @@ extension Registry {
         if let error, error.code == .denied { return [AuditFacts(.denied, reference: route.referenceText, detail: error.message)] }
         switch route {
         case .base, .token:
-            if response.status == 200, request.identity?.user != nil { return [AuditFacts(.login)] }
+            if response.status == 200, response.user != nil { return [AuditFacts(.login)] }
             let presented = request.headers["authorization"] != nil || (route == .token && request.method == "POST")
             if response.status == 401, presented { return [AuditFacts(.loginFailed, detail: error?.message)] }
             return []

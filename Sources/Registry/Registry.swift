@@ -68,10 +68,11 @@ public struct Registry: Sendable {
             response = error.response
             failure = error
         }
+        // The token endpoint names the user a password grant authenticated.
+        response.user = response.user ?? request.identity?.user
         if let parsed { response.audit += Self.auditFacts(of: parsed, request, response, error: failure) }
         response.route = parsed?.name ?? "unknown"
         response.repository = parsed?.repository?.value
-        response.user = request.identity?.user
         return response
     }
 
