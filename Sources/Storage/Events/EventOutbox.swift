@@ -18,7 +18,7 @@ public struct EventBatch: Codable, Sendable, Equatable {
     public var attempts = 0
     /// Unix seconds before which the next attempt is not made.
     public var notBefore = 0
-    /// The webhooks (by `WebhookID`) that took every event of the batch.
+    /// The webhooks (by `Webhook.id`) that took every event of the batch.
     public var delivered: [String] = []
     /// Why the last attempt failed (never a secret: a status or a curl error).
     public var lastError: String?
