@@ -16,7 +16,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // libxcrypt (Debian libcrypt-dev): crypt_rn for the bcrypt hashes of htpasswd files.
         .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
-        // libcurl (Debian libcurl4-openssl-dev): the HTTP client of the pull-through mirror.
+        // libcurl (Debian libcurl4-openssl-dev): HTTP requests out of the worker (mirror upstreams,
+        // issuers' JWKS, webhooks).
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // The locks for state shared by threads (POSIX, so ThreadSanitizer sees them).
@@ -28,20 +29,22 @@ let package = Package(
         // Credentials: htpasswd (bcrypt), robot tokens, the token endpoint's Ed25519 JWTs.
         // Implements Registry's Authenticator and TokenIssuer.
         .target(name: "Auth", dependencies: ["Locks", "Registry", "Storage", "Curl", "COpenSSL", "CCrypt"]),
-        // The pull-through mirror: an HTTP client for upstream registries (libcurl), their
-        // token flow, and a decorator of the store's capabilities that fills mirrored
-        // repositories on demand.
-        // An HTTP client over libcurl (GET, HEAD, POST; TLS verified; bodies streamed):
-        // the mirror's upstreams, issuers' JWKS.
+        // An HTTP client over libcurl (GET, HEAD; TLS verified; bodies streamed): the mirror's
+        // upstreams, issuers' JWKS.
         .target(name: "Curl", dependencies: ["Storage", "CCurl"]),
+        // The pull-through mirror: upstream registries, their token flow, and a decorator of
+        // the store's capabilities that fills mirrored repositories on demand.
         .target(name: "Mirror", dependencies: ["Locks", "Storage", "Curl"]),
+        // Delivery of the store's queued events to webhooks (libcurl, HMAC signatures),
+        // one deliverer per store. The outbox itself is Storage's, written in the commit.
+        .target(name: "Events", dependencies: ["Locks", "Storage", "CCurl", "COpenSSL"]),
         // A thin libfcgi server: accept loop on threads, params, body stream, response writer.
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
         // The service around the registry: settings, the supervisor and its workers, the
         // access log, metrics rendering, background work. Everything the commands run.
         .target(
             name: "BerthService",
-            dependencies: ["Locks", "Storage", "Registry", "Auth", "Mirror", "FastCGI", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Locks", "Storage", "Registry", "Auth", "Mirror", "Events", "FastCGI", .product(name: "Logging", package: "swift-log")]
         ),
         // The command line (serve, gc, scrub, config check): parsing and wiring only.
         .executableTarget(
@@ -61,6 +64,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
         .testTarget(name: "AuthTests", dependencies: ["Locks", "Auth", "Registry", "Storage", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["BerthService", "Storage", "TestSupport"]),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "Storage", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["IntegrationSupport"]),
     ]
 )

@@ -38,6 +38,16 @@ public struct Settings: Equatable, Sendable {
     public var tokenKey: String?
     public var tokenTTL = Defaults.tokenTTL
     public var service = Defaults.tokenService
+    /// Write-once tags (`immutable_tags = <repository pattern> <tag pattern>`, repeatable).
+    public var immutableTags: [ImmutableTagRule] = []
+    /// Where every repository event is POSTed (`webhook = URL`, repeatable). Set: the
+    /// store records events (`EventOutbox`) and one process delivers them.
+    public var webhooks: [String] = []
+    /// A file whose content (trailing newline dropped) signs each webhook request.
+    public var webhookSecretFile: String?
+    public var webhookMaxAttempts = Defaults.webhookMaximumAttempts
+    /// The audit log (JSON lines, appended); nil: none.
+    public var auditLog: String?
     /// External token issuers (`issuer.<name>.<field>` keys), by name.
     public var issuers: [String: IssuerConfiguration] = [:]
     /// Pull-through mirrors (`mirror.<name>.<field>` keys), by name (the namespace).
@@ -74,7 +84,9 @@ public struct Settings: Equatable, Sendable {
     /// Every key, in the order `config check` prints them.
     public static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level",
-                       "htpasswd", "auth", "token_key", "token_ttl", "service", "mirror_default", "mirror_threads"]
+                       "htpasswd", "auth", "token_key", "token_ttl", "service", "mirror_default", "mirror_threads",
+                       "immutable_tags",
+                       "webhook", "webhook_secret_file", "webhook_max_attempts", "audit_log"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
     public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
@@ -139,9 +151,29 @@ public struct Settings: Equatable, Sendable {
             guard RepositoryName(value) != nil, !value.contains("/") else { throw fail("\"\(value)\" is not a mirror name") }
             mirrorDefault = value
         case "mirror_threads": mirrorThreads = try integer(1...1024)
+        case "immutable_tags":
+            // Repeatable: each line adds a rule; an empty value clears the list.
+            if value.isEmpty { immutableTags = []; break }
+            guard let rule = ImmutableTagRule(value) else {
+                throw fail("\"\(value)\" is not <repository pattern> <tag pattern> (e.g. release/** v*)")
+            }
+            if !immutableTags.contains(rule) { immutableTags.append(rule) }
+        case "webhook":
+            // Repeatable like immutable_tags.
+            if value.isEmpty { webhooks = []; break }
+            guard Webhook(value) != nil else { throw fail("\"\(value)\" is not an http:// or https:// URL") }
+            if !webhooks.contains(value) { webhooks.append(value) }
+        case "webhook_secret_file": webhookSecretFile = value.isEmpty ? nil : try path()
+        case "webhook_max_attempts": webhookMaxAttempts = try integer(1...1000)
+        case "audit_log": auditLog = value.isEmpty ? nil : try path()
         default:
             throw fail("unknown key (known: \(Self.keys.joined(separator: ", ")))")
         }
+    }
+
+    /// One line per value of a repeatable key; `key = ` (the empty list) when there is none.
+    private static func renderRepeated(_ key: String, _ values: [String]) -> String {
+        values.isEmpty ? "\n\(key) = " : values.map { "\n\(key) = \($0)" }.joined()
     }
 
     /// `issuer.<name>.<field> = value`: one field of an external issuer.
@@ -271,7 +303,10 @@ public struct Settings: Equatable, Sendable {
             "log_level = \(logLevel.rawValue)", "htpasswd = \(text(htpasswd))", "auth = \(auth?.rawValue ?? "")",
             "token_key = \(text(tokenKey))", "token_ttl = \(tokenTTL)", "service = \(text(service))",
             "mirror_default = \(text(mirrorDefault))", "mirror_threads = \(mirrorThreads)",
-        ].joined(separator: "\n") + issuers.keys.sorted().map { name -> String in
+            "webhook_secret_file = \(text(webhookSecretFile))", "webhook_max_attempts = \(webhookMaxAttempts)",
+            "audit_log = \(text(auditLog))",
+        ].joined(separator: "\n") + Self.renderRepeated("immutable_tags", immutableTags.map(\.description))
+            + Self.renderRepeated("webhook", webhooks) + issuers.keys.sorted().map { name -> String in
             guard let issuer = issuers[name] else { return "" }
             var lines = ["issuer.\(name).user_claim = \(text(issuer.userClaim))", "issuer.\(name).clock_skew = \(issuer.clockSkew)"]
             if let value = issuer.issuer { lines.append("issuer.\(name).issuer = \(text(value))") }

@@ -60,6 +60,8 @@ public final class Supervisor {
         let root = try StoreRoot.prepare(settings.store ?? ".")
         // What would make every worker fail at start fails here, once, instead.
         if let policy = settings.policy { _ = try PolicyFile.load(policy) }
+        _ = try EventDelivery.secret(settings)
+        _ = try AuditLog.open(settings)
         let layout = StoreLayout(root: root)
         // The supervisor's own files only: it serves nothing.
         let metricsFiles = Store(layout: layout).metricsFiles

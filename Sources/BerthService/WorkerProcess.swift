@@ -40,6 +40,9 @@ public struct WorkerProcess {
         // The composition root: one store (its caches, trash and locks) for the process.
         var storeOptions = Store.Options()
         storeOptions.maximumUploadSessions = settings.maxUploadSessions
+        storeOptions.immutableTags = settings.immutableTags
+        storeOptions.recordsEvents = !settings.webhooks.isEmpty
+        let webhookSecret = try EventDelivery.secret(settings)
         let store = Store(layout: StoreLayout(root: root), options: storeOptions)
         let metrics = WorkerMetrics(files: store.metricsFiles)
         var options = Registry.Options()
@@ -62,6 +65,8 @@ public struct WorkerProcess {
             capabilities = mirror.capabilities
         }
         let registry = Registry(capabilities: capabilities, options: options)
+        let audit = try AuditLog.open(settings)
+        let auditFailed = Locked(false)
         let inFlight: InFlightRecords?
         var details = ["store": root, "pid": String(getpid())]
         switch role {
@@ -74,6 +79,7 @@ public struct WorkerProcess {
             details["supervisor"] = String(supervisor)
         }
         startBackgroundLoop(store: store, metrics: metrics, log: log)
+        EventDelivery.start(store: store, settings: settings, secret: webhookSecret, log: log)
 
         let pullThreads = settings.pullThreads > 0 ? settings.pullThreads : FastCGIServer.defaultAcceptThreads
         let waitingThreads = settings.mirrors.isEmpty ? 0 : settings.mirrorThreads
@@ -91,6 +97,15 @@ public struct WorkerProcess {
             defer { inFlight?.end(thread: exchange.threadIndex) }
             var response = registry.handle(request)
             if response.needsWaitingThread, !exchange.mayWait { return .moveToWaitingThread }
+            // Before the answer: an acknowledged change is in the audit log.
+            if let audit, !audit.record(request, response) {
+                let code = errno
+                let first = auditFailed.withLock { failed in
+                    defer { failed = true }
+                    return !failed
+                }
+                if first { log.event("audit_write_failed", ["file": audit.path, "error": String(cString: strerror(code))], level: .error) }
+            }
             if let stream = response.stream {
                 exchange.respondHead(status: response.status, headers: response.headers)
                 if let failure = stream({ exchange.write($0) }) { response.cause = failure }

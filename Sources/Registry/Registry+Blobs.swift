@@ -14,7 +14,9 @@ extension Registry {
 
     func deleteBlob(_ digest: Digest, in name: RepositoryName) throws(RegistryError) -> RegistryResponse {
         try storage { () throws(StorageError) in try links.delete(digest, from: name) }
-        return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
+        var response = RegistryResponse(status: 202, headers: [("Content-Length", "0")])
+        response.audit = [AuditFacts(.delete, digest: digest.description, reference: digest.description, detail: "blob")]
+        return response
     }
 
     /// `POST …/blobs/uploads/`: a cross-repository mount, a monolithic upload

@@ -37,7 +37,15 @@ extension Registry {
         ]
         if let subject = pushed.document.subject { headers.append(("OCI-Subject", subject.digest.description)) }
         for tag in pushed.tags { headers.append(("OCI-Tag", tag.value)) }
-        return RegistryResponse(status: 201, headers: headers)
+        var response = RegistryResponse(status: 201, headers: headers)
+        let digest = pushed.digest.description
+        response.audit = [AuditFacts(.push, digest: digest, reference: reference.description, tags: pushed.tags.map(\.value))]
+        for tag in pushed.tags {
+            if let previous = pushed.moved[tag] {
+                response.audit.append(AuditFacts(.tagMove, digest: digest, reference: tag.value, previousDigest: previous))
+            }
+        }
+        return response
     }
 
     /// The `tag` query parameters, validated, without duplicates (or the URL's own tag),
@@ -62,7 +70,10 @@ extension Registry {
 
     func deleteManifest(_ reference: Reference, in name: RepositoryName) throws(RegistryError) -> RegistryResponse {
         try storage { () throws(StorageError) in try manifests.delete(reference, in: name) }
-        return RegistryResponse(status: 202, headers: [("Content-Length", "0")])
+        var response = RegistryResponse(status: 202, headers: [("Content-Length", "0")])
+        let digest: String? = if case .digest(let digest) = reference { digest.description } else { nil }
+        response.audit = [AuditFacts(.delete, digest: digest, reference: reference.description, detail: "manifest")]
+        return response
     }
 
     private var manifestTooLarge: RegistryError {

@@ -67,8 +67,10 @@ extension Registry {
         }
         let answer = TokenAnswer(token: issued.token, access_token: issued.token, expires_in: issued.expiresIn,
                                  issued_at: Self.timestamp(issued.issuedAt), refresh_token: refreshToken)
-        return RegistryResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
-                                body: JSONText.encode(answer))
+        var response = RegistryResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+                                        body: JSONText.encode(answer))
+        response.user = identity?.user
+        return response
     }
 
     /// The requested scopes cut down to what `identity` may do: repository scopes with a

@@ -53,6 +53,7 @@ public struct Registry: Sendable {
         var parsed: Route?
         var namespace: String?
         var response: RegistryResponse
+        var failure: RegistryError?
         var request = request
         do throws(RegistryError) {
             let (route, chosen) = try mirrorRoute(try Route.parse(request.path), request)
@@ -68,11 +69,14 @@ public struct Registry: Sendable {
             response = try operation.run()
         } catch {
             response = error.response
+            failure = error
         }
         if let namespace { response.headers.append(("OCI-Namespace", namespace)) }
+        // The token endpoint names the user a password grant authenticated.
+        response.user = response.user ?? request.identity?.user
+        if let parsed { response.audit += Self.auditFacts(of: parsed, request, response, error: failure) }
         response.route = parsed?.name ?? "unknown"
         response.repository = parsed?.repository?.value
-        response.user = request.identity?.user
         return response
     }
 

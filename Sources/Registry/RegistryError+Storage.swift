@@ -34,6 +34,8 @@ extension RegistryError {
             self.init(.nameInvalid, "repository name \(name) cannot be used here: \(reason)")
         case .unsupported(let reason):
             self.init(.unsupported, reason)
+        case .tagImmutable(let tag, let repository, let rule):
+            self.init(.denied, "tag \(tag) of \(repository) is write-once (immutable_tags = \(rule)): it cannot be moved or deleted")
         case .tooManyUploads(let limit):
             self.init(.tooManyRequests, "this repository already has \(limit) open upload sessions; finish or cancel some",
                       headers: [("Retry-After", "60")])

@@ -27,6 +27,8 @@ public struct RegistryResponse: Sendable {
         response.needsWaitingThread = true
         return response
     }
+    /// What the audit log keeps of this answer (empty for reads).
+    public var audit: [AuditFacts] = []
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status

@@ -28,4 +28,12 @@ public enum Defaults {
     public static let mirrorTagTTL = 300
     /// Threads (per worker, with mirrors configured) for pulls that wait on an upstream.
     public static let mirrorThreads = 16
+    /// Failed deliveries of one event batch before it goes to the dead letters.
+    public static let webhookMaximumAttempts = 10
+    /// Seconds before the first retry of a failed delivery; it doubles each time, up to
+    /// `webhookLongestBackoff`.
+    public static let webhookFirstBackoff = 1
+    public static let webhookLongestBackoff = 300
+    /// Seconds one webhook request may take (connection included).
+    public static let webhookTimeout = 10
 }

@@ -123,14 +123,16 @@ enum FileSystem {
         return lstat(path, &info) == 0
     }
 
-    /// `mkdir -p`, fsyncing each parent in which a directory was created.
+    /// `mkdir -p`, fsyncing each parent in which a directory was created. A parent that
+    /// goes away meanwhile (an empty folder pruned, as the event outbox does) is made again.
     static func makeDirectories(_ path: String) throws(StorageError) {
         if isDirectory(path) { return }
         let parentPath = parent(of: path)
-        if parentPath != path { try makeDirectories(parentPath) }
-        if mkdir(path, 0o755) != 0 {
+        for attempt in 0..<4 {
+            if parentPath != path { try makeDirectories(parentPath) }
+            if mkdir(path, 0o755) == 0 { break }
             if errno == EEXIST, isDirectory(path) { return }
-            throw fail("mkdir", path)
+            if errno != ENOENT || parentPath == path || attempt == 3 { throw fail("mkdir", path) }
         }
         try fsyncDirectory(parentPath)
     }

@@ -5,8 +5,8 @@ import Glibc
 /// One change to a repository's index, applied under the repository lock.
 struct IndexChange: Sendable {
     /// Checks and applies the change; throws before changing anything, and then only
-    /// this change is refused.
-    let apply: @Sendable (inout IndexSnapshot) throws(StorageError) -> Void
+    /// this change is refused. Returns the events of the change (see `EventOutbox`).
+    let apply: @Sendable (inout IndexSnapshot) throws(StorageError) -> [IndexEvent]
     /// Runs under the lock once the index containing the change is durable.
     let afterWrite: @Sendable () throws(StorageError) -> Void
 }

@@ -60,6 +60,12 @@ struct IndexSnapshot: Sendable {
 
     func descriptor(forTag tag: String) -> Descriptor? { byTag[tag]?.descriptor }
     func descriptor(forDigest digest: String) -> Descriptor? { byDigest[digest]?.descriptor }
+    /// Every tag naming the manifest `digest`, in index order (a walk of the index: for
+    /// deletes by digest, which rebuild it anyway).
+    func tags(forDigest digest: String) -> [String] {
+        guard entryCounts[digest] != nil else { return [] }
+        return index.manifests.compactMap { $0.digest == digest ? $0.tag : nil }
+    }
 
     /// The file's bytes: canonical JSON, identical to `index.encoded()`.
     func encoded() -> [UInt8] {

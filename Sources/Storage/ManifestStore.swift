@@ -1,3 +1,5 @@
+import Locks
+
 /// Manifests and tags: validated manifests stored byte-exact as blobs, and the
 /// repository's `index.json` naming them. `index.json` is replaced whole under the
 /// repository lock; readers never lock.
@@ -8,11 +10,20 @@ public struct ManifestStore: ManifestService, TagService {
     private let referrers: ReferrersStore
     let cache: IndexCache
     private let committer: IndexCommitter
+    private let immutableTags: [ImmutableTagRule]
+    /// Where commits record their events, and settle what an interrupted one left (every
+    /// writer of `index.json` settles, recording or not: see `EventOutbox`).
+    private let outbox: EventOutbox?
+    private let recordsEvents: Bool
 
     /// Built by `Store`, which owns the index cache and the group committer.
     init(layout: StoreLayout, blobs: BlobStore, repositories: RepositoryStore, referrers: ReferrersStore, cache: IndexCache,
-         committer: IndexCommitter) {
+         committer: IndexCommitter, immutableTags: [ImmutableTagRule] = [], outbox: EventOutbox? = nil,
+         recordsEvents: Bool = false) {
         self.committer = committer
+        self.recordsEvents = recordsEvents
+        self.immutableTags = immutableTags
+        self.outbox = outbox
         self.layout = layout
         self.blobs = blobs
         self.repositories = repositories
@@ -26,7 +37,8 @@ public struct ManifestStore: ManifestService, TagService {
     /// Validates `body` and stores it under `reference`: a tag now points to it, or
     /// (pushed by digest) it is listed untagged; each of `tags` points to it as well, all
     /// in one `index.json` commit. Every referenced blob and child must already be in
-    /// `repository`.
+    /// `repository`. A write-once tag (`immutable_tags`) that names another manifest
+    /// refuses the whole push (`tagImmutable`), checked under the repository lock.
     public func put(
         _ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName, tags: [Tag]
     ) throws(StorageError) -> Pushed {
@@ -53,15 +65,31 @@ public struct ManifestStore: ManifestService, TagService {
 
         try blobs.put(body, as: digest, into: repository)
         let descriptor = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count))
+        var tagsSet: [Tag] = []
+        if case .tag(let tag) = reference { tagsSet.append(tag) }
+        tagsSet += tags.filter { !tagsSet.contains($0) }
+        let applied = tagsSet
+        // Filled by the commit (on whichever thread runs the group), read after it.
+        let moved = Locked<[Tag: String]>([:])
         let change = IndexChange(apply: { [self] (snapshot: inout IndexSnapshot) throws(StorageError) in
             // Again under the lock: garbage collection (which holds it) may have removed
             // an unreferenced blob since the first check.
             if checkingReferences { try checkReferences(of: document, in: repository) }
+            var events = [IndexEvent(.manifestPushed, digest: descriptor.digest, mediaType: descriptor.mediaType,
+                                     size: descriptor.size, tags: applied.map(\.value))]
+            for tag in applied {
+                try checkMovable(tag, to: descriptor.digest, in: snapshot, repository: repository)
+                if let previous = snapshot.descriptor(forTag: tag.value), previous.digest != descriptor.digest {
+                    events.append(IndexEvent(.tagMoved, digest: descriptor.digest, tag: tag.value, previousDigest: previous.digest))
+                    moved.withLock { $0[tag] = previous.digest }
+                }
+            }
             switch reference {
             case .tag(let tag): snapshot.perform(.setTag(tag, descriptor))
             case .digest: if tags.isEmpty { snapshot.perform(.addUntagged(descriptor)) }
             }
             for tag in tags { snapshot.perform(.setTag(tag, descriptor)) }
+            return events
         }, afterWrite: { [self] () throws(StorageError) in
             if let subject = document.subject {
                 let referrer = Descriptor(mediaType: document.mediaType, digest: digest, size: Int64(body.count),
@@ -70,22 +98,34 @@ public struct ManifestStore: ManifestService, TagService {
             }
         })
         try submit(change, to: repository)
-        var applied: [Tag] = []
-        if case .tag(let tag) = reference { applied.append(tag) }
-        applied += tags.filter { !applied.contains($0) }
-        return Pushed(digest: digest, document: document, tags: applied)
+        return Pushed(digest: digest, document: document, tags: applied, moved: moved.withLock { $0 })
     }
 
     /// Deletes a tag (the manifest stays, reachable by digest and its other tags), or a
-    /// manifest by digest (with all its tags and its referrers entry).
+    /// manifest by digest (with all its tags and its referrers entry). A write-once tag
+    /// is never deleted, neither by itself nor with its manifest (`tagImmutable`).
     public func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
         guard repositories.exists(repository) else { throw .manifestUnknown(reference) }
-        let change = IndexChange(apply: { (snapshot: inout IndexSnapshot) throws(StorageError) in
-            let found: Bool = switch reference {
-            case .tag(let tag): snapshot.perform(.removeTag(tag))
-            case .digest(let digest): snapshot.perform(.removeManifest(digest))
+        let change = IndexChange(apply: { [self] (snapshot: inout IndexSnapshot) throws(StorageError) in
+            let event: IndexEvent
+            switch reference {
+            case .tag(let tag):
+                try checkMovable(tag, to: nil, in: snapshot, repository: repository)
+                guard let named = snapshot.descriptor(forTag: tag.value), snapshot.perform(.removeTag(tag)) else {
+                    throw .manifestUnknown(reference)
+                }
+                event = IndexEvent(.tagDeleted, digest: named.digest, tag: tag.value)
+            case .digest(let digest):
+                let tags = snapshot.tags(forDigest: digest.description)
+                for text in tags {
+                    if let tag = Tag(text) { try checkMovable(tag, to: nil, in: snapshot, repository: repository) }
+                }
+                let named = snapshot.descriptor(forDigest: digest.description)
+                guard snapshot.perform(.removeManifest(digest)) else { throw .manifestUnknown(reference) }
+                event = IndexEvent(.manifestDeleted, digest: digest.description, mediaType: named?.mediaType, size: named?.size,
+                                   tags: tags)
             }
-            guard found else { throw .manifestUnknown(reference) }
+            return [event]
         }, afterWrite: { [self] () throws(StorageError) in
             guard case .digest(let digest) = reference else { return }
             if let body = try FileSystem.readFile(layout.blobFile(repository, digest), limit: ManifestDocument.maximumSize),
@@ -126,7 +166,8 @@ public struct ManifestStore: ManifestService, TagService {
     /// holds the repository lock (garbage collection and scrub repairs).
     func replaceIndexLocked(_ index: ImageIndex, _ repository: RepositoryName) throws(StorageError) {
         var snapshot = IndexSnapshot(index)
-        try write(&snapshot, to: layout.indexFile(repository))
+        try outbox?.settleLocked(repository, currentGeneration: IndexGeneration.peek(layout.indexFile(repository))?.value)
+        try write(&snapshot, to: layout.indexFile(repository), journal: nil, repository: repository, events: [])
     }
 
     /// Applies `change` in the next group commit of `repository` (see `IndexCommitter`).
@@ -144,16 +185,17 @@ public struct ManifestStore: ManifestService, TagService {
                 var snapshot = try cache.lookup(path, journal: layout.indexJournalFile(repository))
                 snapshot.clearPerformed()
                 var accepted: [Int] = []
+                var events: [IndexEvent] = []
                 for (position, change) in changes.enumerated() {
                     do throws(StorageError) {
-                        try change.apply(&snapshot)
+                        events += try change.apply(&snapshot)
                         accepted.append(position)
                     } catch {
                         results[position] = .failure(error)
                     }
                 }
                 guard !accepted.isEmpty else { return }
-                try write(&snapshot, to: path, journal: layout.indexJournalFile(repository))
+                try write(&snapshot, to: path, journal: layout.indexJournalFile(repository), repository: repository, events: events)
                 for position in accepted {
                     do throws(StorageError) { try changes[position].afterWrite() } catch { results[position] = .failure(error) }
                 }
@@ -169,24 +211,53 @@ public struct ManifestStore: ManifestService, TagService {
     /// Writes `snapshot` under a new generation (temp file, fsync, rename, directory
     /// fsync) and hands it to the cache, so nobody in this process parses it again. With
     /// a `journal`, the operations performed on it since it was read are journaled first,
-    /// so other processes replay them instead of parsing the file.
-    private func write(_ snapshot: inout IndexSnapshot, to path: String, journal: String? = nil) throws(StorageError) {
+    /// so other processes replay them instead of parsing the file. With an outbox,
+    /// `events` are prepared before and queued after, and a batch an interrupted commit
+    /// left is settled first: the protocol of `EventOutbox`. The caller holds the
+    /// repository lock.
+    private func write(_ snapshot: inout IndexSnapshot, to path: String, journal: String?, repository: RepositoryName,
+                       events: [IndexEvent]) throws(StorageError) {
         let previous = snapshot.generation
+        // The snapshot is the file on disk (the cache checks its generation).
+        try outbox?.settleLocked(repository, currentGeneration: previous)
         let operations = snapshot.performed
         snapshot.clearPerformed()
-        snapshot.setGeneration(IndexGeneration.next(after: previous))
+        let generation = IndexGeneration.next(after: previous)
+        snapshot.setGeneration(generation)
+        let recorded = events.isEmpty || !recordsEvents ? nil : outbox
+        try recorded?.prepareLocked(events, repository: repository, generation: generation)
         let pieces = snapshot.encodedPieces()
         let size = pieces.reduce(0) { $0 + $1.count }
         // Cached before the rename, so readers that meet the new file find it parsed (the
         // one it replaces stays cached beside it until then).
         let written = snapshot
-        try FileSystem.writeAtomically(pieces: pieces, to: path, temporaryDirectory: layout.temporaryDirectory) {
-            if let journal, let previous, let next = written.generation, !operations.isEmpty {
-                IndexJournal.append(from: previous, to: next, size: Int64(size), operations: operations, path: journal,
-                                    temporaryDirectory: layout.temporaryDirectory)
+        do {
+            try FileSystem.writeAtomically(pieces: pieces, to: path, temporaryDirectory: layout.temporaryDirectory) {
+                if let journal, let previous, let next = written.generation, !operations.isEmpty {
+                    IndexJournal.append(from: previous, to: next, size: Int64(size), operations: operations, path: journal,
+                                        temporaryDirectory: layout.temporaryDirectory)
+                }
+                cache.store(written, fileSize: size, at: path)
             }
-            cache.store(written, fileSize: size, at: path)
+        } catch {
+            // The rename may have happened (a failed directory fsync): the file decides.
+            try? recorded?.settleLocked(repository, currentGeneration: IndexGeneration.peek(path)?.value)
+            throw error
         }
+        // Not confirmed here (a failure), the batch is settled into the queue later: its
+        // generation is on disk.
+        if let recorded, let name = EventBatchName(generation: generation) {
+            try? recorded.confirmLocked(repository, name)
+        }
+    }
+
+    /// Throws `tagImmutable` when `tag` names a manifest other than `digest` (nil: the
+    /// tag would go) and a write-once rule covers it. A tag not yet set is always free.
+    private func checkMovable(_ tag: Tag, to digest: String?, in snapshot: IndexSnapshot,
+                              repository: RepositoryName) throws(StorageError) {
+        guard !immutableTags.isEmpty, let current = snapshot.descriptor(forTag: tag.value), current.digest != digest,
+              let rule = immutableTags.rule(for: tag, in: repository) else { return }
+        throw .tagImmutable(tag, repository: repository, rule: rule.description)
     }
 
     private func checkReferences(of document: ManifestDocument, in repository: RepositoryName) throws(StorageError) {

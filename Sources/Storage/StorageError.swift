@@ -17,6 +17,8 @@ public enum StorageError: Error, Equatable, Sendable {
     /// The name would turn an existing repository's entry into another repository, or the reverse.
     case nameCollision(RepositoryName, reason: String)
     case unsupported(String)
+    /// The change would move or delete `tag`, which `rule` (an `immutable_tags` value) makes write-once.
+    case tagImmutable(Tag, repository: RepositoryName, rule: String)
     /// The repository already has as many open upload sessions as allowed.
     case tooManyUploads(limit: Int)
     /// The client's body stream broke off before its end.

@@ -10,6 +10,11 @@ public final class Store: Sendable {
         /// Open upload sessions allowed per repository.
         public var maximumUploadSessions = Defaults.maximumUploadSessions
         public var locks = LockPolicy()
+        /// Write-once tags (`immutable_tags`), checked in every index commit.
+        public var immutableTags: [ImmutableTagRule] = []
+        /// Every manifest push, tag move and delete queues a CloudEvent in the outbox, in
+        /// its commit (`EventOutbox`). On when webhooks are configured.
+        public var recordsEvents = false
 
         public init() {}
     }
@@ -22,6 +27,9 @@ public final class Store: Sendable {
     public let manifests: ManifestStore
     public let referrers: ReferrersStore
     public let trash: Trash
+    /// The events queued for delivery (read by `berth events` whether or not this process
+    /// records any).
+    public let events: EventOutbox
     /// The files behind `/metrics` (worker counters, gc and scrub reports, totals).
     public let metricsFiles: MetricsFiles
 
@@ -34,8 +42,10 @@ public final class Store: Sendable {
         uploads = UploadStore(layout: layout, blobs: blobs, repositories: repositories, locks: options.locks, trash: trash,
                               maximumSessionsPerRepository: options.maximumUploadSessions)
         referrers = ReferrersStore(layout: layout, cache: ReferrersCache())
+        events = EventOutbox(layout: layout, repositories: repositories)
         manifests = ManifestStore(layout: layout, blobs: blobs, repositories: repositories, referrers: referrers,
-                                  cache: IndexCache(), committer: IndexCommitter())
+                                  cache: IndexCache(), committer: IndexCommitter(), immutableTags: options.immutableTags,
+                                  outbox: events, recordsEvents: options.recordsEvents)
         metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
     }
 

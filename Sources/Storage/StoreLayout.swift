@@ -26,6 +26,15 @@
 ///     locks/_fetch/<repository>/_<alg>-<hex>
 ///                                   held while a mirror fetches the blob into the repository;
 ///                                   names its upload session and length, for others to read along
+///     locks/_events                 held by the one process delivering events
+///     events/outbox/<repository>/_prepared.json
+///                                   the events of the commit under way (or cut off by a crash),
+///                                   with the generation its index.json will carry (see `EventOutbox`)
+///     events/outbox/<repository>/_queue/<counter>-<random>.json
+///                                   the events of one commit, waiting for delivery, named by the
+///                                   generation of the commit (counter first: in commit order)
+///     events/dead/<repository>/_queue/<counter>-<random>.json
+///                                   events given up on after the last attempt (`berth events replay`)
 ///     catalog-stamp                 replaced after each repository is created, naming the last
 ///                                   creations (cached catalogs take them in from it)
 ///     tmp/                          temp files, renamed into place when complete
@@ -172,6 +181,26 @@ public struct StoreLayout: Sendable {
         guard name.hasSuffix(".json") else { return nil }
         return AuthName(String(name.dropLast(5)))
     }
+
+    // MARK: Events
+
+    public var eventsDirectory: String { "\(bookkeepingDirectory)/events" }
+    /// Where queued events live, one folder per repository (nested names nest).
+    public var outboxDirectory: String { "\(eventsDirectory)/outbox" }
+    public var deadEventsDirectory: String { "\(eventsDirectory)/dead" }
+    /// The file names inside an outbox folder; `_` cannot start a repository component.
+    public static let preparedEventsFileName = "_prepared.json"
+    public static let eventQueueDirectoryName = "_queue"
+    public func preparedEventsFile(_ name: RepositoryName) -> String {
+        "\(outboxDirectory)/\(name.value)/\(Self.preparedEventsFileName)"
+    }
+    public func eventQueueDirectory(_ name: RepositoryName, dead: Bool = false) -> String {
+        "\(dead ? deadEventsDirectory : outboxDirectory)/\(name.value)/\(Self.eventQueueDirectoryName)"
+    }
+    public func queuedEventsFile(_ name: RepositoryName, _ batch: EventBatchName, dead: Bool = false) -> String {
+        "\(eventQueueDirectory(name, dead: dead))/\(batch.fileName)"
+    }
+    public var eventDeliveryLockFile: String { "\(locksDirectory)/_events" }
 
     public var trashDirectory: String { "\(bookkeepingDirectory)/trash" }
     /// An entry of the trash (a fresh UUID, or a name met while listing it).

@@ -18,6 +18,14 @@ struct Token: ParsableCommand {
         return AuthFiles(layout: StoreLayout(root: root))
     }
 
+    /// Records a token change in the audit log, when `audit_log` is set.
+    static func audit(_ common: SettingsOptions, _ action: String, robot: String, detail: String? = nil) throws {
+        guard let log = try AuditLog.open(try common.load()) else { return }
+        if !log.recordCommand(action, subject: robot, detail: detail) {
+            throw CommandFailure("cannot write audit_log \(log.path): \(String(cString: strerror(errno)))")
+        }
+    }
+
     static func name(_ text: String) throws -> AuthName {
         guard let name = AuthName(text) else { throw ValidationError("\"\(text)\" is not a token name ([a-z0-9][a-z0-9._-]{0,63})") }
         return name
@@ -41,8 +49,10 @@ struct Token: ParsableCommand {
             let scopes = scope.flatMap { $0.split(separator: " ").map(String.init) }
             guard !scopes.isEmpty else { throw ValidationError("give at least one --scope 'repository:<pattern>:<actions>'") }
             do {
-                print(try robots.create(try Token.name(name), scopes: scopes, expires: lifetime.map { now + $0 }, now: now))
-            } catch let error as ValidationError { throw error } catch {
+                let secret = try robots.create(try Token.name(name), scopes: scopes, expires: lifetime.map { now + $0 }, now: now)
+                try Token.audit(common, "token.create", robot: name, detail: scopes.joined(separator: " "))
+                print(secret)
+            } catch let error as ValidationError { throw error } catch let error as CommandFailure { throw error } catch {
                 throw CommandFailure("cannot create robot token \(name): \(error)")
             }
         }
@@ -70,6 +80,7 @@ struct Token: ParsableCommand {
             guard try Robots(files: try Token.files(common)).revoke(try Token.name(name)) else {
                 throw CommandFailure("no robot token named \(name)")
             }
+            try Token.audit(common, "token.revoke", robot: name)
             print("revoked \(name)")
         }
     }

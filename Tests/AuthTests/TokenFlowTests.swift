@@ -129,6 +129,8 @@ import TestSupport
         let h = try Harness()
         let login = h.send("POST", "/token", body: "grant_type=password&username=alice&password=alice-pw&service=berth&client_id=docker&access_type=offline&scope=repository%3Ateam%2Fapp%3Apull%2Cpush")
         #expect(login.status == 200)
+        // The audit log learns who logged in, though the request itself carried no credentials.
+        #expect(login.user == "alice" && login.audit == [AuditFacts(.login)])
         let refresh = try #require(h.json(login)["refresh_token"] as? String)
         let access = Self.claims(try #require(h.json(login)["access_token"] as? String))["access"] as? [[String: Any]]
         #expect(access?.first?["actions"] as? [String] == ["pull", "push"])
@@ -141,7 +143,8 @@ import TestSupport
         // A refresh token is no access token, and an access token is no refresh token.
         #expect(h.send("GET", "/v2/", authorization: "Bearer \(refresh)").status == 401)
         #expect(h.send("POST", "/token", body: "grant_type=refresh_token&refresh_token=\(token)").status == 401)
-        #expect(h.send("POST", "/token", body: "grant_type=password&username=alice&password=nope").status == 401)
+        let refused = h.send("POST", "/token", body: "grant_type=password&username=alice&password=nope")
+        #expect(refused.status == 401 && refused.audit.map(\.action) == [.loginFailed])
         #expect(h.send("POST", "/token", body: "grant_type=client_credentials").status == 400)
         // GET with offline_token=true gives one as well.
         let offline = h.send("GET", "/token?service=berth&offline_token=true&client_id=docker", authorization: Self.basic("bob", "bob-pw"))

@@ -85,3 +85,26 @@ import TestSupport
         #expect(after.manifests.map(\.digest) == [referrerDigests[1].description])
     }
 }
+
+@Suite struct WriteOnceTagAnswerTests {
+    @Test func movingOrDeletingAWriteOnceTagIs403DeniedNamingTheRule() throws {
+        let directory = TemporaryDirectory(prefix: "berth-registry")
+        defer { directory.remove() }
+        var storeOptions = Store.Options()
+        storeOptions.immutableTags = [try #require(ImmutableTagRule("app v*"))]
+        let registry = Registry(store: Store(layout: StoreLayout(root: directory.path), options: storeOptions))
+        let fixture = RegistryFixture(registry: registry, directory: directory)
+        let first = fixture.imageManifest(in: "app", seed: 1)
+        let second = fixture.imageManifest(in: "app", seed: 2)
+        #expect(fixture.send("PUT", "/v2/app/manifests/v1", body: first).status == 201)
+        #expect(fixture.send("PUT", "/v2/app/manifests/v1", body: first).status == 201)
+        let moved = fixture.send("PUT", "/v2/app/manifests/v1", body: second)
+        #expect(moved.status == 403)
+        #expect(fixture.errorCode(moved) == "DENIED")
+        #expect(String(decoding: moved.body, as: UTF8.self).contains("immutable_tags = app v*"))
+        let deleted = fixture.send("DELETE", "/v2/app/manifests/v1")
+        #expect(deleted.status == 403 && fixture.errorCode(deleted) == "DENIED")
+        #expect(fixture.send("GET", "/v2/app/manifests/v1").header("Docker-Content-Digest")
+                == ContentHasher.digest(of: first).description)
+    }
+}

@@ -19,6 +19,12 @@ struct RegistryFixture {
         registry = Registry(store: Store(root: directory.path), options: options)
     }
 
+    /// A fixture over a registry built by the test (other store options).
+    init(registry: Registry, directory: TemporaryDirectory) {
+        self.directory = directory
+        self.registry = registry
+    }
+
     func send(_ method: String, _ uri: String, headers: [String: String] = [:], body: [UInt8] = []) -> RegistryResponse {
         var allHeaders = headers
         if allHeaders["content-length"] == nil, !body.isEmpty { allHeaders["content-length"] = String(body.count) }
@@ -191,6 +197,7 @@ struct RegistryFixture {
             .digestMismatch(expected: digest, computed: digest), .algorithmMismatch(session: .sha512, digest: digest),
             .manifestInvalid("x"), .manifestBlobUnknown(digest),
             .nameCollision(name, reason: "x"), .unsupported("x"), .bodyInterrupted, .lockTimeout(path: "/x"),
+            .tagImmutable(Tag("v1")!, repository: name, rule: "a v*"),
         ]
         for error in clientMistakes { #expect((400..<500).contains(RegistryError(error).status), "\(error)") }
         #expect(RegistryError(.io(operation: "write", path: "/x", errno: 28)).status == 507)

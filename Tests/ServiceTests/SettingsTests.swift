@@ -66,6 +66,38 @@ import Testing
         #expect(throws: Settings.Problem.self) { try Settings.load(file: nil, environment: ["BERTH_THREADS": "x"]) }
     }
 
+    @Test func immutableTagsRepeatRenderOneLineEachAndAnEmptyValueClearsThem() throws {
+        var settings = Settings()
+        try settings.apply(fileText: "store = /srv/r\nimmutable_tags = release/** v*\nimmutable_tags = base *\n", name: "berth.conf")
+        #expect(settings.immutableTags.map(\.description) == ["release/** v*", "base *"])
+        var again = Settings()
+        try again.apply(fileText: settings.rendered, name: "rendered")
+        #expect(again == settings)
+        #expect(throws: Settings.Problem.self) { try settings.set("immutable_tags", "release/**", source: "t") }
+        try settings.set("immutable_tags", "", source: "environment")
+        #expect(settings.immutableTags.isEmpty)
+    }
+
+    @Test func webhooksRepeatAndTheirKeysAreChecked() throws {
+        var settings = Settings()
+        try settings.apply(fileText: """
+            store = /srv/r
+            webhook = https://ci.example.com/hook?token=x
+            webhook = http://127.0.0.1:9000/
+            webhook_secret_file = /etc/berth/webhook-secret
+            webhook_max_attempts = 3
+            """, name: "berth.conf")
+        #expect(settings.webhooks == ["https://ci.example.com/hook?token=x", "http://127.0.0.1:9000/"])
+        #expect(settings.webhookSecretFile == "/etc/berth/webhook-secret" && settings.webhookMaxAttempts == 3)
+        var again = Settings()
+        try again.apply(fileText: settings.rendered, name: "rendered")
+        #expect(again == settings)
+        for (key, value) in [("webhook", "ftp://x/"), ("webhook", "not a url"), ("webhook_max_attempts", "0"),
+                             ("webhook_secret_file", "relative")] {
+            #expect(throws: Settings.Problem.self, "\(key) = \(value)") { try settings.set(key, value, source: "t") }
+        }
+    }
+
     @Test func issuerSectionsAndAuthKeysParse() throws {
         var settings = Settings()
         try settings.apply(fileText: """
