@@ -27,6 +27,9 @@ final class WorkerMetrics: Sendable {
         var lockWaitMicroseconds: UInt64 = 0
         /// Workers a supervisor started again after one died (only supervisors save it).
         var workerRestarts: UInt64 = 0
+        /// ESTALE answers of a shared filesystem retried, and those that outlasted the retries.
+        var staleHandleRetries: UInt64 = 0
+        var staleHandleFailures: UInt64 = 0
 
         init() {}
 
@@ -41,6 +44,8 @@ final class WorkerMetrics: Sendable {
             lockWaits = try container.decodeIfPresent(UInt64.self, forKey: .lockWaits) ?? 0
             lockWaitMicroseconds = try container.decodeIfPresent(UInt64.self, forKey: .lockWaitMicroseconds) ?? 0
             workerRestarts = try container.decodeIfPresent(UInt64.self, forKey: .workerRestarts) ?? 0
+            staleHandleRetries = try container.decodeIfPresent(UInt64.self, forKey: .staleHandleRetries) ?? 0
+            staleHandleFailures = try container.decodeIfPresent(UInt64.self, forKey: .staleHandleFailures) ?? 0
         }
 
         /// Adds `other`'s counts to these.
@@ -56,6 +61,8 @@ final class WorkerMetrics: Sendable {
             lockWaits += other.lockWaits
             lockWaitMicroseconds += other.lockWaitMicroseconds
             workerRestarts += other.workerRestarts
+            staleHandleRetries += other.staleHandleRetries
+            staleHandleFailures += other.staleHandleFailures
         }
     }
 
@@ -113,6 +120,9 @@ final class WorkerMetrics: Sendable {
         let locks = LockWaits.snapshot
         snapshot.lockWaits = locks.count
         snapshot.lockWaitMicroseconds = locks.microseconds
+        let stale = StaleHandles.snapshot
+        snapshot.staleHandleRetries = stale.retried
+        snapshot.staleHandleFailures = stale.failed
         return snapshot
     }
 
@@ -163,6 +173,11 @@ final class WorkerMetrics: Sendable {
         out.sample("berth_lock_wait_seconds_total", [:], Double(total.lockWaitMicroseconds) / 1_000_000)
         out.family("berth_worker_restarts_total", "counter", "Worker processes started again by their supervisor after one died or exited.")
         out.sample("berth_worker_restarts_total", [:], Double(total.workerRestarts))
+        out.family("berth_stale_handle_retries_total", "counter",
+                   "Opens, stats and reads tried again after ESTALE (a file another node replaced on a shared filesystem).")
+        out.sample("berth_stale_handle_retries_total", [:], Double(total.staleHandleRetries))
+        out.family("berth_stale_handle_failures_total", "counter", "ESTALE answers that outlasted the retries (answered 503).")
+        out.sample("berth_stale_handle_failures_total", [:], Double(total.staleHandleFailures))
 
         let totals = files.totals()
         out.family("berth_repositories", "gauge", "Repositories in the store.")

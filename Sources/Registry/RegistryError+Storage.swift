@@ -42,6 +42,15 @@ extension RegistryError {
         case .lockTimeout(let path):
             self.init(.tooManyRequests, "the repository is busy, retry shortly", headers: [("Retry-After", "1")],
                       cause: Cause(operation: "lock", path: path, reason: "not granted within the bounded wait"))
+        case .io(let operation, let path, let code) where code == ESTALE:
+            // Retried already (FileSystem): another node keeps replacing the file.
+            self.init(.unavailable, "the shared store kept answering \"stale file handle\" (ESTALE) for a file "
+                      + "another node is replacing; retry shortly", headers: [("Retry-After", "1")],
+                      cause: Cause(operation: operation, path: path, errno: code))
+        case .io(let operation, let path, let code) where code == ENOTCONN:
+            self.init(.unavailable, "the store's filesystem is not connected on this node (its mount lost the server); "
+                      + "retry, another node may answer", headers: [("Retry-After", "1")],
+                      cause: Cause(operation: operation, path: path, errno: code))
         case .io(let operation, let path, let code):
             let full = code == ENOSPC || code == EDQUOT
             self.init(full ? .storageFull : .unknown,

@@ -44,6 +44,7 @@ public struct GarbageCollector: Sendable {
     private let repositories: RepositoryStore
     private let manifests: ManifestStore
     private let referrers: ReferrersStore
+    private let clock: StoreClock
 
     /// Built by `Store.garbageCollector(options:)`.
     init(store: Store, options: Options) {
@@ -52,9 +53,13 @@ public struct GarbageCollector: Sendable {
         repositories = store.repositories
         manifests = store.manifests
         referrers = store.referrers
+        clock = store.clock
     }
 
-    public func run(now: Int = Int(time(nil))) throws(StorageError) -> Report {
+    /// Runs once; `now` defaults to the store's clock (`StoreClock`), which the grace
+    /// period and upload age are measured on, whichever node's clock is off.
+    public func run(now given: Int? = nil) throws(StorageError) -> Report {
+        let now = given ?? clock.now()
         var report = Report()
         var clock = PhaseClock()
         for repository in try repositories.catalog() {

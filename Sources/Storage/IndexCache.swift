@@ -27,15 +27,26 @@ final class IndexCache: Sendable {
     private let loadGate = ConditionLock()
     nonisolated(unsafe) private var loading: Set<String> = []
 
-    init(capacity: Int = 4096) { self.capacity = capacity }
+    /// Decides when a file without a generation is old enough for its identity to be trusted.
+    private let clock: StoreClock
+
+    init(capacity: Int = 4096, clock: StoreClock) {
+        self.capacity = capacity
+        self.clock = clock
+    }
 
     /// The index at `path`, from memory when the file is the one cached; an empty index
     /// when there is no file.
     func lookup(_ path: String) throws(StorageError) -> IndexSnapshot {
-        if let cached = cachedSnapshot(path) { return cached }
+        if let cached = try cachedSnapshot(path) { return cached }
         loadGate.lock()
         while loading.contains(path) { loadGate.wait() }
-        if let cached = cachedSnapshot(path) {
+        let cached: IndexSnapshot?
+        do { cached = try cachedSnapshot(path) } catch {
+            loadGate.unlock()
+            throw error
+        }
+        if let cached {
             loadGate.unlock()
             return cached
         }
@@ -47,16 +58,17 @@ final class IndexCache: Sendable {
             loadGate.broadcast()
             loadGate.unlock()
         }
-        guard FileSystem.exists(path) else { return IndexSnapshot(ImageIndex()) }
         return try load(path)
     }
 
-    /// The cached snapshot when it is the file at `path` now.
-    private func cachedSnapshot(_ path: String) -> IndexSnapshot? {
-        if let generation = IndexGeneration.peek(path) {
+    /// The cached snapshot when it is the file at `path` now; an empty index when there is
+    /// no file. A file that cannot be looked at throws: read as "no file", it would make
+    /// the next commit drop every tag.
+    private func cachedSnapshot(_ path: String) throws(StorageError) -> IndexSnapshot? {
+        if let generation = try IndexGeneration.peek(path) {
             return entries.read { $0[path]?.first { $0.generation == generation }?.snapshot }
         }
-        guard let identity = FileIdentity(of: path) else { return IndexSnapshot(ImageIndex()) }
+        guard let identity = try FileIdentity.current(path) else { return IndexSnapshot(ImageIndex()) }
         return entries.read { $0[path]?.first { $0.generation == nil && $0.identity == identity }?.snapshot }
     }
 
@@ -68,13 +80,13 @@ final class IndexCache: Sendable {
     }
 
     private func load(_ path: String) throws(StorageError) -> IndexSnapshot {
-        let identity = FileIdentity(of: path)
+        let identity = try FileIdentity.current(path)
         guard let bytes = try FileSystem.readFile(path) else { return IndexSnapshot(ImageIndex()) }
         let snapshot = IndexSnapshot(try ImageIndex.decode(bytes, path: path))
         if let generation = IndexGeneration.parse(bytes.prefix(512), fileSize: Int64(bytes.count)),
            generation.value == snapshot.generation {
             insert(Entry(generation: generation, identity: nil, snapshot: snapshot), at: path)
-        } else if let identity, identity.isSettled(), Int64(bytes.count) == identity.size {
+        } else if let identity, identity.isSettled(now: clock.now()), Int64(bytes.count) == identity.size {
             insert(Entry(generation: nil, identity: identity, snapshot: snapshot), at: path)
         }
         return snapshot

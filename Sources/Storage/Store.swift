@@ -24,10 +24,13 @@ public final class Store: Sendable {
     public let trash: Trash
     /// The files behind `/metrics` (worker counters, gc and scrub reports, totals).
     public let metricsFiles: MetricsFiles
+    /// The filesystem's clock, which ages of files in the store are measured against.
+    public let clock: StoreClock
 
     public init(layout: StoreLayout, options: Options = Options()) {
         self.layout = layout
         self.options = options
+        clock = StoreClock(layout: layout)
         trash = Trash(layout: layout)
         repositories = RepositoryStore(layout: layout, locks: options.locks, catalogCache: CatalogCache())
         blobs = BlobStore(layout: layout, repositories: repositories, trash: trash)
@@ -35,7 +38,7 @@ public final class Store: Sendable {
                               maximumSessionsPerRepository: options.maximumUploadSessions)
         referrers = ReferrersStore(layout: layout, cache: ReferrersCache())
         manifests = ManifestStore(layout: layout, blobs: blobs, repositories: repositories, referrers: referrers,
-                                  cache: IndexCache(), committer: IndexCommitter())
+                                  cache: IndexCache(clock: clock), committer: IndexCommitter())
         metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
     }
 
