@@ -140,9 +140,22 @@ import IntegrationSupport
         #expect(putManifest(subject, repository, "subject", at: nodes[0]) == 201)
         let subjectDigest = sha256(Data(subject.utf8))
 
-        let clients = 9, rounds = 5
+        let clients = 6, rounds = 4
         let counters = ClusterCounters()
-        concurrently(clients) { client in
+        let writersDone = ClusterFlag()
+        let staleBefore = cluster.metric("berth_stale_handle_retries_total") ?? 0
+        // Three readers, one per node, ask for a tag nobody moves while every commit
+        // replaces the index by rename on another mount: each must answer it, every time.
+        concurrently(clients + 3) { client in
+            if client >= clients {
+                let node = nodes[client - clients]
+                while !writersDone.isSet {
+                    let found = resolve(repository, "subject", at: node)
+                    if found == subjectDigest { counters.add("reads") } else { counters.fail("read of subject on \(node): \(found ?? "no answer")") }
+                }
+                return
+            }
+            defer { if counters.add("writers-done") == clients { writersDone.set() } }
             let node = nodes[client % 3]
             for round in 0..<rounds {
                 let body = manifest(config: sha256(config), layer: (sha256(layer), layer.count), note: "c\(client)-r\(round)",
@@ -174,7 +187,10 @@ import IntegrationSupport
         let referrers = try JSONDecoder().decode(
             Referrers.self, from: cluster.curl(["\(nodes[2])/v2/\(repository)/referrers/\(subjectDigest)"]).body)
         #expect(Set(referrers.manifests.map(\.digest)) == counters.allDigests, "referrers attached from every node")
-        print("cluster race: \(counters.pushes) manifest pushes acknowledged, \(readBack) tags read back of \(counters.acknowledged.count)")
+        let staleAfter = cluster.metric("berth_stale_handle_retries_total") ?? 0
+        print("cluster race: \(counters.pushes) manifest pushes acknowledged, \(readBack) tags read back of "
+              + "\(counters.acknowledged.count), \(counters.count("reads")) reads during the race all right, "
+              + "\(Int(staleAfter - staleBefore)) ESTALE retries in the store")
         expectScrubClean()
     }
 
@@ -388,7 +404,14 @@ final class ClusterCounters: @unchecked Sendable {
     }
 
     func fail(_ text: String) { lock.withLock { failureList.append(text) } }
-    func add(_ name: String) { lock.withLock { counts[name, default: 0] += 1 } }
+    /// Adds one to the count `name`; returns the new count.
+    @discardableResult
+    func add(_ name: String) -> Int {
+        lock.withLock {
+            counts[name, default: 0] += 1
+            return counts[name] ?? 0
+        }
+    }
     func count(_ name: String) -> Int { lock.withLock { counts[name] ?? 0 } }
     var pushes: Int { count("pushes") }
     var acknowledged: [String: Set<String>] { lock.withLock { acknowledgedByTag } }
