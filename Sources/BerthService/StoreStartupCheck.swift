@@ -4,7 +4,8 @@ import Storage
 /// (`StoreMount`: refused when they make locks node-local, warned about when client
 /// caches would let this node read what another has replaced) and the lock, rename and
 /// link path on the store itself (`StoreSelfTest`). A refusal stops the command with the
-/// reason; warnings are logged (`store_mount_warning`).
+/// reason; warnings are logged (`store_mount_warning`, and `store_self_test_skipped` when a
+/// full store leaves no room for the test's files).
 enum StoreStartupCheck {
     static func run(root: String, log: AccessLog) throws {
         var details = ["store": root]
@@ -23,6 +24,10 @@ enum StoreStartupCheck {
         }
         do throws(StoreSelfTest.Failure) {
             try StoreSelfTest.run(layout: StoreLayout(root: root))
+        } catch where error.inconclusive {
+            // A full store still serves pulls: say so, and serve.
+            log.event("store_self_test_skipped", ["store": root, "reason": error.description], level: .warning)
+            return
         } catch {
             throw ServiceError("refusing to serve \(root): \(error)")
         }

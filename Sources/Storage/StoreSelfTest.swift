@@ -15,13 +15,27 @@ public enum StoreSelfTest {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let check: String
         public let reason: String
-        public var description: String { "store self-test failed (\(check)): \(reason)" }
+        /// True when the check could not run (the store is full: no room for its few
+        /// bytes), which says nothing about locks or renames: the caller serves anyway.
+        public var inconclusive = false
+        public var description: String { "store self-test \(inconclusive ? "could not run" : "failed") (\(check)): \(reason)" }
+
+        init(check: String, reason: String) {
+            self.check = check
+            self.reason = reason
+        }
+
+        init(check: String, _ error: StorageError) {
+            self.check = check
+            reason = "\(error)"
+            if case .io(_, _, let code) = error, code == ENOSPC || code == EDQUOT { inconclusive = true }
+        }
     }
 
     /// Runs every check; throws the first that fails. Leaves no file behind.
     public static func run(layout: StoreLayout) throws(Failure) {
         do { try FileSystem.makeDirectories(layout.temporaryDirectory) } catch {
-            throw Failure(check: "setup", reason: "\(error)")
+            throw Failure(check: "setup", error)
         }
         try checkLocks(layout.selfTestFile(.current, "lock"))
         try checkRename(layout.selfTestFile(.current, "rename"), temporaryDirectory: layout.temporaryDirectory)
@@ -35,7 +49,7 @@ public enum StoreSelfTest {
             first = try FileSystem.open(path, O_RDWR | O_CREAT)
             second = try FileSystem.open(path, O_RDWR)
         } catch {
-            throw Failure(check: "lock", reason: "cannot open \(path): \(error)")
+            throw Failure(check: "lock", error)
         }
         defer { close(first); close(second) }
         guard flock(first, LOCK_EX | LOCK_NB) == 0 else {
@@ -71,6 +85,8 @@ public enum StoreSelfTest {
                 }
             } catch let failure as Failure {
                 throw failure
+            } catch let error as StorageError {
+                throw Failure(check: "rename", error)
             } catch {
                 throw Failure(check: "rename", reason: "\(error)")
             }
@@ -85,7 +101,7 @@ public enum StoreSelfTest {
             _ = unlink(second)
             try FileSystem.link(path, second)
         } catch {
-            throw Failure(check: "link", reason: "hard links in the store fail: \(error)")
+            throw Failure(check: "link", error)
         }
         guard let linked = FileSystem.status(path)?.linkCount, linked == 2 else {
             throw Failure(check: "link", reason: "a file with two names shows a link count of "

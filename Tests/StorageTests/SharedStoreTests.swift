@@ -39,6 +39,30 @@ import TestSupport
         #expect(FileSystemHelpers.entries(fixture.layout.temporaryDirectory).isEmpty)
     }
 
+    @Test(.enabled(if: getuid() == 0, "needs root to mount a small tmpfs")) func aFullStoreMakesTheSelfTestInconclusiveNotFailed() throws {
+        let directory = TemporaryDirectory(prefix: "berth-full")
+        defer { directory.remove() }
+        guard Shell.run("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", directory.path]).succeeded else {
+            Issue.record("cannot mount a tmpfs")
+            return
+        }
+        defer { Shell.run("umount", [directory.path]) }
+        let layout = StoreLayout(root: directory.path)
+        try StoreSelfTest.run(layout: layout)
+        // Fill it to the last block.
+        let filler = open("\(directory.path)/filler", O_WRONLY | O_CREAT, 0o644)
+        #expect(filler >= 0)
+        let block = [UInt8](repeating: 7, count: 4096)
+        while block.withUnsafeBytes({ write(filler, $0.baseAddress, $0.count) }) > 0 {}
+        close(filler)
+        do {
+            try StoreSelfTest.run(layout: layout)
+            Issue.record("the self-test passed on a full store")
+        } catch {
+            #expect(error.inconclusive, "\(error)")
+        }
+    }
+
     @Test func theStoreClockReadsTheFilesystemsStamps() throws {
         let fixture = StoreFixture()
         defer { fixture.directory.remove() }
