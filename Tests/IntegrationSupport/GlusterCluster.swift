@@ -53,16 +53,22 @@ public final class GlusterCluster: @unchecked Sendable {
     /// started daemons (the test then hung on a zombie).
     @discardableResult
     public static func script(_ arguments: [String]) -> ScriptResult {
+        run(["/bin/bash", "\(RegistryServer.repositoryRoot)/scripts/cluster"] + arguments,
+            environment: ["CLUSTER_ROOT": root, "BERTH_BIN": RegistryServer.binary])
+    }
+
+    /// Runs `argv` (an absolute program path first) to its end, its output in files, so
+    /// that daemons it leaves behind hold no pipe of ours.
+    public static func run(_ argv: [String], environment extra: [String: String] = [:]) -> ScriptResult {
+        precondition(!argv.isEmpty, "no program to run")
         let id = UUID().uuidString
         let outFile = "/tmp/berth-cluster-script-\(id).out", errFile = "/tmp/berth-cluster-script-\(id).err"
         defer {
             unlink(outFile)
             unlink(errFile)
         }
-        let argv = ["/bin/bash", "\(RegistryServer.repositoryRoot)/scripts/cluster"] + arguments
         var environment = ProcessInfo.processInfo.environment
-        environment["CLUSTER_ROOT"] = root
-        environment["BERTH_BIN"] = RegistryServer.binary
+        for (key, value) in extra { environment[key] = value }
         let envp = environment.map { "\($0.key)=\($0.value)" }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -76,7 +82,7 @@ public final class GlusterCluster: @unchecked Sendable {
         defer { for pointer in argvPointers + envPointers { free(pointer) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, argv[0], &actions, nil, argvPointers, envPointers)
-        guard spawned == 0 else { return ScriptResult(status: -1, stdout: "", stderr: "cannot start scripts/cluster: errno \(spawned)") }
+        guard spawned == 0 else { return ScriptResult(status: -1, stdout: "", stderr: "cannot start \(argv[0]): errno \(spawned)") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)

@@ -355,6 +355,28 @@ import IntegrationSupport
         expectScrubClean()
     }
 
+    @Test func aGlusterFSMountWithKernelCachesIsWarnedAboutAtStartupAndTheStrictOnesAreNot() throws {
+        for n in 1...GlusterCluster.nodeCount {
+            let log = (try? String(contentsOfFile: "\(GlusterCluster.root)/node\(n)/berth.log", encoding: .utf8)) ?? ""
+            #expect(log.contains("\"store_checked\"") && !log.contains("store_mount_warning"), "node \(n): \(log.prefix(2000))")
+        }
+        // A fourth mount of the same volume as mount.glusterfs makes it by default.
+        let loose = "\(GlusterCluster.root)/mnt/loose"
+        try FileManager.default.createDirectory(atPath: loose, withIntermediateDirectories: true)
+        let mount = GlusterCluster.run(["/usr/sbin/glusterfs", "--process-name", "fuse", "--volfile-server=127.0.0.2",
+                                        "--volfile-id=berth", "--log-file=\(GlusterCluster.root)/log/loose.log", loose])
+        #expect(mount.succeeded, "\(mount.stderr)")
+        defer { _ = GlusterCluster.run(["/usr/bin/umount", loose]) }
+        var info = stat()
+        for _ in 0..<100 where !(stat(loose, &info) == 0 && info.st_ino == 1) { usleep(100_000) }
+        #expect(info.st_ino == 1, "the loose mount came up")
+        // It serves (a warning, not a refusal) and says what is missing; stopped after a moment.
+        let serve = Shell.run(RegistryServer.binary, ["serve", "--workers", "0", "--store", loose,
+                                                      "--socket", "\(cluster.scratch.path)/loose.sock"], timeout: 3)
+        #expect(serve.stderr.contains("store_mount_warning") && serve.stderr.contains("--fopen-keep-cache=off"), "\(serve.stderr)")
+        #expect(serve.stderr.contains("\"started\""), "\(serve.stderr)")
+    }
+
     @Test func skopeoPushesAndPullsThroughTheLoadBalancer() throws {
         let certs = "\(cluster.scratch.path)/certs"
         try? FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
