@@ -234,7 +234,7 @@ import IntegrationSupport
         // The grace period is what keeps a push's blobs between their upload and its
         // manifest; 5 s is far above that gap here (README: it must exceed the longest push).
         let grace = 5
-        let garbage = Data(SeededBytes(seed: 1404).nextArray(50_000))
+        let garbage = Data(SeededBytes(seed: 1404).nextArray(3 << 20))
         #expect(postBlob(garbage, "cluster/gc-garbage", at: nodes[0]) == 201)
         let garbageHex = String(sha256(garbage).dropFirst("sha256:".count))
         let garbageStored = Date()
@@ -266,17 +266,35 @@ import IntegrationSupport
         }
         // Pushes run on nodes 2 and 3 meanwhile.
         while Date().timeIntervalSince(garbageStored) < Double(grace + 1) { usleep(200_000) }
-        var gcRuns = 0, garbageRemoved = false, gcSummary = ""
+        // Node 3's nginx is sending the garbage, slowly, when node 1's gc removes it: the
+        // transfer must still complete, byte-exact.
+        let download = "\(cluster.scratch.path)/garbage-download"
+        let downloading = DispatchGroup()
+        downloading.enter()
+        Thread {
+            defer { downloading.leave() }
+            _ = Shell.run("curl", ["-sS", "--cacert", cluster.caFile, "--limit-rate", "600k", "-o", download,
+                                   "\(nodes[2])/v2/cluster/gc-garbage/blobs/\(sha256(garbage))"], timeout: 120)
+        }.start()
+        for _ in 0..<400 where (FileSystemSize.of(download) ?? 0) < 100_000 { usleep(50_000) }
+        #expect((FileSystemSize.of(download) ?? 0) >= 100_000, "the download of the garbage started")
+        var gcRuns = 0, garbageRemoved = false, gcSummary = "", downloadedWhenRemoved = 0
         for _ in 0..<2 {
             let gc = cluster.berth(["gc", "--grace-period", String(grace)], node: 1)
             #expect(gc.succeeded, "\(gc.stdout)\(gc.stderr)")
-            if gc.stdout.contains(garbageHex) { garbageRemoved = true }
+            if gc.stdout.contains(garbageHex), !garbageRemoved {
+                garbageRemoved = true
+                downloadedWhenRemoved = FileSystemSize.of(download) ?? 0
+            }
             gcSummary = gc.stdout.split(separator: "\n").filter { $0.hasPrefix("gc") }.joined(separator: "; ")
             gcRuns += 1
         }
         stop.set()
         pushing.wait()
+        downloading.wait()
         #expect(garbageRemoved, "gc removed the old unreferenced blob")
+        let downloaded = FileManager.default.contents(atPath: download)
+        #expect(downloaded.map(sha256) == sha256(garbage), "the transfer under way when gc removed the blob completed intact")
         #expect(counters.failures.isEmpty, "\(counters.failures)")
         #expect(blobDigest("cluster/gc-garbage", sha256(garbage), at: nodes[2]) == nil)
         var readBack = 0
@@ -292,7 +310,8 @@ import IntegrationSupport
             }
             readBack += 1
         }
-        print("cluster gc: \(gcRuns) gc runs on node 1, \(counters.pushes) pushes acknowledged on nodes 2-3, \(readBack) read back; last gc: \(gcSummary)")
+        print("cluster gc: \(gcRuns) gc runs on node 1, \(counters.pushes) pushes acknowledged on nodes 2-3, \(readBack) read back; "
+              + "the garbage was removed with \(downloadedWhenRemoved) of \(garbage.count) bytes sent; last gc: \(gcSummary)")
         #expect(readBack == counters.acknowledged.count)
         expectScrubClean()
     }
@@ -447,4 +466,12 @@ final class ClusterFlag: @unchecked Sendable {
     private var value = false
     func set() { lock.withLock { value = true } }
     var isSet: Bool { lock.withLock { value } }
+}
+
+enum FileSystemSize {
+    /// The size of the file at `path`, nil when there is none.
+    static func of(_ path: String) -> Int? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : nil
+    }
 }
