@@ -179,8 +179,11 @@ public struct GarbageCollector: Sendable {
         for entry in try FileSystem.listDirectory(layout.uploadsDirectory) where entry.isDirectory {
             guard let id = UploadID(entry.name) else { continue }
             let directory = layout.uploadDirectory(id)
-            let newest = [layout.uploadStateFile(id), layout.uploadDataFile(id), directory]
-                .compactMap { FileSystem.status($0)?.lastChange }.max() ?? 0
+            // Gone since the listing (finished), or not to be looked at now (ESTALE past its
+            // retries): either way not known to be idle.
+            guard let directoryStatus = FileSystem.status(directory) else { continue }
+            let newest = ([layout.uploadStateFile(id), layout.uploadDataFile(id)]
+                .compactMap { FileSystem.status($0)?.lastChange } + [directoryStatus.lastChange]).max() ?? directoryStatus.lastChange
             guard now - newest >= options.uploadAge else { continue }
             let size = FileSystem.status(layout.uploadDataFile(id))?.size ?? 0
             let fd = open(layout.uploadDataFile(id), O_RDWR | O_CLOEXEC)
