@@ -204,10 +204,7 @@ enum FileSystem {
 
     /// The entries of a directory, without `.` and `..`; empty when it does not exist.
     static func listDirectory(_ path: String) throws(StorageError) -> [Entry] {
-        guard let handle = opendir(path) else {
-            if errno == ENOENT || errno == ENOTDIR { return [] }
-            throw fail("opendir", path)
-        }
+        guard let handle = try openDirectory(path) else { return [] }
         defer { closedir(handle) }
         var entries: [Entry] = []
         while let entry = readdir(handle) {
@@ -226,10 +223,7 @@ enum FileSystem {
     /// and `..`, holding only one at a time (for folders of hundreds of thousands of
     /// blobs); nothing when it does not exist. Entries removed meanwhile may be skipped.
     static func forEachEntry(_ path: String, _ body: (Entry) throws(StorageError) -> Void) throws(StorageError) {
-        guard let handle = opendir(path) else {
-            if errno == ENOENT || errno == ENOTDIR { return }
-            throw fail("opendir", path)
-        }
+        guard let handle = try openDirectory(path) else { return }
         defer { closedir(handle) }
         while let entry = readdir(handle) {
             let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
@@ -239,6 +233,18 @@ enum FileSystem {
             let type = entry.pointee.d_type
             let isDirectory = type == UInt8(DT_DIR) || (type == UInt8(DT_UNKNOWN) && Self.isDirectory("\(path)/\(name)"))
             try body(Entry(name: name, isDirectory: isDirectory))
+        }
+    }
+
+    /// `opendir`, with ESTALE retried as `open` does; nil when there is no directory.
+    private static func openDirectory(_ path: String) throws(StorageError) -> OpaquePointer? {
+        var stale = 0
+        while true {
+            if let handle = opendir(path) { return handle }
+            let code = errno
+            if code == ENOENT || code == ENOTDIR { return nil }
+            if code == EINTR || (code == ESTALE && retryStale(&stale)) { continue }
+            throw fail("opendir", path, code)
         }
     }
 
