@@ -120,10 +120,14 @@ public final class GlusterCluster: @unchecked Sendable {
         return GlusterCluster(nodes: nodes, stores: stores, loadBalancer: last, caFile: caFile)
     }
 
-    /// Stops everything and wipes the root (the process's exit calls it).
+    /// Stops everything and wipes the root and the scratch files (the process's exit calls it).
     public static func tearDown() {
         script(["purge"])
         try? FileManager.default.removeItem(atPath: root)
+        lock.lock()
+        running?.scratch.remove()
+        running = nil
+        lock.unlock()
     }
 
     /// SIGKILLs node `n`'s nginx, supervisor and workers (n from 1).
