@@ -42,7 +42,7 @@ public final class Robots: Sendable {
 
     public init(files: AuthFiles, checkIntervalMilliseconds: Int64 = 500) {
         self.files = files
-        state = Locked(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
+        state = Locked(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds, fileClock: { [clock = files.clock] in clock.now() })))
     }
 
     /// Creates robot `name` and returns its secret (shown once, never stored).

@@ -20,7 +20,7 @@ final class SigningKeys: Sendable {
     init(files: AuthFiles, configured: SigningKey?, checkIntervalMilliseconds: Int64) {
         self.files = files
         self.configured = configured
-        state = Locked(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds)))
+        state = Locked(State(watch: FileWatch(intervalMilliseconds: checkIntervalMilliseconds, fileClock: { [clock = files.clock] in clock.now() })))
     }
 
     /// The key that signs now, and every public key that verifies, by kid. With

@@ -58,6 +58,7 @@ public final class Supervisor {
 
     public func run() throws {
         let root = try StoreRoot.prepare(settings.store ?? ".")
+        try StoreStartupCheck.run(root: root, log: log)
         // What would make every worker fail at start fails here, once, instead.
         if let policy = settings.policy { _ = try PolicyFile.load(policy) }
         _ = try EventDelivery.secret(settings)

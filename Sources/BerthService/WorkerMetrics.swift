@@ -29,6 +29,9 @@ final class WorkerMetrics: Sendable {
         var workerRestarts: UInt64 = 0
         /// "mirror event" → count (bytes for `fetched_bytes`): what pull-through mirrors did.
         var mirrors: [String: UInt64] = [:]
+        /// ESTALE answers of a shared filesystem retried, and those that outlasted the retries.
+        var staleHandleRetries: UInt64 = 0
+        var staleHandleFailures: UInt64 = 0
 
         init() {}
 
@@ -44,6 +47,8 @@ final class WorkerMetrics: Sendable {
             lockWaitMicroseconds = try container.decodeIfPresent(UInt64.self, forKey: .lockWaitMicroseconds) ?? 0
             workerRestarts = try container.decodeIfPresent(UInt64.self, forKey: .workerRestarts) ?? 0
             mirrors = try container.decodeIfPresent([String: UInt64].self, forKey: .mirrors) ?? [:]
+            staleHandleRetries = try container.decodeIfPresent(UInt64.self, forKey: .staleHandleRetries) ?? 0
+            staleHandleFailures = try container.decodeIfPresent(UInt64.self, forKey: .staleHandleFailures) ?? 0
         }
 
         /// Adds `other`'s counts to these.
@@ -60,6 +65,8 @@ final class WorkerMetrics: Sendable {
             lockWaitMicroseconds += other.lockWaitMicroseconds
             workerRestarts += other.workerRestarts
             for (key, value) in other.mirrors { mirrors[key, default: 0] += value }
+            staleHandleRetries += other.staleHandleRetries
+            staleHandleFailures += other.staleHandleFailures
         }
     }
 
@@ -123,6 +130,9 @@ final class WorkerMetrics: Sendable {
         let locks = LockWaits.snapshot
         snapshot.lockWaits = locks.count
         snapshot.lockWaitMicroseconds = locks.microseconds
+        let stale = StaleHandles.snapshot
+        snapshot.staleHandleRetries = stale.retried
+        snapshot.staleHandleFailures = stale.failed
         return snapshot
     }
 
@@ -185,6 +195,11 @@ final class WorkerMetrics: Sendable {
                 out.sample("berth_mirror_fetched_bytes_total", ["mirror": String(key.split(separator: " ").first ?? "")], Double(value))
             }
         }
+        out.family("berth_stale_handle_retries_total", "counter",
+                   "Opens, stats and reads tried again after ESTALE (a file another node replaced on a shared filesystem).")
+        out.sample("berth_stale_handle_retries_total", [:], Double(total.staleHandleRetries))
+        out.family("berth_stale_handle_failures_total", "counter", "ESTALE answers that outlasted the retries (answered 503).")
+        out.sample("berth_stale_handle_failures_total", [:], Double(total.staleHandleFailures))
 
         let totals = files.totals()
         out.family("berth_repositories", "gauge", "Repositories in the store.")

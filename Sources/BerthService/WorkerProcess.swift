@@ -31,6 +31,9 @@ public struct WorkerProcess {
 
     public func run() throws {
         let root = try StoreRoot.prepare(settings.store ?? ".")
+        let log = AccessLog(level: settings.logLevel)
+        // A supervisor checked the store before it started this worker.
+        if case .alone = role { try StoreStartupCheck.run(root: root, log: log) }
         let listening = switch role {
         case .supervised: try ListeningSocket.inherited(or: "supervised worker: fd 0 is not a listening socket")
         case .alone: try ListeningSocket.open(settings)
@@ -56,7 +59,6 @@ public struct WorkerProcess {
         }
         // nginx lets only localhost reach /metrics.
         options.metricsExposition = { Array(metrics.exposition().utf8) }
-        let log = AccessLog(level: settings.logLevel)
         var capabilities = store.capabilities
         if !settings.mirrors.isEmpty {
             let mirrors = settings.mirrors.keys.sorted().compactMap { settings.mirrors[$0] }
@@ -148,7 +150,7 @@ public struct WorkerProcess {
         options.tokenTTL = settings.tokenTTL
         options.service = settings.service
         options.issuers = settings.issuers.keys.sorted().compactMap { settings.issuers[$0] }
-        return try AuthService(files: AuthFiles(layout: store.layout), options: options)
+        return try AuthService(files: AuthFiles(layout: store.layout, clock: store.clock), options: options)
     }
 
     /// Each second, off the request path: this process's counters to disk; the trash

@@ -49,6 +49,15 @@ extension RegistryError {
         case .upstreamUnavailable(let namespace, let reason):
             self.init(.unavailable, "the upstream of mirror \(namespace) cannot answer and nothing is cached: \(reason)",
                       headers: [("Retry-After", "10")])
+        case .io(let operation, let path, let code) where code == ESTALE:
+            // Retried already (FileSystem): another node keeps replacing the file.
+            self.init(.unavailable, "the shared store kept answering \"stale file handle\" (ESTALE) for a file "
+                      + "another node is replacing; retry shortly", headers: [("Retry-After", "1")],
+                      cause: Cause(operation: operation, path: path, errno: code))
+        case .io(let operation, let path, let code) where code == ENOTCONN:
+            self.init(.unavailable, "the store's filesystem is not connected on this node (its mount lost the server); "
+                      + "retry, another node may answer", headers: [("Retry-After", "1")],
+                      cause: Cause(operation: operation, path: path, errno: code))
         case .io(let operation, let path, let code):
             let full = code == ENOSPC || code == EDQUOT
             self.init(full ? .storageFull : .unknown,

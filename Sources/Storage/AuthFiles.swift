@@ -8,8 +8,13 @@ import Glibc
 /// with mode 600; readers never lock.
 public struct AuthFiles: Sendable {
     public let layout: StoreLayout
+    /// The store's clock, which the age of these files is judged on.
+    public let clock: StoreClock
 
-    public init(layout: StoreLayout) { self.layout = layout }
+    public init(layout: StoreLayout, clock: StoreClock? = nil) {
+        self.layout = layout
+        self.clock = clock ?? StoreClock(layout: layout)
+    }
 
     /// Every signing key file, by key id (unordered). An unreadable or foreign entry is skipped.
     public func signingKeys() throws(StorageError) -> [(id: AuthName, bytes: [UInt8])] {

@@ -18,6 +18,9 @@ public enum Defaults {
     public static let socketMode: UInt32 = 0o660
     /// Seconds a lock is waited for before 429.
     public static let lockTimeoutSeconds = 30.0
+    /// Times one open, stat or read is tried again after ESTALE (a file another node
+    /// replaced by rename on a shared filesystem) before the request is answered 503.
+    public static let staleHandleRetries = 5
     /// Seconds a token from the token endpoint is valid.
     public static let tokenTTL = 300
     /// Seconds a refresh token (`docker login`'s stored credential) is valid.

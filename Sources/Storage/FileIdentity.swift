@@ -13,10 +13,19 @@ public struct FileIdentity: Equatable, Sendable {
     let seconds: Int
     let nanoseconds: Int
 
-    /// nil when nothing is at `path`.
+    /// nil when nothing is at `path` (or it cannot be looked at).
     public init?(of path: String) {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
+        guard let info = try? FileSystem.fileStatus(path) else { return nil }
+        self.init(info)
+    }
+
+    /// The identity of the file at `path`; nil when nothing is there. A failure to look
+    /// (ESTALE past its retries, EIO) throws rather than reading as "no file".
+    static func current(_ path: String) throws(StorageError) -> FileIdentity? {
+        try FileSystem.fileStatus(path).map(FileIdentity.init)
+    }
+
+    private init(_ info: stat) {
         device = UInt64(info.st_dev)
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
@@ -25,5 +34,7 @@ public struct FileIdentity: Equatable, Sendable {
     }
 
     /// True once the file is old enough that a later file cannot share its identity.
-    public func isSettled(now: Int = Int(time(nil))) -> Bool { now - seconds > 1 }
+    /// `now` is the time of the clock that stamped the file: for a file in the store,
+    /// `StoreClock.now()`, never this node's clock.
+    public func isSettled(now: Int) -> Bool { now - seconds > 1 }
 }

@@ -11,12 +11,45 @@ enum FileSystem {
         .io(operation: operation, path: path, errno: code)
     }
 
-    /// Opens `path`, retrying on EINTR.
+    /// Opens `path`, retrying on EINTR, and on ESTALE up to `Defaults.staleHandleRetries`
+    /// times: a shared filesystem (NFS, GlusterFS) answers ESTALE for a path whose file
+    /// another node just replaced by rename, and a new lookup finds the new file. Past the
+    /// retries the ESTALE is thrown (the registry answers 503).
     static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(StorageError) -> Int32 {
+        var stale = 0
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
             if fd >= 0 { return fd }
-            if errno != EINTR { throw fail("open", path) }
+            let code = errno
+            if code == EINTR { continue }
+            if code == ESTALE, retryStale(&stale) { continue }
+            throw fail("open", path, code)
+        }
+    }
+
+    /// Counts one ESTALE and says whether to try again: true for the first
+    /// `Defaults.staleHandleRetries` of one operation (after a short pause from the second on).
+    static func retryStale(_ attempts: inout Int) -> Bool {
+        StaleHandles.record(retried: attempts < Defaults.staleHandleRetries)
+        guard attempts < Defaults.staleHandleRetries else { return false }
+        attempts += 1
+        if attempts > 1 { usleep(UInt32(attempts) * 1000) }
+        return true
+    }
+
+    /// `stat` of `path` (not following a last symlink when `link`), with ESTALE retried
+    /// as `open` does; nil when nothing is there (ENOENT, ENOTDIR). Other failures throw:
+    /// "cannot tell" must never read as "missing".
+    static func fileStatus(_ path: String, link: Bool = false) throws(StorageError) -> stat? {
+        var stale = 0
+        while true {
+            var info = stat()
+            if (link ? lstat(path, &info) : stat(path, &info)) == 0 { return info }
+            let code = errno
+            if code == ENOENT || code == ENOTDIR { return nil }
+            if code == EINTR { continue }
+            if code == ESTALE, retryStale(&stale) { continue }
+            throw fail(link ? "lstat" : "stat", path, code)
         }
     }
 
@@ -45,25 +78,32 @@ enum FileSystem {
         try fsync(fd, path: directory)
     }
 
-    /// Reads a whole small file; nil when it does not exist.
+    /// Reads a whole small file; nil when it does not exist. A read that fails with ESTALE
+    /// (the file was replaced under an open descriptor on a shared filesystem) starts over
+    /// from a new open, as `open` retries.
     static func readFile(_ path: String, limit: Int = 64 << 20) throws(StorageError) -> [UInt8]? {
-        let fd: Int32
-        do { fd = try open(path, O_RDONLY) } catch {
-            if case .io(_, _, let code) = error, code == ENOENT || code == ENOTDIR { return nil }
-            throw error
-        }
-        defer { close(fd) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var stale = 0
         while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw fail("read", path)
+            let fd: Int32
+            do { fd = try open(path, O_RDONLY) } catch {
+                if case .io(_, _, let code) = error, code == ENOENT || code == ENOTDIR { return nil }
+                throw error
             }
-            if count == 0 { return result }
-            result.append(contentsOf: chunk[0..<count])
-            if result.count > limit { throw .corrupt(path: path, reason: "file larger than \(limit) bytes") }
+            defer { close(fd) }
+            var result: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+            reading: while true {
+                let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if count < 0 {
+                    let code = errno
+                    if code == EINTR { continue }
+                    if code == ESTALE, retryStale(&stale) { break reading }
+                    throw fail("read", path, code)
+                }
+                if count == 0 { return result }
+                result.append(contentsOf: chunk[0..<count])
+                if result.count > limit { throw .corrupt(path: path, reason: "file larger than \(limit) bytes") }
+            }
         }
     }
 
@@ -108,19 +148,17 @@ enum FileSystem {
 
     /// Size of a regular file; nil when nothing (or not a regular file) is there.
     static func regularFileSize(_ path: String) -> UInt64? {
-        var info = stat()
-        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard let info = try? fileStatus(path), (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         return UInt64(info.st_size)
     }
 
     static func isDirectory(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+        guard let info = try? fileStatus(path) else { return false }
+        return (info.st_mode & S_IFMT) == S_IFDIR
     }
 
     static func exists(_ path: String) -> Bool {
-        var info = stat()
-        return lstat(path, &info) == 0
+        (try? fileStatus(path, link: true)) != nil
     }
 
     /// `mkdir -p`, fsyncing each parent in which a directory was created. A parent that
@@ -178,10 +216,7 @@ enum FileSystem {
 
     /// The entries of a directory, without `.` and `..`; empty when it does not exist.
     static func listDirectory(_ path: String) throws(StorageError) -> [Entry] {
-        guard let handle = opendir(path) else {
-            if errno == ENOENT || errno == ENOTDIR { return [] }
-            throw fail("opendir", path)
-        }
+        guard let handle = try openDirectory(path) else { return [] }
         defer { closedir(handle) }
         var entries: [Entry] = []
         while let entry = readdir(handle) {
@@ -200,10 +235,7 @@ enum FileSystem {
     /// and `..`, holding only one at a time (for folders of hundreds of thousands of
     /// blobs); nothing when it does not exist. Entries removed meanwhile may be skipped.
     static func forEachEntry(_ path: String, _ body: (Entry) throws(StorageError) -> Void) throws(StorageError) {
-        guard let handle = opendir(path) else {
-            if errno == ENOENT || errno == ENOTDIR { return }
-            throw fail("opendir", path)
-        }
+        guard let handle = try openDirectory(path) else { return }
         defer { closedir(handle) }
         while let entry = readdir(handle) {
             let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
@@ -213,6 +245,18 @@ enum FileSystem {
             let type = entry.pointee.d_type
             let isDirectory = type == UInt8(DT_DIR) || (type == UInt8(DT_UNKNOWN) && Self.isDirectory("\(path)/\(name)"))
             try body(Entry(name: name, isDirectory: isDirectory))
+        }
+    }
+
+    /// `opendir`, with ESTALE retried as `open` does; nil when there is no directory.
+    private static func openDirectory(_ path: String) throws(StorageError) -> OpaquePointer? {
+        var stale = 0
+        while true {
+            if let handle = opendir(path) { return handle }
+            let code = errno
+            if code == ENOENT || code == ENOTDIR { return nil }
+            if code == EINTR || (code == ESTALE && retryStale(&stale)) { continue }
+            throw fail("opendir", path, code)
         }
     }
 
@@ -245,8 +289,7 @@ extension FileSystem {
     }
 
     static func status(_ path: String) -> Status? {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
+        guard let info = try? fileStatus(path, link: true) else { return nil }
         return Status(size: UInt64(info.st_size), linkCount: UInt64(info.st_nlink), inode: UInt64(info.st_ino),
                       device: UInt64(info.st_dev), lastChange: max(info.st_mtim.tv_sec, info.st_ctim.tv_sec),
                       isRegularFile: (info.st_mode & S_IFMT) == S_IFREG)

@@ -44,6 +44,7 @@ public struct GarbageCollector: Sendable {
     private let repositories: RepositoryStore
     private let manifests: ManifestStore
     private let referrers: ReferrersStore
+    private let clock: StoreClock
 
     /// Built by `Store.garbageCollector(options:)`.
     init(store: Store, options: Options) {
@@ -52,9 +53,13 @@ public struct GarbageCollector: Sendable {
         repositories = store.repositories
         manifests = store.manifests
         referrers = store.referrers
+        clock = store.clock
     }
 
-    public func run(now: Int = Int(time(nil))) throws(StorageError) -> Report {
+    /// Runs once; `now` defaults to the store's clock (`StoreClock`), which the grace
+    /// period and upload age are measured on, whichever node's clock is off.
+    public func run(now given: Int? = nil) throws(StorageError) -> Report {
+        let now = given ?? clock.now()
         var report = Report()
         var clock = PhaseClock()
         for repository in try repositories.catalog() {
@@ -174,8 +179,11 @@ public struct GarbageCollector: Sendable {
         for entry in try FileSystem.listDirectory(layout.uploadsDirectory) where entry.isDirectory {
             guard let id = UploadID(entry.name) else { continue }
             let directory = layout.uploadDirectory(id)
-            let newest = [layout.uploadStateFile(id), layout.uploadDataFile(id), directory]
-                .compactMap { FileSystem.status($0)?.lastChange }.max() ?? 0
+            // Gone since the listing (finished), or not to be looked at now (ESTALE past its
+            // retries): either way not known to be idle.
+            guard let directoryStatus = FileSystem.status(directory) else { continue }
+            let newest = ([layout.uploadStateFile(id), layout.uploadDataFile(id)]
+                .compactMap { FileSystem.status($0)?.lastChange } + [directoryStatus.lastChange]).max() ?? directoryStatus.lastChange
             guard now - newest >= options.uploadAge else { continue }
             let size = FileSystem.status(layout.uploadDataFile(id))?.size ?? 0
             let fd = open(layout.uploadDataFile(id), O_RDWR | O_CLOEXEC)

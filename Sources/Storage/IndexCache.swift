@@ -27,7 +27,13 @@ final class IndexCache: Sendable {
     private let loadGate = ConditionLock()
     nonisolated(unsafe) private var loading: Set<String> = []
 
-    init(capacity: Int = 4096) { self.capacity = capacity }
+    /// Decides when a file without a generation is old enough for its identity to be trusted.
+    private let clock: StoreClock
+
+    init(capacity: Int = 4096, clock: StoreClock) {
+        self.capacity = capacity
+        self.clock = clock
+    }
 
     /// Files parsed whole by this cache (the cost a journal replay avoids), for tests.
     let parses = Locked(0)
@@ -36,10 +42,15 @@ final class IndexCache: Sendable {
     /// when there is no file. With a `journal` (`IndexJournal`), a cached index a few
     /// commits behind the file is brought up to it by replaying them, not by a parse.
     func lookup(_ path: String, journal: String? = nil) throws(StorageError) -> IndexSnapshot {
-        if let cached = cachedSnapshot(path) { return cached }
+        if let cached = try cachedSnapshot(path) { return cached }
         loadGate.lock()
         while loading.contains(path) { loadGate.wait() }
-        if let cached = cachedSnapshot(path) {
+        let cached: IndexSnapshot?
+        do { cached = try cachedSnapshot(path) } catch {
+            loadGate.unlock()
+            throw error
+        }
+        if let cached {
             loadGate.unlock()
             return cached
         }
@@ -51,15 +62,14 @@ final class IndexCache: Sendable {
             loadGate.broadcast()
             loadGate.unlock()
         }
-        guard FileSystem.exists(path) else { return IndexSnapshot(ImageIndex()) }
-        if let journal, let replayed = replay(path, journal: journal) { return replayed }
+        if let journal, let replayed = try replay(path, journal: journal) { return replayed }
         return try load(path)
     }
 
     /// The newest cached index of `path` brought up to the file's generation from the
     /// journal; nil when the journal does not lead there, or the result is not the file's size.
-    private func replay(_ path: String, journal: String) -> IndexSnapshot? {
-        guard let current = IndexGeneration.peek(path),
+    private func replay(_ path: String, journal: String) throws(StorageError) -> IndexSnapshot? {
+        guard let current = try IndexGeneration.peek(path),
               let cached = entries.read({ $0[path]?.first { $0.generation != nil } }),
               let from = cached.generation?.value,
               let chain = IndexJournal.chain(from: from, to: current.value, path: journal), !chain.isEmpty else { return nil }
@@ -75,12 +85,14 @@ final class IndexCache: Sendable {
         return snapshot
     }
 
-    /// The cached snapshot when it is the file at `path` now.
-    private func cachedSnapshot(_ path: String) -> IndexSnapshot? {
-        if let generation = IndexGeneration.peek(path) {
+    /// The cached snapshot when it is the file at `path` now; an empty index when there is
+    /// no file. A file that cannot be looked at throws: read as "no file", it would make
+    /// the next commit drop every tag.
+    private func cachedSnapshot(_ path: String) throws(StorageError) -> IndexSnapshot? {
+        if let generation = try IndexGeneration.peek(path) {
             return entries.read { $0[path]?.first { $0.generation == generation }?.snapshot }
         }
-        guard let identity = FileIdentity(of: path) else { return IndexSnapshot(ImageIndex()) }
+        guard let identity = try FileIdentity.current(path) else { return IndexSnapshot(ImageIndex()) }
         return entries.read { $0[path]?.first { $0.generation == nil && $0.identity == identity }?.snapshot }
     }
 
@@ -93,13 +105,13 @@ final class IndexCache: Sendable {
 
     private func load(_ path: String) throws(StorageError) -> IndexSnapshot {
         parses.withLock { $0 += 1 }
-        let identity = FileIdentity(of: path)
+        let identity = try FileIdentity.current(path)
         guard let bytes = try FileSystem.readFile(path) else { return IndexSnapshot(ImageIndex()) }
         let snapshot = IndexSnapshot(try ImageIndex.decode(bytes, path: path))
         if let generation = IndexGeneration.parse(bytes.prefix(512), fileSize: Int64(bytes.count)),
            generation.value == snapshot.generation {
             insert(Entry(generation: generation, identity: nil, snapshot: snapshot), at: path)
-        } else if let identity, identity.isSettled(), Int64(bytes.count) == identity.size {
+        } else if let identity, identity.isSettled(now: clock.now()), Int64(bytes.count) == identity.size {
             insert(Entry(generation: nil, identity: identity, snapshot: snapshot), at: path)
         }
         return snapshot

@@ -22,17 +22,29 @@ struct IndexGeneration: Equatable, Sendable {
     let fileSize: Int64
 
     /// The generation of the file at `path`; nil when there is no file or it does not
-    /// start with a generation (written by another tool, or before generations).
-    static func peek(_ path: String) -> IndexGeneration? {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { return nil }
-        var head = [UInt8](repeating: 0, count: headSize)
-        let count = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, headSize, 0) }
-        guard count > 0 else { return nil }
-        return parse(head[0..<count], fileSize: Int64(info.st_size))
+    /// start with a generation (written by another tool, or before generations). A file
+    /// that cannot be read (ESTALE past its retries, EIO) throws: it must not pass for
+    /// one without a generation.
+    static func peek(_ path: String) throws(StorageError) -> IndexGeneration? {
+        var stale = 0
+        while true {
+            let fd: Int32
+            do { fd = try FileSystem.open(path, O_RDONLY) } catch {
+                if case .io(_, _, let code) = error, code == ENOENT || code == ENOTDIR { return nil }
+                throw error
+            }
+            defer { close(fd) }
+            var info = stat()
+            var head = [UInt8](repeating: 0, count: headSize)
+            let count = fstat(fd, &info) == 0 ? head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, headSize, 0) } : -1
+            if count < 0 {
+                let code = errno
+                if code == EINTR || (code == ESTALE && FileSystem.retryStale(&stale)) { continue }
+                throw FileSystem.fail("read", path, code)
+            }
+            guard count > 0 else { return nil }
+            return parse(head[0..<count], fileSize: Int64(info.st_size))
+        }
     }
 
     /// The generation in the head of a file's bytes.

@@ -36,6 +36,7 @@ public struct Scrubber: Sendable {
     public var onDemandNamespaces: [String] = []
     private let repositories: RepositoryStore
     private let manifests: ManifestStore
+    private let clock: StoreClock
 
     /// Built by `Store.scrubber(repair:)`.
     init(store: Store, repair: Bool) {
@@ -43,6 +44,7 @@ public struct Scrubber: Sendable {
         self.repair = repair
         repositories = store.repositories
         manifests = store.manifests
+        clock = store.clock
     }
 
     private struct InodeKey: Hashable {
@@ -58,12 +60,13 @@ public struct Scrubber: Sendable {
         var corrupt: Set<InodeKey> = []
         var repository: [InodeKey: Bool] = [:]
         /// When the shared pass began: a shared copy changed since was not hashed by it.
-        var sharedPassStarted = Int(time(nil))
+        /// On the store's clock (`StoreClock`), as the files' times are.
+        var sharedPassStarted: Int
     }
 
     public func run() throws(StorageError) -> Report {
         var report = Report()
-        var verdicts = Verdicts()
+        var verdicts = Verdicts(sharedPassStarted: self.clock.now())
         var clock = PhaseClock()
         for algorithm in Digest.Algorithm.allCases {
             let directory = layout.sharedBlobsDirectory(algorithm)

@@ -32,10 +32,13 @@ public final class Store: Sendable {
     public let events: EventOutbox
     /// The files behind `/metrics` (worker counters, gc and scrub reports, totals).
     public let metricsFiles: MetricsFiles
+    /// The filesystem's clock, which ages of files in the store are measured against.
+    public let clock: StoreClock
 
     public init(layout: StoreLayout, options: Options = Options()) {
         self.layout = layout
         self.options = options
+        clock = StoreClock(layout: layout)
         trash = Trash(layout: layout)
         repositories = RepositoryStore(layout: layout, locks: options.locks, catalogCache: CatalogCache())
         blobs = BlobStore(layout: layout, repositories: repositories, trash: trash)
@@ -44,7 +47,7 @@ public final class Store: Sendable {
         referrers = ReferrersStore(layout: layout, cache: ReferrersCache())
         events = EventOutbox(layout: layout, repositories: repositories)
         manifests = ManifestStore(layout: layout, blobs: blobs, repositories: repositories, referrers: referrers,
-                                  cache: IndexCache(), committer: IndexCommitter(), immutableTags: options.immutableTags,
+                                  cache: IndexCache(clock: clock), committer: IndexCommitter(), immutableTags: options.immutableTags,
                                   outbox: events, recordsEvents: options.recordsEvents)
         metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
     }

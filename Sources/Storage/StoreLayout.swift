@@ -37,7 +37,8 @@
 ///                                   events given up on after the last attempt (`berth events replay`)
 ///     catalog-stamp                 replaced after each repository is created, naming the last
 ///                                   creations (cached catalogs take them in from it)
-///     tmp/                          temp files, renamed into place when complete
+///     tmp/                          temp files, renamed into place when complete (and the
+///                                   clock probe and startup self-test files of each process)
 ///     trash/<uuid>                  files and sessions no longer needed, freed in the background
 ///     quarantine/<alg>-<hex>        corrupt blobs moved aside by `berth scrub --repair`
 ///     metrics/worker-<instance>.json      counters of one worker process, summed by /metrics
@@ -154,6 +155,12 @@ public struct StoreLayout: Sendable {
     public var temporaryDirectory: String { "\(bookkeepingDirectory)/tmp" }
     /// An entry met while listing `temporaryDirectory` (a name, never request data).
     public func temporaryFile(named name: String) -> String { "\(temporaryDirectory)/\(name)" }
+    /// Created and removed at once by `StoreClock` to read the filesystem's clock.
+    public func clockProbeFile(_ process: ProcessInstance) -> String { "\(temporaryDirectory)/clock-\(process.name).tmp" }
+    /// The files `berth serve`'s startup self-test (`StoreSelfTest`) makes and removes.
+    public func selfTestFile(_ process: ProcessInstance, _ part: StaticString) -> String {
+        "\(temporaryDirectory)/selftest-\(process.name)-\(part)"
+    }
     public var metricsDirectory: String { "\(bookkeepingDirectory)/metrics" }
     public func workerMetricsFile(_ process: ProcessInstance) -> String { "\(metricsDirectory)/worker-\(process.name).json" }
     public func supervisorMetricsFile(_ process: ProcessInstance) -> String { "\(metricsDirectory)/supervisor-\(process.name).json" }

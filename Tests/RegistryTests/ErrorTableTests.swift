@@ -51,6 +51,18 @@ import Glibc
         #expect(RegistryError(.blobUnknown(Digest("sha256:" + String(repeating: "a", count: 64))!)).cause == nil)
     }
 
+    @Test func aSharedStoreThatKeepsAnsweringStaleOrDisconnectedIs503Unavailable() {
+        let path = "/srv/store/team/app/index.json"
+        for code in [ESTALE, ENOTCONN] {
+            let response = RegistryError(.io(operation: "open", path: path, errno: code)).response
+            let body = String(decoding: response.body, as: UTF8.self)
+            #expect(response.status == 503, "errno \(code)")
+            #expect(body.contains("\"UNAVAILABLE\"") && !body.contains(path), "errno \(code): \(body)")
+            #expect(response.headers.contains { $0.name == "Retry-After" }, "errno \(code)")
+        }
+        #expect(RegistryError(.io(operation: "open", path: path, errno: EIO)).status == 500)
+    }
+
     @Test func wrongMethodsAnswer405WithTheAllowDerivedFromTheOperationTable() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-errors-\(UInt64.random(in: 0...UInt64.max))").path
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -49,7 +49,7 @@ import Testing
             #expect(event.time.count == 24 && event.time.hasSuffix("Z"), "\(event.time)")
         }
         // Each batch is named by the generation its commit wrote, the last one on disk now.
-        #expect(queued.last?.batch.generation == IndexGeneration.peek(fixture.layout.indexFile(repo))?.value)
+        #expect(try queued.last?.batch.generation == IndexGeneration.peek(fixture.layout.indexFile(repo))?.value)
         #expect(queued.allSatisfy { $0.name.generation == $0.batch.generation })
     }
 
@@ -80,7 +80,7 @@ import Testing
         let body = try fixture.imageManifest(in: "team/app")
         _ = try fixture.manifests.put(body, contentType: nil, reference: .tag(Tag("v1")!), repository: repo)
         // A worker killed between writing its batch and renaming its index.json.
-        let current = IndexGeneration.peek(fixture.layout.indexFile(repo))?.value
+        let current = try IndexGeneration.peek(fixture.layout.indexFile(repo))?.value
         try fixture.store.events.prepareLocked([IndexEvent(.tagDeleted, digest: "sha256:x", tag: "v1")], repository: repo,
                                                generation: IndexGeneration.next(after: current))
         #expect(fixture.store.events.hasPrepared(repo))
@@ -103,7 +103,7 @@ import Testing
         #expect(try outbox.settleInterrupted(olderThan: 0) == 1)
         #expect(try outbox.queued(repo).map(\.name) == [committed.name])
         // Killed before the rename: the index still has the old generation; it goes.
-        let current = IndexGeneration.peek(fixture.layout.indexFile(repo))?.value
+        let current = try IndexGeneration.peek(fixture.layout.indexFile(repo))?.value
         try outbox.prepareLocked([IndexEvent(.tagDeleted, digest: "sha256:x", tag: "v1")], repository: repo,
                                  generation: IndexGeneration.next(after: current))
         #expect(try outbox.settleInterrupted(olderThan: 0) == 1)

@@ -1,0 +1,204 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// A real three-node Berth cluster for integration tests, brought up by `scripts/cluster`
+/// (GlusterFS volume, a FUSE mount per node, nginx + `berth serve` per node, a
+/// round-robin TLS load balancer) under one fixed root, `/tmp/berth-cluster-tests`.
+///
+/// glusterd's port is fixed, so only one cluster runs at a time: `start()` first tears
+/// down and wipes whatever an earlier run left under that root, then starts a fresh,
+/// empty volume; a glusterd of another root holding the port makes it fail with the
+/// script's message. Nothing here skips: without GlusterFS (or root) `start()` throws.
+public final class GlusterCluster: @unchecked Sendable {
+    public static let root = "/tmp/berth-cluster-tests"
+    public static let nodeCount = 3
+
+    /// Node n's base URL (index 0 is node 1).
+    public let nodes: [String]
+    /// Node n's store root: its own FUSE mount of the one volume.
+    public let stores: [String]
+    public let loadBalancer: String
+    public let caFile: String
+    /// Scratch files of the tests (bodies, headers), on local disk.
+    public let scratch: TemporaryDirectory
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var running: GlusterCluster?
+
+    private init(nodes: [String], stores: [String], loadBalancer: String, caFile: String) {
+        self.nodes = nodes
+        self.stores = stores
+        self.loadBalancer = loadBalancer
+        self.caFile = caFile
+        scratch = TemporaryDirectory(prefix: "berth-cluster-scratch")
+    }
+
+    /// The cluster of this test process, started by the first caller (and torn down when
+    /// the process exits).
+    public static func shared() throws -> GlusterCluster {
+        lock.lock()
+        defer { lock.unlock() }
+        if let running { return running }
+        let cluster = try start()
+        running = cluster
+        atexit { GlusterCluster.tearDown() }
+        return cluster
+    }
+
+    /// Runs `scripts/cluster` with this fixture's root and the binary under test, its
+    /// output in files. Spawned and reaped here (posix_spawn, waitpid) rather than by
+    /// Foundation's Process, which at times never saw this script exit once it had
+    /// started daemons (the test then hung on a zombie).
+    @discardableResult
+    public static func script(_ arguments: [String]) -> ScriptResult {
+        run(["/bin/bash", "\(RegistryServer.repositoryRoot)/scripts/cluster"] + arguments,
+            environment: ["CLUSTER_ROOT": root, "BERTH_BIN": RegistryServer.binary])
+    }
+
+    /// Runs `argv` (an absolute program path first) to its end, its output in files, so
+    /// that daemons it leaves behind hold no pipe of ours.
+    public static func run(_ argv: [String], environment extra: [String: String] = [:]) -> ScriptResult {
+        precondition(!argv.isEmpty, "no program to run")
+        let id = UUID().uuidString
+        let outFile = "/tmp/berth-cluster-script-\(id).out", errFile = "/tmp/berth-cluster-script-\(id).err"
+        defer {
+            unlink(outFile)
+            unlink(errFile)
+        }
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in extra { environment[key] = value }
+        let envp = environment.map { "\($0.key)=\($0.value)" }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // NULL-terminated arrays of C strings, as posix_spawn wants argv and envp.
+        let argvPointers: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        let envPointers: [UnsafeMutablePointer<CChar>?] = envp.map { strdup($0) } + [nil]
+        defer { for pointer in argvPointers + envPointers { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, argvPointers, envPointers)
+        guard spawned == 0 else { return ScriptResult(status: -1, stdout: "", stderr: "cannot start \(argv[0]): errno \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return ScriptResult(status: exit, stdout: (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? "",
+                            stderr: (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "")
+    }
+
+    private static func start() throws -> GlusterCluster {
+        guard getuid() == 0 else { throw ClusterError.setup("the cluster tests need root (FUSE mounts, glusterd)") }
+        for tool in ["glusterd", "glusterfs", "gluster"] where !["/usr/sbin/\(tool)", "/usr/bin/\(tool)", "/sbin/\(tool)"]
+            .contains(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+            throw ClusterError.setup("\(tool) is not installed: run scripts/deps (Debian glusterfs-server, glusterfs-client)")
+        }
+        script(["purge"])
+        try? FileManager.default.removeItem(atPath: root)
+        let up = script(["up", String(nodeCount)])
+        guard up.succeeded else {
+            throw ClusterError.setup("scripts/cluster up \(nodeCount) failed (status \(up.status)):\n\(up.stderr)\n\(up.stdout)")
+        }
+        let lines = up.stdout.split(separator: "\n").map(String.init)
+        var nodes: [String] = [], stores: [String] = []
+        var caFile = ""
+        for line in lines {
+            let fields = line.split(separator: " ").map(String.init)
+            if fields.count == 3, fields[0].hasPrefix("node") {
+                nodes.append(fields[1])
+                stores.append(fields[2])
+            } else if fields.count == 2, fields[0] == "ca" {
+                caFile = fields[1]
+            }
+        }
+        guard let last = lines.last, last.hasPrefix("https://"), nodes.count == nodeCount, !caFile.isEmpty else {
+            throw ClusterError.setup("scripts/cluster up printed no endpoints:\n\(up.stdout)")
+        }
+        return GlusterCluster(nodes: nodes, stores: stores, loadBalancer: last, caFile: caFile)
+    }
+
+    /// Stops everything and wipes the root and the scratch files (the process's exit calls it).
+    public static func tearDown() {
+        script(["purge"])
+        try? FileManager.default.removeItem(atPath: root)
+        lock.lock()
+        running?.scratch.remove()
+        running = nil
+        lock.unlock()
+    }
+
+    /// SIGKILLs node `n`'s nginx, supervisor and workers (n from 1).
+    public func kill(node n: Int) throws {
+        let result = Self.script(["kill", String(n)])
+        guard result.succeeded else { throw ClusterError.setup("scripts/cluster kill \(n): \(result.stderr)") }
+    }
+
+    /// Starts again whatever is not running (a killed node).
+    public func restartMissing() throws {
+        let result = Self.script(["up", String(Self.nodeCount)])
+        guard result.succeeded else { throw ClusterError.setup("scripts/cluster up: \(result.stderr)") }
+    }
+
+    /// Runs a `berth` command (gc, scrub) on node n's mount.
+    public func berth(_ arguments: [String], node n: Int) -> Shell.Result {
+        Shell.run(RegistryServer.binary, arguments + ["--store", stores[n - 1]], timeout: 120)
+    }
+
+    /// The store's cluster-wide metric `name` (summed over every node's worker files), from node n.
+    public func metric(_ name: String, node n: Int = 1) -> Double? {
+        let text = curl(["\(nodes[n - 1])/metrics"]).text
+        for line in text.split(separator: "\n") where line.hasPrefix("\(name) ") {
+            return Double(line.split(separator: " ").last ?? "")
+        }
+        return nil
+    }
+
+    /// curl against the cluster (TLS verified against its CA); the last answer's status,
+    /// headers and body. Status -1 when no answer came (connection refused or reset).
+    public func curl(_ arguments: [String]) -> RegistryServer.Response {
+        let id = UUID().uuidString
+        let headerFile = "\(scratch.path)/curl-\(id).headers", bodyFile = "\(scratch.path)/curl-\(id).body"
+        defer {
+            try? FileManager.default.removeItem(atPath: headerFile)
+            try? FileManager.default.removeItem(atPath: bodyFile)
+        }
+        let result = Shell.run("curl", ["-sS", "--max-time", "60", "--cacert", caFile, "-D", headerFile, "-o", bodyFile,
+                                        "-w", "%{http_code}"] + arguments)
+        let headerText = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
+        let blocks = headerText.components(separatedBy: "\r\n\r\n").filter { !$0.isEmpty }
+        var headers: [String: [String]] = [:]
+        for line in (blocks.last ?? "").components(separatedBy: "\r\n").dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[name, default: []].append(value)
+        }
+        let status = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        return RegistryServer.Response(status: status == 0 ? -1 : status, headers: headers,
+                                       body: FileManager.default.contents(atPath: bodyFile) ?? Data())
+    }
+
+    /// Writes `bytes` to a scratch file for a request body; the caller removes it.
+    public func bodyFile(_ bytes: Data) -> String {
+        let path = "\(scratch.path)/body-\(UUID().uuidString)"
+        _ = FileManager.default.createFile(atPath: path, contents: bytes)
+        return path
+    }
+
+    public struct ScriptResult: Sendable {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+        public var succeeded: Bool { status == 0 }
+    }
+
+    public enum ClusterError: Error, CustomStringConvertible {
+        case setup(String)
+        public var description: String {
+            switch self { case .setup(let text): "GlusterFS cluster setup failed: \(text)" }
+        }
+    }
+}
