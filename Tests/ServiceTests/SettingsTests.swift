@@ -115,7 +115,16 @@ import Testing
         var again = Settings()
         try again.apply(fileText: settings.rendered, name: "rendered")
         #expect(again == settings)
-        for bad in ["issuer.k8s.colour = red", "issuer..issuer = x", "issuer.K8S.issuer = x", "issuer.k8s.jwks_url = https://x",
+        var fetching = Settings()
+        try fetching.apply(fileText: "store = /var/lib/berth\nissuer.oidc.jwks_url = https://idp.example.com/keys\nissuer.oidc.ca_file = /etc/ca.pem\n"
+                           + "issuer.oidc.jwks_refresh = 60\nissuer.oidc.rootcertbundle = /etc/token.pem", name: "t")
+        #expect(fetching.issuers["oidc"]?.jwksURL == "https://idp.example.com/keys" && fetching.issuers["oidc"]?.jwksRefresh == 60)
+        #expect(fetching.issuers["oidc"]?.caFile == "/etc/ca.pem" && fetching.issuers["oidc"]?.rootCertBundle == "/etc/token.pem")
+        var fetchedAgain = Settings()
+        try fetchedAgain.apply(fileText: fetching.rendered, name: "rendered")
+        #expect(fetchedAgain == fetching)
+        for bad in ["issuer.k8s.colour = red", "issuer..issuer = x", "issuer.K8S.issuer = x", "issuer.k8s.jwks_url = http://x",
+                    "issuer.k8s.jwks_refresh = 1", "issuer.k8s.ca_file = relative.pem",
                     "auth = kerberos", "token_ttl = 5", "service = a b"] {
             var probe = Settings()
             #expect(throws: Settings.Problem.self, "\(bad)") { try probe.apply(fileText: bad, name: "t") }
