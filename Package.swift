@@ -29,15 +29,15 @@ let package = Package(
         // Credentials: htpasswd (bcrypt), robot tokens, the token endpoint's Ed25519 JWTs.
         // Implements Registry's Authenticator and TokenIssuer.
         .target(name: "Auth", dependencies: ["Locks", "Registry", "Storage", "Curl", "COpenSSL", "CCrypt"]),
-        // An HTTP client over libcurl (GET, HEAD; TLS verified; bodies streamed): the mirror's
-        // upstreams, issuers' JWKS.
+        // An HTTP client over libcurl (GET, HEAD, POST; TLS verified; bodies streamed): the
+        // mirror's upstreams, issuers' JWKS, webhooks.
         .target(name: "Curl", dependencies: ["Storage", "CCurl"]),
         // The pull-through mirror: upstream registries, their token flow, and a decorator of
         // the store's capabilities that fills mirrored repositories on demand.
         .target(name: "Mirror", dependencies: ["Locks", "Storage", "Curl"]),
         // Delivery of the store's queued events to webhooks (libcurl, HMAC signatures),
         // one deliverer per store. The outbox itself is Storage's, written in the commit.
-        .target(name: "Events", dependencies: ["Locks", "Storage", "CCurl", "COpenSSL"]),
+        .target(name: "Events", dependencies: ["Locks", "Storage", "Curl", "COpenSSL"]),
         // A thin libfcgi server: accept loop on threads, params, body stream, response writer.
         .target(name: "FastCGI", dependencies: ["CFastCGI"]),
         // The service around the registry: settings, the supervisor and its workers, the

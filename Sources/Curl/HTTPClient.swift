@@ -3,9 +3,9 @@ import Glibc
 #endif
 import CCurl
 
-/// An HTTP client over libcurl (an upstream registry, an issuer's JWKS): GET and HEAD
-/// with headers, the answer's headers before its body, and the body as a stream read at
-/// the caller's pace.
+/// An HTTP client over libcurl (an upstream registry, an issuer's JWKS, a webhook): GET
+/// and HEAD with headers, the answer's headers before its body, and the body as a stream
+/// read at the caller's pace; POST of a small body.
 /// TLS is verified (against the system's CAs, or `caFile`); redirects are followed (at
 /// most 5, http and https only); nothing is logged, so credentials in headers stay here.
 public struct HTTPClient: Sendable {
@@ -44,6 +44,53 @@ public struct HTTPClient: Sendable {
                                             wholeRequestTimeout: wholeRequestTimeout)
         try transfer.waitForHeaders()
         return transfer
+    }
+
+    /// POSTs `body` with `headers` (`Name: value` lines) and answers the status; redirects
+    /// are not followed, and the whole request (connection included) takes at most
+    /// `requestTimeout` seconds. The answer's body is read and dropped.
+    public func post(_ body: [UInt8], url: String, headers: [String]) throws(HTTPError) -> Int {
+        guard CurlGlobal.ready else { throw .transport("libcurl could not be initialised") }
+        guard let curl = curl_easy_init() else { throw .transport("curl_easy_init failed") }
+        defer { curl_easy_cleanup(curl) }
+        var list: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(list) }
+        for header in headers {
+            guard let next = curl_slist_append(list, header) else { throw .transport("out of memory") }
+            list = next
+        }
+        var error = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        let options = self.options
+        let code = body.withUnsafeBufferPointer { bytes in
+            error.withUnsafeMutableBufferPointer { message -> CURLcode in
+                // Every option is set before any can fail: one check of them all.
+                var set = [
+                    berth_curl_easy_setopt_string(curl, CURLOPT_URL, url),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_POST, 1),
+                    berth_curl_easy_setopt_pointer(curl, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress)),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_POSTFIELDSIZE, bytes.count),
+                    berth_curl_easy_setopt_pointer(curl, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list)),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_NOSIGNAL, 1),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_TIMEOUT, options.requestTimeout),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_CONNECTTIMEOUT, options.connectTimeout),
+                    berth_curl_easy_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0),
+                    berth_curl_easy_setopt_string(curl, CURLOPT_PROTOCOLS_STR, "http,https"),
+                    berth_curl_easy_setopt_string(curl, CURLOPT_USERAGENT, options.userAgent),
+                    berth_curl_easy_setopt_callback(curl, CURLOPT_WRITEFUNCTION, { _, size, count, _ in size * count }),
+                    berth_curl_easy_setopt_pointer(curl, CURLOPT_ERRORBUFFER, message.baseAddress),
+                ]
+                if let caFile = options.caFile { set.append(berth_curl_easy_setopt_string(curl, CURLOPT_CAINFO, caFile)) }
+                if let failed = set.first(where: { $0 != CURLE_OK }) { return failed }
+                return curl_easy_perform(curl)
+            }
+        }
+        guard code == CURLE_OK else {
+            let text = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw .transport(text.isEmpty ? String(cString: curl_easy_strerror(code)) : text)
+        }
+        var status = 0
+        _ = berth_curl_easy_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
+        return status
     }
 
     /// The whole answer of a small request, its body at most `limit` bytes.
