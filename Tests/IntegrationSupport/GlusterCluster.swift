@@ -159,26 +159,7 @@ public final class GlusterCluster: @unchecked Sendable {
     /// curl against the cluster (TLS verified against its CA); the last answer's status,
     /// headers and body. Status -1 when no answer came (connection refused or reset).
     public func curl(_ arguments: [String]) -> RegistryServer.Response {
-        let id = UUID().uuidString
-        let headerFile = "\(scratch.path)/curl-\(id).headers", bodyFile = "\(scratch.path)/curl-\(id).body"
-        defer {
-            try? FileManager.default.removeItem(atPath: headerFile)
-            try? FileManager.default.removeItem(atPath: bodyFile)
-        }
-        let result = Shell.run("curl", ["-sS", "--max-time", "60", "--cacert", caFile, "-D", headerFile, "-o", bodyFile,
-                                        "-w", "%{http_code}"] + arguments)
-        let headerText = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
-        let blocks = headerText.components(separatedBy: "\r\n\r\n").filter { !$0.isEmpty }
-        var headers: [String: [String]] = [:]
-        for line in (blocks.last ?? "").components(separatedBy: "\r\n").dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            headers[name, default: []].append(value)
-        }
-        let status = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
-        return RegistryServer.Response(status: status == 0 ? -1 : status, headers: headers,
-                                       body: FileManager.default.contents(atPath: bodyFile) ?? Data())
+        RegistryServer.Response.curl(["--max-time", "60", "--cacert", caFile] + arguments, scratch: scratch.path)
     }
 
     /// Writes `bytes` to a scratch file for a request body; the caller removes it.

@@ -187,6 +187,31 @@ public final class RegistryServer: @unchecked Sendable {
         public let body: Data
 
         public func header(_ name: String) -> String? { headers[name.lowercased()]?.first }
+
+        /// Runs curl with `arguments` (its headers and body go to files in `scratch`): the
+        /// status (-1 when no answer came), the headers of the last answer (curl writes one
+        /// block per answer) and the body.
+        public static func curl(_ arguments: [String], scratch: String) -> Response {
+            let id = UUID().uuidString
+            let headerFile = "\(scratch)/curl-\(id).headers", bodyFile = "\(scratch)/curl-\(id).body"
+            defer {
+                try? FileManager.default.removeItem(atPath: headerFile)
+                try? FileManager.default.removeItem(atPath: bodyFile)
+            }
+            let result = Shell.run("curl", ["-sS", "-D", headerFile, "-o", bodyFile, "-w", "%{http_code}"] + arguments)
+            let headerText = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
+            let blocks = headerText.components(separatedBy: "\r\n\r\n").filter { !$0.isEmpty }
+            var headers: [String: [String]] = [:]
+            for line in (blocks.last ?? "").components(separatedBy: "\r\n").dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                headers[name, default: []].append(value)
+            }
+            let status = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            return Response(status: status == 0 ? -1 : status, headers: headers,
+                            body: FileManager.default.contents(atPath: bodyFile) ?? Data())
+        }
         public var text: String { String(decoding: body, as: UTF8.self) }
 
         /// The first OCI error code in the body, if it is the spec's error document.
@@ -202,27 +227,7 @@ public final class RegistryServer: @unchecked Sendable {
     /// Runs curl against this server (TLS verified against the test CA). `arguments`
     /// are curl's own; the headers and body of the last answer are returned.
     public func curl(_ arguments: [String]) -> Response {
-        let id = UUID().uuidString
-        let headerFile = "\(directory.path)/curl-\(id).headers", bodyFile = "\(directory.path)/curl-\(id).body"
-        defer {
-            try? FileManager.default.removeItem(atPath: headerFile)
-            try? FileManager.default.removeItem(atPath: bodyFile)
-        }
-        let result = Shell.run("curl", ["-sS", "--cacert", "\(certDirectory)/ca.crt", "-D", headerFile, "-o", bodyFile,
-                                        "-w", "%{http_code}"] + arguments)
-        let headerText = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
-        // Keep the headers of the last answer only (curl writes one block per answer).
-        let blocks = headerText.components(separatedBy: "\r\n\r\n").filter { !$0.isEmpty }
-        var headers: [String: [String]] = [:]
-        for line in (blocks.last ?? "").components(separatedBy: "\r\n").dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            headers[name, default: []].append(value)
-        }
-        return Response(status: Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1,
-                        headers: headers,
-                        body: FileManager.default.contents(atPath: bodyFile) ?? Data())
+        Response.curl(["--cacert", "\(certDirectory)/ca.crt"] + arguments, scratch: directory.path)
     }
 
     private func waitFor(_ what: String, _ ready: () -> Bool) throws {
