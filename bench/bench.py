@@ -16,6 +16,8 @@ runs are bounded.
 import argparse, base64, datetime, gzip, hashlib, json, os, platform, random, re, shutil, signal
 import http.client, socket, ssl, statistics, subprocess, sys, tempfile, threading, time
 
+import pull_records
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -547,6 +549,14 @@ def main():
                    {"registry": 8, "static": 0.3})
         report.add("manifest GET by digest, 32 connections", "req/s",
                    each_round(manifest_requests("GET", "sha256:" + manifest_digest), "manifest GET"), {"registry": 8, "static": 0.3})
+
+        # Pull recording (record_pulls, on by default) against a second Berth on the same
+        # store with it off, alternated in each round (target: on >= 0.95 x off).
+        recording_off = pull_records.RecordingOff(systems, work, options.berth)
+        pull_samples = pull_records.figure(systems, recording_off, rounds, seconds)
+        report.add("manifest GET by tag, 32 connections, pulls recorded (same rounds)", "req/s", {"berth": pull_samples["on"]},
+                   {"min": round(0.95 * statistics.median(pull_samples["off"]))})
+        report.add("manifest GET by tag, 32 connections, record_pulls = false", "req/s", {"berth": pull_samples["off"]})
 
         # Authenticated pulls next to anonymous ones, alternated in each round: Basic
         # (bcrypt cost 10, cached by the worker), a Bearer token from /token, and

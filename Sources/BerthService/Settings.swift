@@ -48,6 +48,12 @@ public struct Settings: Equatable, Sendable {
     public var webhookMaxAttempts = Defaults.webhookMaximumAttempts
     /// The audit log (JSON lines, appended); nil: none.
     public var auditLog: String?
+    /// Workers note which manifests (and mirrored blobs) are pulled and pushed, and flush
+    /// it to `_berth/pulls/` every `pullRecordInterval` seconds (retention, mirror eviction).
+    public var recordPulls = true
+    public var pullRecordInterval = Defaults.pullRecordInterval
+    /// The retention policy file (`berth retention`, and `berth gc` first); nil: none.
+    public var retention: String?
     /// External token issuers (`issuer.<name>.<field>` keys), by name.
     public var issuers: [String: IssuerConfiguration] = [:]
     /// Pull-through mirrors (`mirror.<name>.<field>` keys), by name (the namespace).
@@ -86,7 +92,8 @@ public struct Settings: Equatable, Sendable {
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level",
                        "htpasswd", "auth", "token_key", "token_ttl", "service", "mirror_default", "mirror_threads",
                        "immutable_tags",
-                       "webhook", "webhook_secret_file", "webhook_max_attempts", "audit_log"]
+                       "webhook", "webhook_secret_file", "webhook_max_attempts", "audit_log",
+                       "record_pulls", "pull_record_interval", "retention"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
     public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
@@ -100,6 +107,13 @@ public struct Settings: Equatable, Sendable {
         func path() throws(Problem) -> String {
             guard value.hasPrefix("/") || value.hasPrefix(".") else { throw fail("\"\(value)\" is not a path") }
             return value
+        }
+        func boolean() throws(Problem) -> Bool {
+            switch value {
+            case "true", "yes", "on", "1": return true
+            case "false", "no", "off", "0": return false
+            default: throw fail("\"\(value)\" is not true or false")
+            }
         }
         if key.hasPrefix("issuer.") {
             try setIssuer(key, value, fail: fail)
@@ -118,12 +132,10 @@ public struct Settings: Equatable, Sendable {
         case "workers": workers = try integer(0...64)
         case "threads": threads = try integer(1...1024)
         case "pull_threads": pullThreads = try integer(0...256)
-        case "automatic_cross_mount":
-            switch value {
-            case "true", "yes", "on", "1": automaticCrossMount = true
-            case "false", "no", "off", "0": automaticCrossMount = false
-            default: throw fail("\"\(value)\" is not true or false")
-            }
+        case "automatic_cross_mount": automaticCrossMount = try boolean()
+        case "record_pulls": recordPulls = try boolean()
+        case "pull_record_interval": pullRecordInterval = try integer(1...86_400)
+        case "retention": retention = value.isEmpty ? nil : try path()
         case "max_upload_sessions": maxUploadSessions = try integer(1...1_000_000)
         case "policy": policy = value.isEmpty ? nil : try path()
         case "upload_age": uploadAge = try integer(0...Int(Int32.max))
@@ -236,6 +248,14 @@ public struct Settings: Equatable, Sendable {
         case "username": mirror.username = value.isEmpty ? nil : value
         case "password_file": mirror.passwordFile = try path()
         case "ca_file": mirror.caFile = try path()
+        case "max_age":
+            if value.isEmpty { mirror.maxAge = nil; break }
+            guard let seconds = Quantities.seconds(value) else { throw fail("\"\(value)\" is not a period (seconds, or 30d, 12h, 2w)") }
+            mirror.maxAge = seconds
+        case "max_bytes":
+            if value.isEmpty { mirror.maxBytes = nil; break }
+            guard let bytes = Quantities.bytes(value) else { throw fail("\"\(value)\" is not a size (bytes, or 512MiB, 50GiB, 2TB)") }
+            mirror.maxBytes = bytes
         default:
             guard let seconds = Int(value), (0...31_536_000).contains(seconds) else { throw fail("\"\(value)\" is not 0...31536000 seconds") }
             mirror.tagTTL = seconds
@@ -304,7 +324,8 @@ public struct Settings: Equatable, Sendable {
             "token_key = \(text(tokenKey))", "token_ttl = \(tokenTTL)", "service = \(text(service))",
             "mirror_default = \(text(mirrorDefault))", "mirror_threads = \(mirrorThreads)",
             "webhook_secret_file = \(text(webhookSecretFile))", "webhook_max_attempts = \(webhookMaxAttempts)",
-            "audit_log = \(text(auditLog))",
+            "audit_log = \(text(auditLog))", "record_pulls = \(recordPulls)", "pull_record_interval = \(pullRecordInterval)",
+            "retention = \(text(retention))",
         ].joined(separator: "\n") + Self.renderRepeated("immutable_tags", immutableTags.map(\.description))
             + Self.renderRepeated("webhook", webhooks) + issuers.keys.sorted().map { name -> String in
             guard let issuer = issuers[name] else { return "" }
@@ -324,6 +345,8 @@ public struct Settings: Equatable, Sendable {
             if let value = mirror.username { lines.append("mirror.\(name).username = \(text(value))") }
             if let value = mirror.passwordFile { lines.append("mirror.\(name).password_file = \(text(value))") }
             if let value = mirror.caFile { lines.append("mirror.\(name).ca_file = \(text(value))") }
+            if let value = mirror.maxAge { lines.append("mirror.\(name).max_age = \(value)") }
+            if let value = mirror.maxBytes { lines.append("mirror.\(name).max_bytes = \(value)") }
             return "\n" + lines.joined(separator: "\n")
         }.joined()
     }

@@ -66,6 +66,7 @@ public struct WorkerProcess {
                                                onEvent: { name, details in Self.mirrorEvent(name, details, metrics: metrics, log: log) })
             capabilities = mirror.capabilities
         }
+        if settings.recordPulls { capabilities = capabilities.recordingPulls(into: store.pullRecorder) }
         let registry = Registry(capabilities: capabilities, options: options)
         let audit = try AuditLog.open(settings)
         let auditFailed = Locked(false)
@@ -121,6 +122,7 @@ public struct WorkerProcess {
         }
         let signal = server.run()
         metrics.save()
+        if settings.recordPulls { try? store.pullRecorder.flush() }
         log.event("stopped", ["signal": String(signal), "pid": String(getpid())])
         if let ownSocket { unlink(ownSocket) }
     }
@@ -153,7 +155,8 @@ public struct WorkerProcess {
         return try AuthService(files: AuthFiles(layout: store.layout, clock: store.clock), options: options)
     }
 
-    /// Each second, off the request path: this process's counters to disk; the trash
+    /// Each second, off the request path: this process's counters to disk; every
+    /// `pull_record_interval` seconds, what it saw pulled (`PullRecorder`); the trash
     /// emptied (store-wide work, so only by the first of a supervisor's workers); and, for
     /// a supervised worker, a check that its supervisor still lives (if not, it stops as
     /// on SIGTERM: a new supervisor's workers take over the socket).
@@ -170,9 +173,19 @@ public struct WorkerProcess {
             supervisor = parent
         }
         let lastTrashFailure = Locked<String?>(nil)
+        let lastPullRecordFailure = Locked<String?>(nil)
         let orphaned = Atomic<Bool>(false)
+        let seconds = Atomic<Int>(0)
+        let pullRecordInterval = settings.recordPulls ? settings.pullRecordInterval : 0
         BackgroundLoop.start(every: 1) {
             metrics.saveIfChanged()
+            if pullRecordInterval > 0, (seconds.add(1, ordering: .relaxed).newValue) % pullRecordInterval == 0 {
+                var failure: String?
+                do { try store.pullRecorder.flush() } catch { failure = "\(error)" }
+                if lastPullRecordFailure.withLock({ last in defer { last = failure }; return last != failure }), let failure {
+                    log.event("pull_records_failed", ["error": failure])
+                }
+            }
             if let supervisor, getppid() != supervisor, !orphaned.exchange(true, ordering: .relaxed) {
                 log.event("supervisor_gone", ["supervisor": String(supervisor), "pid": String(getpid())], level: .warning)
                 kill(getpid(), SIGTERM)

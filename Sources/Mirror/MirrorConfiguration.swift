@@ -14,9 +14,14 @@ public struct MirrorConfiguration: Sendable, Equatable {
     public var caFile: String?
     /// Seconds a tag is served from the store before it is revalidated upstream.
     public var tagTTL = Defaults.mirrorTagTTL
+    /// `berth gc` removes what was not pulled within this many seconds; nil: no age limit.
+    public var maxAge: Int?
+    /// `berth gc` trims the mirror's repositories to this many bytes, least recently
+    /// pulled first; nil: no size limit.
+    public var maxBytes: UInt64?
 
     /// The fields of a `mirror.<name>.` section.
-    public static let fields = ["upstream", "username", "password_file", "ca_file", "tag_ttl"]
+    public static let fields = ["upstream", "username", "password_file", "ca_file", "tag_ttl", "max_age", "max_bytes"]
 
     public init(name: String) {
         self.name = name

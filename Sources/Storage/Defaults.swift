@@ -37,6 +37,8 @@ public enum Defaults {
     /// `webhookLongestBackoff`.
     public static let webhookFirstBackoff = 1
     public static let webhookLongestBackoff = 300
+    /// Seconds between two flushes of a worker's pull records to `_berth/pulls/`.
+    public static let pullRecordInterval = 60
     /// Seconds one webhook request may take (connection included).
     public static let webhookTimeout = 10
 }

@@ -34,6 +34,10 @@ public final class Store: Sendable {
     public let metricsFiles: MetricsFiles
     /// The filesystem's clock, which ages of files in the store are measured against.
     public let clock: StoreClock
+    /// This process's record of what was pulled and pushed, flushed to `_berth/pulls/`
+    /// by whoever runs it (the worker's background loop); `Capabilities.recordingPulls`
+    /// feeds it.
+    public let pullRecorder: PullRecorder
 
     public init(layout: StoreLayout, options: Options = Options()) {
         self.layout = layout
@@ -50,6 +54,7 @@ public final class Store: Sendable {
                                   cache: IndexCache(clock: clock), committer: IndexCommitter(), immutableTags: options.immutableTags,
                                   outbox: events, recordsEvents: options.recordsEvents)
         metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
+        pullRecorder = PullRecorder(layout: layout, clock: clock)
     }
 
     /// A store at `root` with the default options.

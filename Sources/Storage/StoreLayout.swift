@@ -44,6 +44,10 @@
 ///     metrics/worker-<instance>.json      counters of one worker process, summed by /metrics
 ///     metrics/supervisor-<instance>.json  worker restarts counted by one supervising `berth serve`
 ///     metrics/<gc|scrub>.json       the last run's result
+///     pulls/<instance>-<n>.log      what one process saw pulled and pushed between two flushes
+///                                   (`PullRecorder`): lines `<time> <pull|push|blob> <repository> <digest>`
+///     pulls/_compacted.log          the segments folded together by gc (`PullHistory.compact`)
+///     locks/_pulls                  held while the pull records are compacted
 ///     auth/keys/<kid>.key           token signing keys (hex Ed25519 seed, mode 600): the newest signs, all verify
 ///     auth/robots/<name>.json       one robot token: name, SHA-256 of its secret, scopes, expiry (mode 600)
 /// ```
@@ -172,6 +176,21 @@ public struct StoreLayout: Sendable {
     public func metricsFile(named name: String) -> String { "\(metricsDirectory)/\(name)" }
     /// `name` is a fixed word chosen by the caller (`gc`, `scrub`), never request data.
     public func maintenanceReportFile(_ name: StaticString) -> String { "\(metricsDirectory)/\(name).json" }
+
+    // MARK: Pull records
+
+    public var pullRecordsDirectory: String { "\(bookkeepingDirectory)/pulls" }
+    /// One flush of one process's `PullRecorder`; `sequence` counts its flushes.
+    public func pullRecordSegment(_ process: ProcessInstance, sequence: Int) -> String {
+        "\(pullRecordsDirectory)/\(process.name)-\(sequence).log"
+    }
+    /// The segments folded together (`_` never starts a process instance's name).
+    public var compactedPullRecordsFile: String { "\(pullRecordsDirectory)/_compacted.log" }
+    /// True for the name of a file `pullRecordSegment` makes.
+    public static func isPullRecordSegment(_ name: String) -> Bool { !name.hasPrefix("_") && name.hasSuffix(".log") }
+    /// An entry met while listing `pullRecordsDirectory`.
+    public func pullRecordsFile(named name: String) -> String { "\(pullRecordsDirectory)/\(name)" }
+    public var pullRecordsLockFile: String { "\(locksDirectory)/_pulls" }
 
     public var authDirectory: String { "\(bookkeepingDirectory)/auth" }
     public var signingKeysDirectory: String { "\(authDirectory)/keys" }

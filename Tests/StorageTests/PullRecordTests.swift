@@ -1,0 +1,63 @@
+import Foundation
+import Storage
+import Testing
+import TestSupport
+
+@Suite struct PullRecordTests {
+    @Test func pullsPushesAndMirroredBlobsReachTheHistoryOnlyThroughTheDecoratorAndAfterAFlush() throws {
+        let fixture = StoreFixture()
+        let repository = fixture.name("team/app")
+        let body = try fixture.imageManifest(in: repository.value)
+        let recording = fixture.store.capabilities.recordingPulls(into: fixture.store.pullRecorder)
+        let pushed = try recording.manifests.put(body, contentType: MediaType.ociManifest, reference: .tag(Tag("v1")!),
+                                                 repository: repository, tags: [])
+        _ = try recording.manifests.resolve(.tag(Tag("v1")!), in: repository)
+        // Not a mirror: blob reads are not recorded.
+        let config = try #require(ManifestDocument(body: body, contentType: nil).blobs.first?.digest)
+        #expect(recording.blobs.size(of: config, in: repository) != nil)
+        // The store's own capabilities record nothing.
+        _ = try fixture.store.capabilities.manifests.resolve(.digest(pushed.digest), in: repository)
+
+        #expect(try PullHistory.load(fixture.layout).count == 0, "nothing on disk before the flush")
+        try fixture.store.pullRecorder.flush()
+        let history = try PullHistory.load(fixture.layout)
+        let pulled = try #require(history.lastPulled(pushed.digest, in: repository))
+        #expect(abs(pulled - fixture.store.clock.now()) < 60)
+        #expect(history.lastPushed(pushed.digest, in: repository) == pulled)
+        #expect(history.lastPulledBlob(config, in: repository) == nil)
+        #expect(history.count == 2)
+        // An empty flush writes nothing.
+        try fixture.store.pullRecorder.flush()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.layout.pullRecordsDirectory).sorted().count == 1)
+    }
+
+    @Test func segmentsOfSeveralProcessesMergeToTheLatestTimeAndCompactionDropsWhatIsGone() throws {
+        let fixture = StoreFixture()
+        let repository = fixture.name("team/app")
+        let kept = try fixture.manifests.put(try fixture.imageManifest(in: repository.value, seed: 1), contentType: nil,
+                                             reference: .tag(Tag("kept")!), repository: repository).digest
+        let gone = try fixture.manifests.put(try fixture.imageManifest(in: repository.value, seed: 2), contentType: nil,
+                                             reference: .tag(Tag("gone")!), repository: repository).digest
+        // Two processes' segments, written by hand as recorders write them.
+        try write("# berth pull records 1\n100 pull team/app \(kept)\n100 pull team/app \(gone)\n", to: fixture.layout.pullRecordsFile(named: "node-a-1-1-0.log"))
+        try write("# berth pull records 1\n250 pull team/app \(kept)\nnot a record\n90 pull team/app \(gone)\n", to: fixture.layout.pullRecordsFile(named: "node-b-2-2-0.log"))
+        var history = try PullHistory.load(fixture.layout)
+        #expect(history.lastPulled(kept, in: repository) == 250)
+        #expect(history.lastPulled(gone, in: repository) == 100)
+
+        try fixture.manifests.delete(.digest(gone), in: repository)
+        try FileManager.default.removeItem(atPath: fixture.layout.blobFile(repository, gone))
+        history = try PullHistory.compact(fixture.store)
+        #expect(history.lastPulled(kept, in: repository) == 250)
+        #expect(history.lastPulled(gone, in: repository) == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.layout.pullRecordsDirectory).sorted() == ["_compacted.log"])
+        // What a process flushes after the compaction merges with the compacted file.
+        try write("# berth pull records 1\n300 pull team/app \(kept)\n", to: fixture.layout.pullRecordsFile(named: "node-a-1-1-1.log"))
+        #expect(try PullHistory.load(fixture.layout).lastPulled(kept, in: repository) == 300)
+    }
+
+    private func write(_ text: String, to path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    }
+}
