@@ -7,7 +7,10 @@ import Glibc
 ///   to their children, configs, layers and the referrers of kept manifests), untagged
 ///   manifests older than `untaggedManifestAge` when that is set, and stale referrer entries;
 /// - shared blob copies no repository links any more (the bytes go with the last link);
-/// - upload sessions idle longer than `uploadAge`, and leftover temp files.
+/// - upload sessions idle longer than `uploadAge`, and leftover temp files;
+/// - in pull-through mirrors with limits (`mirrors`), manifests not pulled within
+///   `max_age` and, past `max_bytes`, the least recently pulled (`MirrorEviction`);
+/// - and it folds the workers' pull records together (`PullHistory.compact`).
 /// Nothing changed within `gracePeriod` is touched, so a push in flight keeps the blobs
 /// it uploaded but has not referenced yet.
 public struct GarbageCollector: Sendable {
@@ -17,8 +20,24 @@ public struct GarbageCollector: Sendable {
         /// nil: untagged manifests are kept.
         public var untaggedManifestAge: Int?
         public var dryRun = false
+        /// Pull-through mirrors whose content is evicted by age or size.
+        public var mirrors: [MirrorLimit] = []
 
         public init() {}
+    }
+
+    /// The eviction limits of one mirror (`mirror.<name>.max_age`, `.max_bytes`).
+    public struct MirrorLimit: Sendable, Equatable {
+        /// Repositories `<namespace>/…`.
+        public let namespace: String
+        public let maxAge: Int?
+        public let maxBytes: UInt64?
+
+        public init(namespace: String, maxAge: Int?, maxBytes: UInt64?) {
+            self.namespace = namespace
+            self.maxAge = maxAge
+            self.maxBytes = maxBytes
+        }
     }
 
     /// One thing removed (or, in a dry run, that would be).
@@ -28,6 +47,15 @@ public struct GarbageCollector: Sendable {
         public let path: String
         /// Bytes freed on disk by this removal (0 while other links keep the data).
         public let bytesFreed: UInt64
+        /// Why, where more than "nothing references it" is to say (a mirror eviction).
+        public var reason: String?
+
+        public init(kind: Kind, path: String, bytesFreed: UInt64, reason: String? = nil) {
+            self.kind = kind
+            self.path = path
+            self.bytesFreed = bytesFreed
+            self.reason = reason
+        }
     }
 
     public struct Report: Sendable {
@@ -45,6 +73,7 @@ public struct GarbageCollector: Sendable {
     private let manifests: ManifestStore
     private let referrers: ReferrersStore
     private let clock: StoreClock
+    private let store: Store
 
     /// Built by `Store.garbageCollector(options:)`.
     init(store: Store, options: Options) {
@@ -54,6 +83,7 @@ public struct GarbageCollector: Sendable {
         manifests = store.manifests
         referrers = store.referrers
         clock = store.clock
+        self.store = store
     }
 
     /// Runs once; `now` defaults to the store's clock (`StoreClock`), which the grace
@@ -62,9 +92,13 @@ public struct GarbageCollector: Sendable {
         let now = given ?? clock.now()
         var report = Report()
         var clock = PhaseClock()
+        let history = options.dryRun ? try PullHistory.load(layout) : try PullHistory.compact(store)
+        let evictions = try MirrorEviction(layout: layout, manifests: manifests, repositories: repositories)
+            .plan(options.mirrors, history: history, now: now, gracePeriod: options.gracePeriod).evictions
+        clock.finish("pull-records")
         for repository in try repositories.catalog() {
             try repositories.withLock(repository) { () throws(StorageError) in
-                try collect(repository, now: now, into: &report)
+                try collect(repository, now: now, evicting: evictions[repository] ?? [:], into: &report)
             }
             report.repositoriesScanned += 1
         }
@@ -83,14 +117,17 @@ public struct GarbageCollector: Sendable {
 
     // MARK: Repositories
 
-    private func collect(_ repository: RepositoryName, now: Int, into report: inout Report) throws(StorageError) {
+    private func collect(_ repository: RepositoryName, now: Int, evicting evictions: [Digest: String],
+                         into report: inout Report) throws(StorageError) {
         var index = try manifests.readIndex(repository)
         let listed = index.manifests.compactMap { Digest($0.digest) }
         var roots: [Digest] = []
         var prunable: Set<Digest> = []
         for descriptor in index.manifests {
             guard let digest = Digest(descriptor.digest) else { continue }
-            if descriptor.tag == nil, let age = options.untaggedManifestAge, isOlder(layout.blobFile(repository, digest), than: age, now: now) {
+            if evictions[digest] != nil {
+                prunable.insert(digest)
+            } else if descriptor.tag == nil, let age = options.untaggedManifestAge, isOlder(layout.blobFile(repository, digest), than: age, now: now) {
                 prunable.insert(digest)
             } else {
                 roots.append(digest)
@@ -101,7 +138,8 @@ public struct GarbageCollector: Sendable {
         if !pruned.isEmpty {
             for digest in pruned.sorted() {
                 index.removeManifest(digest)
-                report.removals.append(Removal(kind: .manifest, path: "\(repository.value)@\(digest)", bytesFreed: 0))
+                report.removals.append(Removal(kind: .manifest, path: "\(repository.value)@\(digest)", bytesFreed: 0,
+                                               reason: evictions[digest]))
             }
             if !options.dryRun {
                 try manifests.replaceIndexLocked(index, repository)

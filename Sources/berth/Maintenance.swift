@@ -39,6 +39,9 @@ struct GC: ParsableCommand {
         options.uploadAge = settings.uploadAge
         options.untaggedManifestAge = settings.gcUntaggedManifestAge
         options.dryRun = dryRun
+        options.mirrors = settings.mirrors.keys.sorted().compactMap { name in
+            settings.mirrors[name].map { GarbageCollector.MirrorLimit(namespace: name, maxAge: $0.maxAge, maxBytes: $0.maxBytes) }
+        }
         let root = try StoreRoot.prepare(settings.store ?? ".")
         let store = Store(root: root)
         let collector = store.garbageCollector(options: options)
@@ -47,7 +50,8 @@ struct GC: ParsableCommand {
             throw CommandFailure("gc failed: \(error)")
         }
         for removal in report.removals {
-            print("\(dryRun ? "would remove" : "removed") \(removal.kind.rawValue) \(removal.path)\(removal.bytesFreed > 0 ? " (\(removal.bytesFreed) bytes)" : "")")
+            let bytes = removal.bytesFreed > 0 ? " (\(removal.bytesFreed) bytes)" : ""
+            print("\(dryRun ? "would remove" : "removed") \(removal.kind.rawValue) \(removal.path)\(bytes)\(removal.reason.map { ": \($0)" } ?? "")")
         }
         let kinds: [GarbageCollector.Removal.Kind] = [.blobLink, .sharedBlob, .manifest, .upload, .referrer, .temp, .trash]
         let counts = kinds.map { "\($0.rawValue)s=\(report.count($0))" }.joined(separator: " ")

@@ -57,6 +57,34 @@ import TestSupport
         for blob in childDocument.blobs { #expect(fixture.blobs.size(of: blob.digest, in: repo) != nil) }
     }
 
+    @Test func mirroredManifestsNotPulledWithinMaxAgeGoWithTheirBlobsAndHostedOnesStay() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let stale = fixture.name("up/team/stale"), pulled = fixture.name("up/team/pulled"), hosted = fixture.name("team/app")
+        var digests: [RepositoryName: Digest] = [:]
+        for (offset, repository) in [stale, pulled, hosted].enumerated() {
+            let body = try fixture.imageManifest(in: repository.value, seed: 40 + UInt64(offset))
+            digests[repository] = try fixture.manifests.put(body, contentType: nil, reference: .tag(Tag("v1")!),
+                                                            repository: repository).digest
+        }
+        // Pulled at `later`, an hour before gc runs; the others not since they were stored.
+        let record = "# berth pull records 1\n\(later) pull \(pulled.value) \(digests[pulled]!)\n"
+        mkdir(fixture.layout.pullRecordsDirectory, 0o755)
+        let file = fopen(fixture.layout.pullRecordsFile(named: "node-1-1-0.log"), "w")
+        fputs(record, file)
+        fclose(file)
+        var options = GarbageCollector.Options()
+        options.mirrors = [GarbageCollector.MirrorLimit(namespace: "up", maxAge: 2 * 3600, maxBytes: nil)]
+        let report = try fixture.store.garbageCollector(options: options).run(now: later + 3600)
+        #expect(report.removals.contains { $0.kind == .manifest && $0.path == "up/team/stale@\(digests[stale]!)" && $0.reason?.contains("max_age 2h") == true })
+        #expect(throws: StorageError.self) { try fixture.manifests.resolve(.tag(Tag("v1")!), in: stale) }
+        #expect(fixture.blobs.size(of: digests[stale]!, in: stale) == nil, "its blobs went with it")
+        #expect(try fixture.manifests.resolve(.tag(Tag("v1")!), in: pulled).digest == digests[pulled])
+        #expect(try fixture.manifests.resolve(.tag(Tag("v1")!), in: hosted).digest == digests[hosted], "hosted: never evicted")
+        // The pull records were folded into one file.
+        #expect(FileManagerLite.exists(fixture.layout.compactedPullRecordsFile))
+    }
+
     @Test func untaggedManifestsGoOnlyWhenAskedAndNotWhileAnIndexNeedsThem() throws {
         let fixture = StoreFixture()
         defer { fixture.directory.remove() }
