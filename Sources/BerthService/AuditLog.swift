@@ -89,6 +89,21 @@ public final class AuditLog: Sendable {
         return append(entry)
     }
 
+    /// Appends a change a maintenance command made to a repository (`berth retention`):
+    /// user the account that ran it, client `local`.
+    @discardableResult
+    public func recordCommand(_ action: String, repository: String, digest: String, tags: [String], detail: String) -> Bool {
+        var entry = Entry(time: RFC3339.now(), action: action)
+        entry.user = Self.localUser
+        entry.client = "local"
+        entry.repository = repository
+        entry.digest = digest
+        entry.reference = digest
+        entry.tags = tags.isEmpty ? nil : tags
+        entry.detail = detail
+        return append(entry)
+    }
+
     private func append(_ entry: Entry) -> Bool {
         var line = JSONText.encode(entry)
         line.append(10)

@@ -54,6 +54,8 @@ public struct Settings: Equatable, Sendable {
     public var pullRecordInterval = Defaults.pullRecordInterval
     /// The retention policy file (`berth retention`, and `berth gc` first); nil: none.
     public var retention: String?
+    /// Seconds between progress log lines of maintenance commands when stderr is no terminal.
+    public var progressInterval = Defaults.progressInterval
     /// External token issuers (`issuer.<name>.<field>` keys), by name.
     public var issuers: [String: IssuerConfiguration] = [:]
     /// Pull-through mirrors (`mirror.<name>.<field>` keys), by name (the namespace).
@@ -93,7 +95,7 @@ public struct Settings: Equatable, Sendable {
                        "htpasswd", "auth", "token_key", "token_ttl", "service", "mirror_default", "mirror_threads",
                        "immutable_tags",
                        "webhook", "webhook_secret_file", "webhook_max_attempts", "audit_log",
-                       "record_pulls", "pull_record_interval", "retention"]
+                       "record_pulls", "pull_record_interval", "retention", "progress_interval"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
     public mutating func set(_ key: String, _ value: String, source: String) throws(Problem) {
@@ -136,6 +138,7 @@ public struct Settings: Equatable, Sendable {
         case "record_pulls": recordPulls = try boolean()
         case "pull_record_interval": pullRecordInterval = try integer(1...86_400)
         case "retention": retention = value.isEmpty ? nil : try path()
+        case "progress_interval": progressInterval = try integer(0...86_400)
         case "max_upload_sessions": maxUploadSessions = try integer(1...1_000_000)
         case "policy": policy = value.isEmpty ? nil : try path()
         case "upload_age": uploadAge = try integer(0...Int(Int32.max))
@@ -325,7 +328,7 @@ public struct Settings: Equatable, Sendable {
             "mirror_default = \(text(mirrorDefault))", "mirror_threads = \(mirrorThreads)",
             "webhook_secret_file = \(text(webhookSecretFile))", "webhook_max_attempts = \(webhookMaxAttempts)",
             "audit_log = \(text(auditLog))", "record_pulls = \(recordPulls)", "pull_record_interval = \(pullRecordInterval)",
-            "retention = \(text(retention))",
+            "retention = \(text(retention))", "progress_interval = \(progressInterval)",
         ].joined(separator: "\n") + Self.renderRepeated("immutable_tags", immutableTags.map(\.description))
             + Self.renderRepeated("webhook", webhooks) + issuers.keys.sorted().map { name -> String in
             guard let issuer = issuers[name] else { return "" }

@@ -41,10 +41,7 @@ public struct WorkerProcess {
         let listenFD = listening.descriptor
         let ownSocket = listening.ownPath
         // The composition root: one store (its caches, trash and locks) for the process.
-        var storeOptions = Store.Options()
-        storeOptions.maximumUploadSessions = settings.maxUploadSessions
-        storeOptions.immutableTags = settings.immutableTags
-        storeOptions.recordsEvents = !settings.webhooks.isEmpty
+        let storeOptions = settings.storeOptions
         let webhookSecret = try EventDelivery.secret(settings)
         let store = Store(layout: StoreLayout(root: root), options: storeOptions)
         let metrics = WorkerMetrics(files: store.metricsFiles)

@@ -39,6 +39,8 @@ public enum Defaults {
     public static let webhookLongestBackoff = 300
     /// Seconds between two flushes of a worker's pull records to `_berth/pulls/`.
     public static let pullRecordInterval = 60
+    /// Seconds between two progress lines of gc, scrub and retention in the log (off a terminal).
+    public static let progressInterval = 10
     /// Seconds one webhook request may take (connection included).
     public static let webhookTimeout = 10
 }

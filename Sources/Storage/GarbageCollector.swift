@@ -22,6 +22,8 @@ public struct GarbageCollector: Sendable {
         public var dryRun = false
         /// Pull-through mirrors whose content is evicted by age or size.
         public var mirrors: [MirrorLimit] = []
+        /// Called after each repository: repositories done, of how many, bytes freed so far.
+        public var progress: (@Sendable (_ repositories: Int, _ of: Int, _ bytesFreed: UInt64) -> Void)?
 
         public init() {}
     }
@@ -96,11 +98,16 @@ public struct GarbageCollector: Sendable {
         let evictions = try MirrorEviction(layout: layout, manifests: manifests, repositories: repositories)
             .plan(options.mirrors, history: history, now: now, gracePeriod: options.gracePeriod).evictions
         clock.finish("pull-records")
-        for repository in try repositories.catalog() {
+        let catalog = try repositories.catalog()
+        var freed: UInt64 = 0
+        for repository in catalog {
+            let before = report.removals.count
             try repositories.withLock(repository) { () throws(StorageError) in
                 try collect(repository, now: now, evicting: evictions[repository] ?? [:], into: &report)
             }
             report.repositoriesScanned += 1
+            freed += report.removals[before...].reduce(0) { $0 + $1.bytesFreed }
+            options.progress?(report.repositoriesScanned, catalog.count, freed)
         }
         clock.finish("repositories")
         try collectSharedBlobs(now: now, into: &report)

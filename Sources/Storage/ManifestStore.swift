@@ -116,24 +116,65 @@ public struct ManifestStore: ManifestService, TagService {
                 }
                 event = IndexEvent(.tagDeleted, digest: named.digest, tag: tag.value)
             case .digest(let digest):
-                let tags = snapshot.tags(forDigest: digest.description)
-                for text in tags {
-                    if let tag = Tag(text) { try checkMovable(tag, to: nil, in: snapshot, repository: repository) }
+                guard let removed = try removeManifest(digest, from: &snapshot, repository: repository) else {
+                    throw .manifestUnknown(reference)
                 }
-                let named = snapshot.descriptor(forDigest: digest.description)
-                guard snapshot.perform(.removeManifest(digest)) else { throw .manifestUnknown(reference) }
-                event = IndexEvent(.manifestDeleted, digest: digest.description, mediaType: named?.mediaType, size: named?.size,
-                                   tags: tags)
+                event = removed
             }
             return [event]
         }, afterWrite: { [self] () throws(StorageError) in
             guard case .digest(let digest) = reference else { return }
-            if let body = try FileSystem.readFile(layout.blobFile(repository, digest), limit: ManifestDocument.maximumSize),
-               let subject = try? ManifestDocument(body: body, contentType: nil).subject {
-                try referrers.remove(digest, subject: subject.digest, repository: repository)
-            }
+            try removeReferrerEntry(of: digest, in: repository)
         })
         try submit(change, to: repository)
+    }
+
+    /// Deletes, in one commit under the repository lock, the manifests `choose` picks from
+    /// the repository's index as it is at that moment (every entry, tagged and untagged),
+    /// each exactly as `delete(.digest(…))` would: its tags with it, its referrers entry,
+    /// one `manifestDeleted` event each. Write-once tags refuse the whole commit
+    /// (`tagImmutable`): leave their manifests out. Returns what was deleted.
+    public func deleteManifests(in repository: RepositoryName,
+                                choosing choose: @escaping @Sendable ([Descriptor]) throws(StorageError) -> [Digest]) throws(StorageError) -> [Digest] {
+        guard repositories.exists(repository) else { throw .repositoryUnknown(repository) }
+        let chosen = Locked<[Digest]>([])
+        let change = IndexChange(apply: { [self] (snapshot: inout IndexSnapshot) throws(StorageError) in
+            var events: [IndexEvent] = []
+            var deleted: [Digest] = []
+            for digest in try choose(snapshot.index.manifests) {
+                if let event = try removeManifest(digest, from: &snapshot, repository: repository) {
+                    events.append(event)
+                    deleted.append(digest)
+                }
+            }
+            chosen.withLock { $0 = deleted }
+            return events
+        }, afterWrite: { [self] () throws(StorageError) in
+            for digest in chosen.withLock({ $0 }) { try removeReferrerEntry(of: digest, in: repository) }
+        })
+        try submit(change, to: repository)
+        return chosen.withLock { $0 }
+    }
+
+    /// Removes every entry of `digest` (its tags too) from `snapshot`: the event, or nil
+    /// when it is not listed. Throws `tagImmutable` for a write-once tag.
+    private func removeManifest(_ digest: Digest, from snapshot: inout IndexSnapshot,
+                                repository: RepositoryName) throws(StorageError) -> IndexEvent? {
+        let tags = snapshot.tags(forDigest: digest.description)
+        for text in tags {
+            if let tag = Tag(text) { try checkMovable(tag, to: nil, in: snapshot, repository: repository) }
+        }
+        let named = snapshot.descriptor(forDigest: digest.description)
+        guard snapshot.perform(.removeManifest(digest)) else { return nil }
+        return IndexEvent(.manifestDeleted, digest: digest.description, mediaType: named?.mediaType, size: named?.size, tags: tags)
+    }
+
+    /// Drops the referrers entry of a deleted manifest that had a subject.
+    private func removeReferrerEntry(of digest: Digest, in repository: RepositoryName) throws(StorageError) {
+        if let body = try FileSystem.readFile(layout.blobFile(repository, digest), limit: ManifestDocument.maximumSize),
+           let subject = try? ManifestDocument(body: body, contentType: nil).subject {
+            try referrers.remove(digest, subject: subject.digest, repository: repository)
+        }
     }
 
     /// The manifest a tag or digest names in `repository`.

@@ -41,7 +41,7 @@ struct MirrorEviction {
                 for (position, unit) in units.enumerated() where now - unit.lastUsed >= maxAge && now - unit.stored >= gracePeriod {
                     evicted.insert(position)
                     plan.evictions[unit.repository, default: [:]][unit.digest] =
-                        "mirror \(limit.namespace): not pulled for \(Quantities.describe(seconds: now - unit.lastUsed)) (max_age \(Quantities.describe(seconds: maxAge)))"
+                        "mirror \(limit.namespace): not pulled for \(Quantities.roughly(seconds: now - unit.lastUsed)) (max_age \(Quantities.describe(seconds: maxAge)))"
                 }
             }
             guard let maxBytes = limit.maxBytes else { continue }
@@ -72,7 +72,7 @@ struct MirrorEviction {
                     }
                 }
                 plan.evictions[unit.repository, default: [:]][unit.digest] =
-                    "mirror \(limit.namespace): least recently pulled (\(Quantities.describe(seconds: max(0, now - unit.lastUsed))) ago) while the mirror held \(before) bytes (max_bytes \(maxBytes))"
+                    "mirror \(limit.namespace): least recently pulled (\(Quantities.roughly(seconds: now - unit.lastUsed)) ago) while the mirror held \(before) bytes (max_bytes \(maxBytes))"
             }
         }
         return plan

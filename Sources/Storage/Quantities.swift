@@ -28,6 +28,12 @@ public enum Quantities {
         return "\(seconds)s"
     }
 
+    /// A period rounded down to its largest unit, for people (`3d`, `5h`, `40s`).
+    public static func roughly(seconds: Int) -> String {
+        for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] where seconds >= size { return "\(seconds / size)\(unit)" }
+        return "\(max(seconds, 0))s"
+    }
+
     private static func scaled(_ text: String, units: [(String, UInt64)], maximum: UInt64) -> UInt64? {
         var digits = Substring(text)
         var factor: UInt64 = 1

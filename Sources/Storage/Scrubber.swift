@@ -34,6 +34,8 @@ public struct Scrubber: Sendable {
     /// Namespaces filled on demand (pull-through mirrors): their manifests may name blobs
     /// and children not fetched yet, which is not a problem there.
     public var onDemandNamespaces: [String] = []
+    /// Called after each blob looked at: blobs hashed and bytes hashed so far.
+    public var progress: (@Sendable (_ blobs: Int, _ bytes: UInt64) -> Void)?
     private let repositories: RepositoryStore
     private let manifests: ManifestStore
     private let clock: StoreClock
@@ -74,6 +76,7 @@ public struct Scrubber: Sendable {
                 guard !entry.isDirectory else { return }
                 try check(blob: "\(directory)/\(entry.name)", named: entry.name, algorithm, repository: nil,
                           verdicts: &verdicts, report: &report)
+                progress?(report.blobsHashed, report.bytesHashed)
             }
         }
         clock.finish("shared-blobs")
@@ -86,6 +89,7 @@ public struct Scrubber: Sendable {
                     guard !entry.isDirectory else { return }
                     try check(blob: "\(directory)/\(entry.name)", named: entry.name, algorithm, repository: repository,
                               verdicts: &verdicts, report: &report)
+                    progress?(report.blobsHashed, report.bytesHashed)
                 }
             }
             try repositories.withLock(repository) { () throws(StorageError) in

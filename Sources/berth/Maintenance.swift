@@ -43,12 +43,22 @@ struct GC: ParsableCommand {
             settings.mirrors[name].map { GarbageCollector.MirrorLimit(namespace: name, maxAge: $0.maxAge, maxBytes: $0.maxBytes) }
         }
         let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(root: root)
+        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
+        // Retention first: what it deletes is freed by this same run.
+        if let policyFile = settings.retention {
+            let progress = ProgressReporter(task: "retention", unit: "repositories", settings: settings)
+            let retention = try RetentionJob.run(settings, store: store, policyFile: policyFile, dryRun: dryRun, progress: progress)
+            for line in RetentionJob.lines(retention, dryRun: dryRun) { print(line) }
+            print("retention\(dryRun ? " (dry run)" : ""): repositories=\(retention.repositoriesJudged) manifests_deleted=\(retention.deletions.count)")
+        }
+        let progress = ProgressReporter(task: "gc", unit: "repositories", settings: settings)
+        options.progress = { done, total, freed in progress.update(items: done, ofItems: total, bytes: freed) }
         let collector = store.garbageCollector(options: options)
         let report: GarbageCollector.Report
         do { report = try collector.run() } catch {
             throw CommandFailure("gc failed: \(error)")
         }
+        progress.finish()
         for removal in report.removals {
             let bytes = removal.bytesFreed > 0 ? " (\(removal.bytesFreed) bytes)" : ""
             print("\(dryRun ? "would remove" : "removed") \(removal.kind.rawValue) \(removal.path)\(bytes)\(removal.reason.map { ": \($0)" } ?? "")")
@@ -77,19 +87,55 @@ struct Scrub: ParsableCommand {
     func run() throws {
         let settings = try common.load()
         let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(root: root)
+        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
         var scrubber = store.scrubber(repair: repair)
         scrubber.onDemandNamespaces = settings.mirrors.keys.sorted()
+        // Shared copies are hashed first, each once: most of the bytes there are.
+        let totals = store.metricsFiles.totals()
+        let progress = ProgressReporter(task: "scrub", unit: "blobs", settings: settings, totalBytes: totals.blobBytes)
+        scrubber.progress = { blobs, bytes in progress.update(items: blobs, bytes: bytes) }
         let report: Scrubber.Report
         do { report = try scrubber.run() } catch {
             throw CommandFailure("scrub failed: \(error)")
         }
+        progress.finish()
         for problem in report.problems { print("problem: \(problem)") }
         MaintenanceReport(finished: Int(time(nil)), counts: ["found": report.problems.count, "unrepaired": report.unrepaired],
                           bytes: report.bytesHashed).save(as: "scrub", in: store.metricsFiles)
         for phase in report.phases { print("scrub phase \(phase.name): \(phase.seconds) s") }
         print("scrub: repositories=\(report.repositoriesChecked) blobs_hashed=\(report.blobsHashed) bytes_hashed=\(report.bytesHashed) problems=\(report.problems.count) unrepaired=\(report.unrepaired)")
         if report.unrepaired > 0 { throw ExitCode(1) }
+    }
+}
+
+/// `berth retention`: applies the retention policy file (`retention`) now.
+struct RetentionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retention",
+        abstract: "Delete the manifests the retention policy does not keep (safe while Berth runs; gc frees their bytes).")
+
+    @OptionGroup var common: SettingsOptions
+
+    @Option(help: "The retention policy file (default: the retention key of the config).")
+    var policy: String?
+
+    @Flag(help: "List what would be deleted and why (rule and reason per manifest), change nothing.")
+    var dryRun = false
+
+    @Flag(help: "Also list what is kept and why.")
+    var verbose = false
+
+    func run() throws {
+        let settings = try common.load()
+        guard let policyFile = policy ?? settings.retention else {
+            throw ValidationError("no retention policy: set retention = FILE in the config or pass --policy FILE")
+        }
+        let root = try StoreRoot.prepare(settings.store ?? ".")
+        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
+        let progress = ProgressReporter(task: "retention", unit: "repositories", settings: settings)
+        let report = try RetentionJob.run(settings, store: store, policyFile: policyFile, dryRun: dryRun, progress: progress)
+        for line in RetentionJob.lines(report, dryRun: dryRun, kept: verbose) { print(line) }
+        print("retention\(dryRun ? " (dry run)" : ""): repositories=\(report.repositoriesJudged) manifests=\(report.verdicts.count) deleted=\(report.deletions.count)")
     }
 }
 
