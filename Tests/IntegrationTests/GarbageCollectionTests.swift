@@ -73,8 +73,28 @@ import IntegrationSupport
         let collected = loose.filter { server.curl(["-I", "\(server.baseURL)/v2/\($0.repository)/blobs/\($0.digest)"]).status == 404 }
         #expect(!loose.isEmpty && collected.count == loose.count, "\(collected.count) of \(loose.count) unreferenced blobs collected")
 
-        let scrub = Shell.run(RegistryServer.binary, ["scrub", "--store", server.store])
+        // Off a terminal (a pipe here, journald under the timers), progress is JSON log lines on
+        // stderr: every progress_interval seconds (0: each update) and once when done.
+        let scrub = Shell.run(RegistryServer.binary, ["scrub", "--store", server.store], environment: ["BERTH_PROGRESS_INTERVAL": "0"])
         #expect(scrub.stdout.contains("unrepaired=0"), "\(scrub.stdout)")
+        let finalGC = Shell.run(RegistryServer.binary, ["gc", "--store", server.store], environment: ["BERTH_PROGRESS_INTERVAL": "0"])
+        #expect(finalGC.succeeded)
+        for (task, run) in [("scrub", scrub), ("gc", finalGC)] {
+            let lines = lines(of: run.stderr, task: task)
+            #expect(lines.count >= 2, "\(task) progress lines: \(run.stderr)")
+            let last = lines.last ?? [:]
+            #expect(last["done"] as? String == "true" && Int(last["items"] as? String ?? "") ?? 0 > 0, "\(last)")
+            #expect(lines.allSatisfy { $0["items_per_s"] != nil && $0["bytes"] != nil && $0["elapsed_s"] != nil })
+            #expect(!run.stderr.contains("\r"), "no terminal line off a terminal")
+        }
+        let gcTotals = lines(of: finalGC.stderr, task: "gc").last?["total_items"] as? String
+        #expect(gcTotals != nil, "gc knows how many repositories it goes through")
+    }
+
+    private func lines(of stderr: String, task: String) -> [[String: Any]] {
+        stderr.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }.filter { $0["event"] as? String == "progress" && $0["task"] as? String == task }
     }
 }
 
