@@ -131,6 +131,37 @@ import Testing
         }
     }
 
+    @Test func evictionRetentionAndPullRecordKeysTakeSizesAndPeriods() throws {
+        var settings = Settings()
+        try settings.apply(fileText: """
+            store = /srv/registry
+            mirror.hub.upstream = https://registry-1.docker.io
+            mirror.hub.max_age = 30d
+            mirror.hub.max_bytes = 200GiB
+            mirror.small.upstream = https://127.0.0.1:5000
+            mirror.small.max_bytes = 1500000
+            record_pulls = off
+            pull_record_interval = 5
+            retention = /etc/berth/retention
+            progress_interval = 0
+            """, name: "berth.conf")
+        #expect(settings.mirrors["hub"]?.maxAge == 30 * 86_400 && settings.mirrors["hub"]?.maxBytes == 200 << 30)
+        #expect(settings.mirrors["small"]?.maxBytes == 1_500_000 && settings.mirrors["small"]?.maxAge == nil)
+        #expect(!settings.recordPulls && settings.pullRecordInterval == 5 && settings.progressInterval == 0)
+        #expect(settings.retention == "/etc/berth/retention")
+        var again = Settings()
+        try again.apply(fileText: settings.rendered, name: "rendered")
+        #expect(again == settings)
+        for bad in ["mirror.hub.max_bytes = 5 GiB", "mirror.hub.max_bytes = -1", "mirror.hub.max_bytes = 99999999999TiB",
+                    "mirror.hub.max_age = 3y", "pull_record_interval = 0", "record_pulls = maybe", "retention = relative"] {
+            var probe = Settings()
+            #expect(throws: Settings.Problem.self, "\(bad)") { try probe.apply(fileText: bad, name: "t") }
+        }
+        #expect(Quantities.bytes("1KB") == 1000 && Quantities.bytes("2K") == 2048 && Quantities.bytes("") == nil)
+        #expect(Quantities.seconds("2w") == 14 * 86_400 && Quantities.seconds("90") == 90 && Quantities.seconds("1.5h") == nil)
+        #expect(Quantities.describe(seconds: 7 * 86_400) == "1w" && Quantities.describe(seconds: 90) == "90s")
+    }
+
     @Test func mirrorSectionsParseRenderAndAreChecked() throws {
         let text = """
             store = /srv/registry
