@@ -20,8 +20,8 @@ class RecordingOff:
 
     def __init__(self, systems, work, berth_bin):
         socket_path = f"{work}/norecord.sock"
-        systems.start([berth_bin, "serve", "--store", systems.store, "--socket", socket_path], "berth-norecord.log",
-                      {"MALLOC_ARENA_MAX": "2", "BERTH_RECORD_PULLS": "false"})
+        self.process = systems.start([berth_bin, "serve", "--store", systems.store, "--socket", socket_path],
+                                     "berth-norecord.log", {"MALLOC_ARENA_MAX": "2", "BERTH_RECORD_PULLS": "false"})
         systems.wait(lambda: os.path.exists(socket_path), "non-recording berth socket")
         port, prefix = bench.free_port(), f"{work}/nginx-norecord"
         bench.sh(f"{bench.REPO}/scripts/nginx-conf", prefix, "--port", str(port), "--store", systems.store,
@@ -31,17 +31,44 @@ class RecordingOff:
         self.base = f"https://127.0.0.1:{port}"
 
 
-def figure(systems, off, rounds, seconds, repository="bench/app", tag="v1"):
-    """Samples (req/s) of manifest GET by tag, 32 connections: {"on": [...], "off": [...]}."""
+def cpu_seconds(pid):
+    """User + system CPU of a `berth serve` and its worker processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                pids += [int(child) for child in f.read().split()]
+        except OSError:
+            continue
+    total = 0
+    for each in pids:
+        try:
+            with open(f"/proc/{each}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / ticks
+
+
+def figure(systems, off, rounds, seconds, repository="bench/app", tag="v1", cpu=None):
+    """Samples (req/s) of manifest GET by tag, 32 connections: {"on": [...], "off": [...]};
+    with a `cpu` dict, also the worker CPU per request (µs) of each run into it."""
     urls = {"on": f"{systems.url('berth')}/v2/{repository}/manifests/{tag}",
             "off": f"{off.base}/v2/{repository}/manifests/{tag}"}
+    pids = {"on": systems.workers["berth"].pid, "off": off.process.pid}
     samples = {"on": [], "off": []}
     for round_number in range(rounds):
         # Alternate which goes first, so neither always gets the warmer machine.
         order = ("on", "off") if round_number % 2 == 0 else ("off", "on")
         for variant in order:
+            before = cpu_seconds(pids[variant])
             r = bench.wrk(urls[variant], seconds, 32, "GET", extra=[f"Accept: {ACCEPT}"])
+            used = cpu_seconds(pids[variant]) - before
             samples[variant].append(r["requests"] / r["seconds"] if r["errors"]["status"] == 0 else 0.0)
+            if cpu is not None and r["requests"]:
+                cpu.setdefault(variant, []).append(used / r["requests"] * 1e6)
     return samples
 
 
@@ -68,12 +95,15 @@ def main():
             f.write(manifest)
         bench.put_manifest(base, "bench/app", "v1", path)
         off = RecordingOff(systems, work, options.berth)
-        samples = figure(systems, off, options.rounds, options.seconds)
+        cpu = {}
+        samples = figure(systems, off, options.rounds, options.seconds, cpu=cpu)
         on, off_median = statistics.median(samples["on"]), statistics.median(samples["off"])
         print(f"manifest GET by tag, 32 connections, {options.rounds} rounds x {options.seconds} s:")
         print(f"  record_pulls on : median {on:.0f} req/s ({', '.join(f'{v:.0f}' for v in samples['on'])})")
         print(f"  record_pulls off: median {off_median:.0f} req/s ({', '.join(f'{v:.0f}' for v in samples['off'])})")
         print(f"  on / off = {on / off_median:.3f} (target >= 0.95)")
+        cpu_on, cpu_off = statistics.median(cpu["on"]), statistics.median(cpu["off"])
+        print(f"  worker CPU per request: on {cpu_on:.1f} µs, off {cpu_off:.1f} µs (on / off = {cpu_on / cpu_off:.3f})")
         segments = os.listdir(f"{systems.store}/_berth/pulls") if os.path.isdir(f"{systems.store}/_berth/pulls") else []
         print(f"  pull record segments written meanwhile: {len(segments)}")
     finally:

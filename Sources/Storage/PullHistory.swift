@@ -59,6 +59,8 @@ public struct PullHistory: Sendable {
             var history = PullHistory()
             if let bytes = try FileSystem.readFile(layout.compactedPullRecordsFile) { history.parse(bytes) }
             let names = try segmentNames(layout)
+            // Nothing new to fold in: the compacted file stays as it is.
+            if names.isEmpty { return history }
             for name in names {
                 if let bytes = try FileSystem.readFile(layout.pullRecordsFile(named: name)) { history.parse(bytes) }
             }
