@@ -56,6 +56,30 @@ import TestSupport
         #expect(try PullHistory.load(fixture.layout).lastPulled(kept, in: repository) == 300)
     }
 
+    @Test func threadsRecordingWhileFlushesRunLoseNothing() throws {
+        let fixture = StoreFixture()
+        let repository = fixture.name("team/app")
+        let digests = (0..<64).map { ContentHasher.digest(of: Array("manifest \($0)".utf8)) }
+        let recorder = fixture.store.pullRecorder
+        let group = DispatchGroup()
+        for thread in 0..<4 {
+            group.enter()
+            Thread.detachNewThread {
+                for round in 0..<2000 { recorder.record(.pull, digests[(thread * 16 + round) % digests.count], in: repository) }
+                group.leave()
+            }
+        }
+        group.enter()
+        Thread.detachNewThread {
+            for _ in 0..<20 { try? recorder.flush() }
+            group.leave()
+        }
+        group.wait()
+        try recorder.flush()
+        let history = try PullHistory.load(fixture.layout)
+        #expect(digests.allSatisfy { history.lastPulled($0, in: repository) != nil })
+    }
+
     private func write(_ text: String, to path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
