@@ -159,6 +159,7 @@ struct Config: ParsableCommand {
         func run() throws {
             let settings = try common.load()
             if let policy = settings.policy { _ = try PolicyFile.load(policy) }
+            if let retention = settings.retention { _ = try RetentionJob.policy(retention) }
             print(settings.rendered)
         }
     }
