@@ -37,14 +37,15 @@ public struct PullHistory: Sendable {
         times[key] = time
     }
 
-    /// Every record of the store, merged. Files that vanish meanwhile (compacted by
-    /// another process) are skipped: their records are in the compacted file by then.
+    /// Every record of the store, merged. Segments first, the compacted file last: a
+    /// segment that vanishes meanwhile (folded by a compaction) is in the compacted file
+    /// read after it.
     public static func load(_ layout: StoreLayout) throws(StorageError) -> PullHistory {
         var history = PullHistory()
-        if let bytes = try FileSystem.readFile(layout.compactedPullRecordsFile) { history.parse(bytes) }
         for name in try segmentNames(layout) {
             if let bytes = try FileSystem.readFile(layout.pullRecordsFile(named: name)) { history.parse(bytes) }
         }
+        if let bytes = try FileSystem.readFile(layout.compactedPullRecordsFile) { history.parse(bytes) }
         return history
     }
 
