@@ -147,6 +147,11 @@ public final class GlusterCluster: @unchecked Sendable {
         Shell.run(RegistryServer.binary, arguments + ["--store", stores[n - 1]], timeout: 120)
     }
 
+    /// The requests node n's workers answered so far (its `berth serve` log).
+    public func loggedRequests(node n: Int) -> [RegistryServer.LoggedRequest] {
+        RegistryServer.LoggedRequest.parse((try? String(contentsOfFile: "\(Self.root)/node\(n)/berth.log", encoding: .utf8)) ?? "")
+    }
+
     /// The store's cluster-wide metric `name` (summed over every node's worker files), from node n.
     public func metric(_ name: String, node n: Int = 1) -> Double? {
         let text = curl(["\(nodes[n - 1])/metrics"]).text

@@ -49,9 +49,9 @@ import IntegrationSupport
     }
 
     /// The digest `reference` resolves to, asked of `base`.
-    func resolve(_ repository: String, _ reference: String, at base: String) -> String? {
-        let head = cluster.curl(["-I", "-H", "Accept: application/vnd.oci.image.manifest.v1+json",
-                                 "\(base)/v2/\(repository)/manifests/\(reference)"])
+    func resolve(_ repository: String, _ reference: String, at base: String,
+                 accept: String = "application/vnd.oci.image.manifest.v1+json") -> String? {
+        let head = cluster.curl(["-I", "-H", "Accept: \(accept)", "\(base)/v2/\(repository)/manifests/\(reference)"])
         return head.status == 200 ? head.header("Docker-Content-Digest") : nil
     }
 
@@ -72,6 +72,13 @@ import IntegrationSupport
             usleep(UInt32(50_000 * min(attempt + 1, 6)))
         }
         return status
+    }
+
+    /// skopeo with a blob-info cache of this test process's own (clients.md).
+    func skopeo(_ arguments: [String]) -> Shell.Result {
+        Shell.run("skopeo", arguments, environment: [
+            "XDG_DATA_HOME": "\(cluster.scratch.path)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000", "HOME": cluster.scratch.path,
+        ], timeout: 120)
     }
 
     func expectScrubClean() {
@@ -414,9 +421,6 @@ import IntegrationSupport
         try? FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: "\(certs)/ca.crt")
         try FileManager.default.copyItem(atPath: cluster.caFile, toPath: "\(certs)/ca.crt")
-        let environment = ["XDG_DATA_HOME": "\(cluster.scratch.path)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000",
-                           "HOME": cluster.scratch.path]
-        func skopeo(_ arguments: [String]) -> Shell.Result { Shell.run("skopeo", arguments, environment: environment, timeout: 120) }
         let source = try ImageBuilder.build(layout: "\(cluster.scratch.path)/source", tag: "v1",
                                             layerSizes: [1 << 20, 200_000, 700_000], seed: 1406)
         let host = String(cluster.loadBalancer.dropFirst("https://".count))
@@ -432,6 +436,109 @@ import IntegrationSupport
             let inspect = skopeo(["inspect", "--raw", "--cert-dir", certs, "docker://\(nodeHost)/cluster/skopeo:v1"])
             #expect(inspect.stdout == original, "\(node): \(inspect.stderr)")
         }
+        expectScrubClean()
+    }
+
+    /// The docker engine (POST, one chunked PATCH and a PUT per blob, every request on a
+    /// connection of its own) and containerd's ctr (one monolithic PUT per blob) push and
+    /// pull through the load balancer: each push's requests are spread over every node,
+    /// each client pulls back what it pushed, and every node serves each acknowledged
+    /// manifest and every blob it names, byte-exact.
+    @Test func dockerEngineAndContainerdPushAndPullThroughTheLoadBalancer() throws {
+        let work = "\(cluster.scratch.path)/engines"
+        try? FileManager.default.removeItem(atPath: work)
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let engine = try DockerEngine(directory: "\(work)/engine")
+        defer { engine.stop() }
+        let ctr = engine.containerd
+        let host = String(cluster.loadBalancer.dropFirst("https://".count))
+        let layout = try ImageBuilder.build(layout: "\(work)/source", tag: "v1",
+                                            layerSizes: [1 << 20, 300_000, 2 << 20], seed: 1407)
+        let dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+        let ociManifest = "application/vnd.oci.image.manifest.v1+json"
+        func digest(after marker: String, in output: String) -> String? {
+            guard let range = output.range(of: marker) else { return nil }
+            let digest = output[range.upperBound...].prefix { !$0.isWhitespace }
+            return digest.hasPrefix("sha256:") ? String(digest) : nil
+        }
+        func requests(_ repository: String) -> [[RegistryServer.LoggedRequest]] {
+            (1...GlusterCluster.nodeCount).map { cluster.loggedRequests(node: $0).filter { $0.uri.hasPrefix("/v2/\(repository)/") } }
+        }
+
+        // docker: load the image, push it through the load balancer, forget it, pull it back.
+        let dockerReference = "\(host)/cluster/docker:v1"
+        let archive = "\(work)/v1.docker.tar"
+        let toArchive = skopeo(["copy", "oci:\(layout):v1", "docker-archive:\(archive):\(dockerReference)"])
+        try #require(toArchive.succeeded, "skopeo copy to docker-archive: \(toArchive.stderr)")
+        let load = engine.docker(["load", "--input", archive])
+        try #require(load.succeeded, "docker load: \(load.stderr)\n\(load.stdout)")
+        let dockerPush = engine.docker(["push", dockerReference])
+        try #require(dockerPush.succeeded, "docker push: \(dockerPush.stderr)\n\(dockerPush.stdout)\ndockerd:\n\(engine.log.suffix(3000))")
+        let dockerPushed = try #require(digest(after: "v1: digest: ", in: dockerPush.stdout), "\(dockerPush.stdout)")
+        let dockerImageID = engine.docker(["image", "inspect", "--format", "{{.Id}}", dockerReference]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(engine.docker(["rmi", dockerReference]).succeeded)
+        let dockerPull = engine.docker(["pull", dockerReference])
+        try #require(dockerPull.succeeded, "docker pull: \(dockerPull.stderr)\n\(dockerPull.stdout)\ndockerd:\n\(engine.log.suffix(3000))")
+        #expect(digest(after: "Digest: ", in: dockerPull.stdout) == dockerPushed, "\(dockerPull.stdout)")
+        #expect(engine.docker(["image", "inspect", "--format", "{{.Id}}", dockerReference]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines) == dockerImageID)
+
+        // ctr on the engine's containerd: import the OCI image, push it, pull it into a
+        // namespace that holds nothing, so every blob comes through the load balancer.
+        let hosts = try ctr.hostsDirectory(baseURL: cluster.loadBalancer, caFile: cluster.caFile)
+        let ctrReference = "\(host)/cluster/ctr:v1"
+        let ociArchive = "\(work)/v1.oci.tar"
+        let toOCIArchive = skopeo(["copy", "oci:\(layout):v1", "oci-archive:\(ociArchive):v1"])
+        try #require(toOCIArchive.succeeded, "skopeo copy to oci-archive: \(toOCIArchive.stderr)")
+        let imported = ctr.ctr(["images", "import", "--no-unpack", "--base-name", "\(host)/cluster/ctr", ociArchive], namespace: "push")
+        try #require(imported.succeeded, "ctr import: \(imported.stderr)\n\(imported.stdout)")
+        let ctrPushed = try #require(ctr.imageDigest(ctrReference, namespace: "push"), "ctr images ls after import")
+        let ctrPush = ctr.ctr(["images", "push", "--hosts-dir", hosts, ctrReference], namespace: "push")
+        try #require(ctrPush.succeeded, "ctr push: \(ctrPush.stderr)\n\(ctrPush.stdout)")
+        let ctrPull = ctr.ctr(["images", "pull", "--hosts-dir", hosts, "--snapshotter", "native", ctrReference], namespace: "pull")
+        try #require(ctrPull.succeeded, "ctr pull: \(ctrPull.stderr)\n\(ctrPull.stdout)")
+        #expect(ctr.imageDigest(ctrReference, namespace: "pull") == ctrPushed)
+
+        // Every node serves each acknowledged manifest under its tag and every blob it names.
+        struct Manifest: Decodable { struct Blob: Decodable { let digest: String }; let config: Blob; let layers: [Blob] }
+        var blobsReadBack = 0, blobsAcknowledged = 0, manifestsReadBack = 0
+        for (repository, pushed, mediaType) in [("cluster/docker", dockerPushed, dockerManifest), ("cluster/ctr", ctrPushed, ociManifest)] {
+            let body = cluster.curl(["-H", "Accept: \(mediaType)", "\(cluster.nodes[0])/v2/\(repository)/manifests/\(pushed)"]).body
+            let manifest = try JSONDecoder().decode(Manifest.self, from: body)
+            let blobs = [manifest.config.digest] + manifest.layers.map(\.digest)
+            blobsAcknowledged += blobs.count
+            var everywhere = true
+            for node in cluster.nodes {
+                let found = resolve(repository, "v1", at: node, accept: mediaType)
+                #expect(found == pushed, "\(repository):v1 on \(node) is \(found ?? "missing"), pushed \(pushed)")
+                everywhere = everywhere && found == pushed
+            }
+            if everywhere { manifestsReadBack += 1 }
+            for (index, blob) in blobs.enumerated() {
+                let node = cluster.nodes[index % cluster.nodes.count]
+                let read = blobDigest(repository, blob, at: node)
+                #expect(read == blob, "\(repository) blob \(blob) from \(node)")
+                if read == blob { blobsReadBack += 1 }
+            }
+            if repository == "cluster/ctr" {
+                #expect(ctr.contentDigests(namespace: "pull") == Set(blobs + [pushed]), "ctr pulled every blob")
+            }
+        }
+        // Round robin: each client's requests reached every node, and no node failed one.
+        for repository in ["cluster/docker", "cluster/ctr"] {
+            let perNode = requests(repository)
+            #expect(perNode.allSatisfy { $0.contains { ["POST", "PATCH", "PUT"].contains($0.method) } },
+                    "\(repository): uploads per node \(perNode.map { $0.filter { $0.method != "GET" && $0.method != "HEAD" }.count })")
+            #expect(perNode.joined().allSatisfy { $0.status < 500 }, "\(perNode.joined().filter { $0.status >= 500 })")
+        }
+        let spread = ["cluster/docker", "cluster/ctr"].map { repository in
+            "\(repository) " + requests(repository).map { String($0.count) }.joined(separator: "/")
+        }
+        print("cluster clients: docker and ctr pushes acknowledged 2 manifests and \(blobsAcknowledged) blobs through the load "
+              + "balancer; read back \(manifestsReadBack) manifests on every node and \(blobsReadBack) blobs; requests per node "
+              + spread.joined(separator: ", "))
+        #expect(manifestsReadBack == 2 && blobsReadBack == blobsAcknowledged)
         expectScrubClean()
     }
 }
