@@ -14,7 +14,7 @@ syscalls (strace -c -w: calls and wall time in them), and the brick's file opera
 request (gluster volume profile): with the client caches off, each of those is a round
 trip from the FUSE mount to the brick.
 
-    bench/cluster.py --berth BIN            full run (about 5 minutes), report in bench/results/<date>-cluster.md
+    bench/cluster.py --berth BIN            full run (about 8 minutes), report in bench/results/<date>-cluster.md
     bench/cluster.py --berth BIN --smoke    every figure once, tiny and short; writes no report
 
 Needs root (FUSE mounts, glusterd) and port 24007 free (no other cluster up).
