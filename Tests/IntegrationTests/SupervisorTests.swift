@@ -254,15 +254,6 @@ private func logLines(_ server: RegistryServer) -> [[String: Any]] {
     server.workerLog.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
 }
 
-private func poll(seconds: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    repeat {
-        if condition() { return true }
-        usleep(50_000)
-    } while Date() < deadline
-    return condition()
-}
-
 private final class Statuses: @unchecked Sendable {
     private let lock = NSLock()
     private var values: [String: Int] = [:]
