@@ -45,12 +45,8 @@ import Testing
     }
 
     func waitFor(_ what: String, _ condition: () -> Bool) throws {
-        for _ in 0..<300 {
-            if condition() { return }
-            usleep(100_000)
-        }
-        Issue.record("timed out waiting for \(what)")
-        throw CancellationError()
+        let held = poll(seconds: 30, condition)
+        try #require(held, "timed out waiting for \(what)")
     }
 
     func upstreamBlobGets(_ upstream: DockerRegistryUpstream, _ repository: String, _ digest: String) -> Int {

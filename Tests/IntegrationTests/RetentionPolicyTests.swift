@@ -15,15 +15,6 @@ import IntegrationSupport
         })
     }
 
-    func waitFor(_ what: String, _ condition: () -> Bool) -> Bool {
-        for _ in 0..<300 {
-            if condition() { return true }
-            usleep(100_000)
-        }
-        Issue.record("timed out waiting for \(what)")
-        return false
-    }
-
     @Test func keptImagesKeepEverySignatureDeletedOnesTakeTheirReferrersAndTheDryRunListsTheSameSet() throws {
         try ClientTools.require("skopeo", debianPackage: "skopeo")
         let receiver = try WebhookReceiver()
@@ -124,9 +115,10 @@ import IntegrationSupport
             let digest = String(entry.split(separator: "@").last ?? "")
             #expect(audit.split(separator: "\n").contains { $0.contains("\"action\":\"delete\"") && $0.contains(digest) && $0.contains("retention") },
                     "no audit line for \(digest)")
-            _ = waitFor("the manifest.deleted event of \(digest)") {
+            let delivered = poll(seconds: 30) {
                 receiver.accepted.contains { $0.contains("org.berth.manifest.deleted") && $0.contains(digest) }
             }
+            #expect(delivered, "no manifest.deleted event for \(digest)")
         }
     }
 }
