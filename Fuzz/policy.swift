@@ -1,4 +1,4 @@
-// Fuzz target: the policy-file parser (AccessPolicy) and its matcher. The input is
+// Fuzz target: the policy-file parsers (AccessPolicy and its matcher, RetentionPolicy). The input is
 // policy text, then a NUL, then a user and repository names to check (one per line).
 // Findings: a trap; a parse error naming a line the text does not have; a hang in the
 // matcher (libFuzzer's -timeout); a rule granting everything that does not; an answer
@@ -14,6 +14,22 @@ public func fuzzPolicy(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let text = String(decoding: bytes[..<split], as: UTF8.self)
     let queries = split < bytes.endIndex ? String(decoding: bytes[(split + 1)...], as: UTF8.self) : ""
     let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).count
+
+    // The same text as a retention policy: an error names a line the text has, and each
+    // rule reads back from its own description.
+    do {
+        for rule in try RetentionPolicy(text: text).rules {
+            let written = String(rule.description.drop { $0 != ":" }.dropFirst(2))
+            guard let again = try? RetentionPolicy(text: written).rules.first, again.repositories == rule.repositories,
+                  again.keepTags == rule.keepTags, again.keepLast == rule.keepLast, again.keepPushed == rule.keepPushed,
+                  again.keepPulled == rule.keepPulled, again.untaggedAge == rule.untaggedAge else {
+                Finding.report("retention rule \(rule) does not read back")
+                continue
+            }
+        }
+    } catch {
+        if !(1...lines).contains(error.line) { Finding.report("retention: \(error) but the text has \(lines) lines") }
+    }
 
     let policy: AccessPolicy
     do {

@@ -70,7 +70,8 @@ public struct RetentionPolicy: Sendable, Equatable {
     /// Parses the file's text (`#` starts a comment; blank lines are skipped).
     public init(text: String) throws(Problem) {
         var rules: [Rule] = []
-        for (offset, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // `\r\n` is one Character: split at either, or a CRLF file would be one line.
+        for (offset, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = offset + 1
             let content = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let fields = content.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })

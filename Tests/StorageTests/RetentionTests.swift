@@ -19,6 +19,7 @@ import TestSupport
         #expect(policy.rule(for: RepositoryName("team/a")!)?.keepPulled == 30 * 86_400)
         #expect(policy.rule(for: RepositoryName("release/x")!)?.keepsTag("v1.2") == true)
         #expect(policy.rule(for: RepositoryName("other")!)?.description == "line 5: ** keep-pushed=2w")
+        #expect(try RetentionPolicy(text: "a keep-last=1\r\nb untagged=1d\r\n").rules.map(\.line) == [1, 2], "CRLF lines")
         for (text, line) in [("team/** keep-last=x", 1), ("\nteam/**", 2), ("a keep-forever=1", 1), ("a untagged=7y", 1),
                              ("a keep-tags=v*/x", 1), ("a keep-last=99999999999999999999", 1)] {
             #expect(throws: RetentionPolicy.Problem.self) { try RetentionPolicy(text: text) }
