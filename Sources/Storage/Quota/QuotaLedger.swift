@@ -141,6 +141,7 @@ final class QuotaLedger: Sendable {
         }
         contents.offset = text.utf8.count
         try FileSystem.makeDirectories(FileSystem.parent(of: path))
+        try FileSystem.makeDirectories(temporaryDirectory)
         try FileSystem.writeAtomically(Array(text.utf8), to: path, temporaryDirectory: temporaryDirectory)
         return contents
     }

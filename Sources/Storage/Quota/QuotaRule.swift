@@ -88,13 +88,16 @@ public enum ByteSize {
         return result
     }
 
-    /// The shortest exact form with a binary unit (`50GiB`, `1536MiB`, `1000000` bytes).
+    /// The shortest exact form (`50GiB`, `1500GB`, `1000001`), which parses back to `bytes`.
     public static func format(_ bytes: UInt64) -> String {
-        for (suffix, factor) in [("TiB", UInt64(1) << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
-        where bytes >= factor && bytes % factor == 0 {
-            return "\(bytes / factor)\(suffix)"
+        var best = "\(bytes)"
+        let units: [(String, UInt64)] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10),
+                                         ("TB", 1_000_000_000_000), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1_000)]
+        for (suffix, factor) in units where bytes >= factor && bytes % factor == 0 {
+            let text = "\(bytes / factor)\(suffix)"
+            if text.count < best.count { best = text }
         }
-        return "\(bytes)"
+        return best
     }
 
     /// A size for people, to one decimal (`1.5 GiB`, `312 B`).
