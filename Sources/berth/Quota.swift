@@ -24,7 +24,7 @@ struct Quota: ParsableCommand {
             print("quota: no quota rules configured (quota = <repository pattern> <size>)")
             return
         }
-        if reconcile { try Self.reconcile(store, command: "quota") }
+        if reconcile { try Self.reconcile(store, command: "reconcile") }
         let usage: [QuotaBook.Usage]
         do { usage = try store.quotas.usage() } catch {
             throw CommandFailure("quota: \(error)")

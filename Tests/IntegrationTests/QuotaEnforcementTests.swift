@@ -82,6 +82,11 @@ import TestSupport
         #expect(report.succeeded, "\(report.stderr)")
         #expect(report.stdout.contains("quota team/** used=\(onDisk.bytes) limit=1000000"), "\(report.stdout)")
         #expect(report.stdout.contains("repositories=3"), "\(report.stdout)")
+        let metrics = server.curl(["\(base)/metrics"]).text
+        #expect(metrics.contains("berth_quota_used_bytes{rule=\"team/**\"} \(onDisk.bytes)"), "\(metrics)")
+        #expect(metrics.contains("berth_quota_limit_bytes{rule=\"team/**\"} 1000000"))
+        #expect(metrics.contains("berth_quota_repositories{rule=\"team/**\"} 3"))
+        #expect(metrics.contains("berth_events_pending_batches 0") && metrics.contains("berth_events_dead_batches 0"))
         let scrub = Self.berth(["scrub"], server, quota: quota)
         #expect(scrub.succeeded, "\(scrub.stdout)\(scrub.stderr)")
         #expect(scrub.stdout.contains("scrub quota team/**: used=\(onDisk.bytes) limit=1000000 drift=0"), "\(scrub.stdout)")
