@@ -13,4 +13,10 @@ extension Settings {
         options.unmeteredNamespaces = mirrors.keys.sorted()
         return options
     }
+
+    /// The store these settings name (`store`, else the working directory), prepared as
+    /// `StoreRoot.prepare` does, with `storeOptions`: what each maintenance command opens.
+    public func openStore() throws -> Store {
+        Store(layout: StoreLayout(root: try StoreRoot.prepare(store ?? ".")), options: storeOptions)
+    }
 }

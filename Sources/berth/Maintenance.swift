@@ -39,8 +39,7 @@ struct GC: ParsableCommand {
         options.uploadAge = settings.uploadAge
         options.untaggedManifestAge = settings.gcUntaggedManifestAge
         options.dryRun = dryRun
-        let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
+        let store = try settings.openStore()
         let collector = store.garbageCollector(options: options)
         let report: GarbageCollector.Report
         do { report = try collector.run() } catch {
@@ -74,8 +73,7 @@ struct Scrub: ParsableCommand {
 
     func run() throws {
         let settings = try common.load()
-        let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
+        let store = try settings.openStore()
         var scrubber = store.scrubber(repair: repair)
         scrubber.onDemandNamespaces = settings.mirrors.keys.sorted()
         let report: Scrubber.Report

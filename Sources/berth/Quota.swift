@@ -18,8 +18,7 @@ struct Quota: ParsableCommand {
 
     func run() throws {
         let settings = try common.load()
-        let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
+        let store = try settings.openStore()
         guard !store.quotas.rules.isEmpty else {
             print("quota: no quota rules configured (quota = <repository pattern> <size>)")
             return
