@@ -127,6 +127,22 @@ import TestSupport
         }
     }
 
+    @Test func aBlobTheRuleCountsAlreadyGoesIntoANearlyFullQuotaByMountOrWholeBodyPut() throws {
+        let fixture = Self.fixture("team/** 5000")
+        defer { fixture.directory.remove() }
+        var random = SeededBytes(seed: 12)
+        let layer = random.next(3000)
+        let digest = try Self.push(layer, to: "team/a", in: fixture.store)
+        let caps = fixture.store.capabilities
+        // A PUT with the whole body streamed (python-dxf's way): the digest is known, it costs nothing.
+        let repo = fixture.name("team/b")
+        let session = try caps.uploads.start(repository: repo)
+        _ = try caps.uploads.complete(session.id, repository: repo, digest: digest, lastChunk: TricklingByteSource(layer, step: 700))
+        #expect(try caps.links.mount(digest, from: fixture.name("team/a"), into: fixture.name("team/c")))
+        #expect(try Self.used(fixture.store) == 3000)
+        #expect(fixture.blobs.size(of: digest, in: repo) == 3000)
+    }
+
     @Test func aManifestPushCountsItsBytesAndIsRefusedWhenTheyDoNotFit() throws {
         let fixture = Self.fixture("app 2600")
         defer { fixture.directory.remove() }

@@ -81,7 +81,7 @@ struct MeteredUploads: BlobIngester {
             return source
         }
         try quotas.checkRoom(for: current, digest: digest, in: repository)
-        guard let room = try quotas.room(in: repository) else { return source }
+        guard let room = try quotas.room(in: repository, for: digest) else { return source }
         return RoomLimitedSource(inner: source, allowance: room.bytes > current ? room.bytes - current : 0,
                                  startingAt: current, rule: room.rule, used: room.used)
     }

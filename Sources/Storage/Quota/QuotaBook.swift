@@ -61,12 +61,14 @@ public final class QuotaBook: Sendable {
     // MARK: Checks and changes
 
     /// The bytes `repository` may still take before a rule refuses (the smallest room
-    /// left); nil when no rule meters it. Reads without the locks: a hint for refusing
-    /// early, not a promise.
-    func room(in repository: RepositoryName) throws(StorageError) -> (bytes: UInt64, rule: QuotaRule, used: UInt64)? {
+    /// left; rules that count `digest` already are not asked); nil when no rule meters it.
+    /// Reads without the locks: a hint for refusing early, not a promise.
+    func room(in repository: RepositoryName, for digest: Digest? = nil) throws(StorageError) -> (bytes: UInt64, rule: QuotaRule, used: UInt64)? {
         var smallest: (bytes: UInt64, rule: QuotaRule, used: UInt64)?
         for meter in meters(of: repository) {
-            let used = try meter.ledger.read().used
+            let contents = try meter.ledger.read()
+            if let digest, contents.sizes[digest] != nil { continue }
+            let used = contents.used
             let room = meter.rule.limit > used ? meter.rule.limit - used : 0
             if smallest.map({ room < $0.bytes }) ?? true { smallest = (room, meter.rule, used) }
         }

@@ -132,7 +132,8 @@ final class QuotaLedger: Sendable {
 
     private func replace(with sizes: [Digest: UInt64]) throws(StorageError) -> Contents {
         var contents = Contents()
-        contents.header = "# berth quota ledger \(UploadID.random().value) for \(account.pattern.text)"
+        // The pattern is for people reading the file; cut so the header stays short.
+        contents.header = "# berth quota ledger \(UploadID.random().value) for \(account.pattern.text.prefix(200))"
         var text = (contents.header ?? "") + "\n"
         contents.offset = text.utf8.count
         for (digest, size) in sizes.sorted(by: { $0.key < $1.key }) {
@@ -155,7 +156,7 @@ final class QuotaLedger: Sendable {
             throw error
         }
         defer { close(fd) }
-        var headBuffer = [UInt8](repeating: 0, count: 512)
+        var headBuffer = [UInt8](repeating: 0, count: 4096)
         let headCount = try readAt(fd, into: &headBuffer, offset: 0)
         guard let newline = headBuffer[0..<headCount].firstIndex(of: UInt8(ascii: "\n")) else {
             throw .corrupt(path: path, reason: "quota ledger without a header line")
