@@ -92,6 +92,45 @@ import TestSupport
         #expect(scrub.stdout.contains("scrub quota team/**: used=\(onDisk.bytes) limit=1000000 drift=0"), "\(scrub.stdout)")
     }
 
+    /// The ledger's order (recorded before the link, released after the unlink) means a
+    /// SIGKILL at any instant can only leave it counting more than the disk holds; scrub
+    /// then brings it back to the disk's figure.
+    @Test func workersKilledDuringPushesLeaveTheLedgerNeverBelowTheDiskAndScrubReconcilesIt() throws {
+        let quota = "crash/** 1GiB"
+        let server = try RegistryServer(workerEnvironment: ["BERTH_QUOTA": quota], listening: .inheritedOnStandardInput, workerCount: 2)
+        defer { server.stop() }
+        let ledger = Ledger()
+        let running = Flag(true)
+        let clients = DispatchGroup()
+        for client in 0..<3 {
+            clients.enter()
+            Thread.detachNewThread {
+                var driver = CrashClient(server: server, ledger: ledger, client: client)
+                while running.value { driver.step() }
+                clients.leave()
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<40 {
+            usleep(UInt32.random(in: 5_000...40_000, using: &generator))
+            let victim = Int.random(in: 0..<2, using: &generator)
+            server.killWorker(victim)
+            try server.startWorker(victim)
+        }
+        running.value = false
+        clients.wait()
+        #expect(ledger.violations.isEmpty, "\(ledger.violations)")
+        let onDisk = Self.bytesOnDisk(server.store, namespace: "crash")
+        let report = Self.berth(["quota"], server, quota: quota)
+        let used = report.stdout.components(separatedBy: "used=").dropFirst().first?.split(separator: " ").first.flatMap { Int($0) }
+        print("quota under kills: ledger \(used ?? -1) bytes, disk \(onDisk.bytes) bytes (\(ledger.summary))")
+        #expect(used.map { $0 >= onDisk.bytes } == true, "\(report.stdout) disk=\(onDisk.bytes)")
+        let scrub = Self.berth(["scrub"], server, quota: quota)
+        print(scrub.stdout.split(separator: "\n").filter { $0.contains("quota") }.joined(separator: "\n"))
+        #expect(scrub.stdout.contains("scrub quota crash/**: used=\(onDisk.bytes) "), "\(scrub.stdout)")
+        #expect(Self.berth(["quota"], server, quota: quota).stdout.contains("used=\(onDisk.bytes) "))
+    }
+
     @Test func skopeoOverTheQuotaIsRefusedWithTheFiguresAndAMountInsideTheRuleCountsOnce() throws {
         try ClientTools.require("skopeo", debianPackage: "skopeo")
         let quota = "team/** 200KB"

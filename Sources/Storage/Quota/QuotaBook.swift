@@ -92,7 +92,7 @@ public final class QuotaBook: Sendable {
     /// Under the locks of every rule metering `repository`: refuses (`quotaExceeded`)
     /// when `digest` (`size` bytes) is new to a rule and would take it past its limit;
     /// otherwise records it where it is new and runs `commit`, which makes it the
-    /// repository's. A failing `commit` takes the records back.
+    /// repository's. A `commit` that fails leaving the blob out takes the records back.
     func admit<T>(_ digest: Digest, size: UInt64, into repository: RepositoryName,
                   _ commit: () throws(StorageError) -> T) throws(StorageError) -> T {
         let meters = meters(of: repository)
@@ -112,7 +112,11 @@ public final class QuotaBook: Sendable {
             do throws(StorageError) {
                 return try commit()
             } catch {
-                for meter in joining { try? meter.ledger.append([.removed(digest)]) }
+                // Taken back only when the blob is not there: a commit that failed after
+                // linking it (a refused manifest's blob stays until gc) stays counted.
+                if FileSystem.regularFileSize(layout.blobFile(repository, digest)) == nil {
+                    for meter in joining { try? meter.ledger.append([.removed(digest)]) }
+                }
                 throw error
             }
         }
