@@ -99,27 +99,8 @@ import TestSupport
         let quota = "crash/** 1GiB"
         let server = try RegistryServer(workerEnvironment: ["BERTH_QUOTA": quota], listening: .inheritedOnStandardInput, workerCount: 2)
         defer { server.stop() }
-        let ledger = Ledger()
-        let running = Flag(true)
-        let clients = DispatchGroup()
-        for client in 0..<3 {
-            clients.enter()
-            Thread.detachNewThread {
-                var driver = CrashClient(server: server, ledger: ledger, client: client)
-                while running.value { driver.step() }
-                clients.leave()
-            }
-        }
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<40 {
-            usleep(UInt32.random(in: 5_000...40_000, using: &generator))
-            let victim = Int.random(in: 0..<2, using: &generator)
-            server.killWorker(victim)
-            try server.startWorker(victim)
-        }
-        running.value = false
-        clients.wait()
-        #expect(ledger.violations.isEmpty, "\(ledger.violations)")
+        let ledger = try CrashClient.pushWhileKilling(server, clients: 3, kills: 40)
+        #expect(ledger.violations.isEmpty && !ledger.blobs.isEmpty, "\(ledger.violations) \(ledger.summary)")
         let onDisk = Self.bytesOnDisk(server.store, namespace: "crash")
         let report = Self.berth(["quota"], server, quota: quota)
         let used = report.stdout.components(separatedBy: "used=").dropFirst().first?.split(separator: " ").first.flatMap { Int($0) }
