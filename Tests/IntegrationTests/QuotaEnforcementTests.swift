@@ -141,6 +141,7 @@ import TestSupport
         let big = try ImageBuilder.build(layout: "\(server.directory.path)/big", tag: "v1", layerSizes: [300_000], seed: 12)
         let refused = skopeo(big, to: "team/c:v1")
         #expect(!refused.succeeded)
+        print("skopeo over the quota: \(refused.stderr.split(separator: "\n").last ?? "")")
         #expect(refused.stderr.contains("quota team/** 200KB exceeded") || refused.stderr.contains("quota team/** 200KB is full"),
                 "\(refused.stderr)")
         #expect(refused.stderr.contains("of 195.3 KiB (200000 bytes)"), "\(refused.stderr)")
