@@ -30,6 +30,8 @@ import TestSupport
         let text = String(decoding: patch.body, as: UTF8.self)
         #expect(text.contains("quota team/** 1KB exceeded") && text.contains("used 600 B (600 bytes) of 1000 B (1000 bytes)"), "\(text)")
         #expect(text.contains("rule=team/** 1KB used=600 adding=600 limit=1000"), "\(text)")
+        // The audit log keeps the refusal with its message.
+        #expect(patch.audit.map(\.action) == [.denied] && patch.audit.first?.detail?.contains("quota team/** 1KB") == true)
         // The refused session is gone.
         #expect(fixture.send("GET", started.header("Location") ?? "").status == 404)
 
