@@ -18,7 +18,7 @@ public enum RetentionJob {
         }
     }
 
-    /// Runs the policy of `settings` over `store` (built with `settings.storeOptions`).
+    /// Runs the policy of `settings` over `store` (opened with `settings.openStore()`).
     public static func run(_ settings: Settings, store: Store, policyFile: String, dryRun: Bool,
                            progress: ProgressReporter? = nil) throws -> Retention.Report {
         let policy = try policy(policyFile)
@@ -48,17 +48,5 @@ public enum RetentionJob {
             let tags = verdict.tags.isEmpty ? "untagged" : "tags \(verdict.tags.joined(separator: ","))"
             return "\(verb) \(verdict.repository.value)@\(verdict.digest) (\(tags)): \(verdict.reason) [\(verdict.rule)]"
         }
-    }
-}
-
-extension Settings {
-    /// The options every process opening the store uses: write-once tags are checked and
-    /// events recorded (with webhooks) by `berth serve` and by maintenance alike.
-    public var storeOptions: Store.Options {
-        var options = Store.Options()
-        options.maximumUploadSessions = maxUploadSessions
-        options.immutableTags = immutableTags
-        options.recordsEvents = !webhooks.isEmpty
-        return options
     }
 }

@@ -14,14 +14,17 @@ final class MirroredBlob: IncomingBlob, @unchecked Sendable {
     let size: UInt64?
     private let transfer: HTTPTransfer
     private let uploads: any BlobIngester
+    /// Records the fetch's event once the blob is stored (`recordFetched`).
+    private let manifests: any ManifestService
     private let repository: RepositoryName
     private let namespace: String
     /// Held until the blob is stored or given up: others follow this fetch meanwhile.
     private let lock: FetchLock
     private let onEvent: PullThroughMirror.EventSink?
 
-    init(digest: Digest, size: UInt64?, transfer: HTTPTransfer, uploads: any BlobIngester, repository: RepositoryName,
-         namespace: String, lock: FetchLock, onEvent: PullThroughMirror.EventSink?) {
+    init(digest: Digest, size: UInt64?, transfer: HTTPTransfer, uploads: any BlobIngester, manifests: any ManifestService,
+         repository: RepositoryName, namespace: String, lock: FetchLock, onEvent: PullThroughMirror.EventSink?) {
+        self.manifests = manifests
         self.lock = lock
         self.digest = digest
         self.size = size
@@ -52,6 +55,8 @@ final class MirroredBlob: IncomingBlob, @unchecked Sendable {
                                                  "digest": digest.description, "reason": reason])
                 throw error
             }
+            // Before the last bytes go out: a fetch the client saw complete has its event.
+            try manifests.recordFetched(blob: digest, size: stored, in: repository)
             tee.release()
         }
         onEvent?("mirror_stored", ["mirror": namespace, "repository": repository.value, "digest": digest.description,

@@ -111,7 +111,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         onEvent?("mirror_fetch", ["mirror": mirror.namespace, "repository": repository.value, "digest": digest.description,
                                   "size": transfer.contentLength.map(String.init) ?? "unknown"])
         return MirroredBlob(digest: digest, size: transfer.contentLength, transfer: transfer, uploads: store.uploads,
-                            repository: repository, namespace: mirror.namespace, lock: lock, onEvent: onEvent)
+                            manifests: store.manifests, repository: repository, namespace: mirror.namespace, lock: lock, onEvent: onEvent)
     }
 
     // MARK: ManifestService
@@ -155,6 +155,10 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     public func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
         guard upstream(of: repository) == nil else { throw .mirrored(repository) }
         try store.manifests.delete(reference, in: repository)
+    }
+
+    public func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError) {
+        try store.manifests.recordFetched(blob: digest, size: size, in: repository)
     }
 
     // MARK: Internals

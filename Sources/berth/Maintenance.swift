@@ -42,8 +42,7 @@ struct GC: ParsableCommand {
         options.mirrors = settings.mirrors.keys.sorted().compactMap { name in
             settings.mirrors[name].map { GarbageCollector.MirrorLimit(namespace: name, maxAge: $0.maxAge, maxBytes: $0.maxBytes) }
         }
-        let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
+        let store = try settings.openStore()
         // Retention first: what it deletes is freed by this same run.
         if let policyFile = settings.retention {
             let progress = ProgressReporter(task: "retention", unit: "repositories", settings: settings)
@@ -69,6 +68,8 @@ struct GC: ParsableCommand {
             MaintenanceReport(finished: Int(time(nil)), counts: Dictionary(uniqueKeysWithValues: kinds.map { ($0.rawValue, report.count($0)) }),
                               bytes: report.bytesFreed).save(as: "gc", in: store.metricsFiles)
         }
+        // The blobs gc freed leave the quotas' usage here.
+        if !dryRun { try Quota.reconcile(store, command: "gc") }
         for phase in report.phases { print("gc phase \(phase.name): \(phase.seconds) s") }
         print("gc\(dryRun ? " (dry run)" : ""): repositories=\(report.repositoriesScanned) \(counts) bytes_freed=\(report.bytesFreed)")
     }
@@ -86,8 +87,7 @@ struct Scrub: ParsableCommand {
 
     func run() throws {
         let settings = try common.load()
-        let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
+        let store = try settings.openStore()
         var scrubber = store.scrubber(repair: repair)
         scrubber.onDemandNamespaces = settings.mirrors.keys.sorted()
         // Shared copies are hashed first, each once: most of the bytes there are.
@@ -100,6 +100,7 @@ struct Scrub: ParsableCommand {
         }
         progress.finish()
         for problem in report.problems { print("problem: \(problem)") }
+        try Quota.reconcile(store, command: "scrub")
         MaintenanceReport(finished: Int(time(nil)), counts: ["found": report.problems.count, "unrepaired": report.unrepaired],
                           bytes: report.bytesHashed).save(as: "scrub", in: store.metricsFiles)
         for phase in report.phases { print("scrub phase \(phase.name): \(phase.seconds) s") }
@@ -130,8 +131,7 @@ struct RetentionCommand: ParsableCommand {
         guard let policyFile = policy ?? settings.retention else {
             throw ValidationError("no retention policy: set retention = FILE in the config or pass --policy FILE")
         }
-        let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
+        let store = try settings.openStore()
         let progress = ProgressReporter(task: "retention", unit: "repositories", settings: settings)
         let report = try RetentionJob.run(settings, store: store, policyFile: policyFile, dryRun: dryRun, progress: progress)
         for line in RetentionJob.lines(report, dryRun: dryRun, kept: verbose) { print(line) }

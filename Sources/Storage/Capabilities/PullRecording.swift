@@ -28,6 +28,10 @@ struct PullRecordingManifests: ManifestService {
     func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
         try inner.delete(reference, in: repository)
     }
+
+    func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError) {
+        try inner.recordFetched(blob: digest, size: size, in: repository)
+    }
 }
 
 struct PullRecordingBlobs: BlobStatter {
