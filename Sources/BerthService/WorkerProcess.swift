@@ -63,6 +63,7 @@ public struct WorkerProcess {
         if !settings.mirrors.isEmpty {
             let mirrors = settings.mirrors.keys.sorted().compactMap { settings.mirrors[$0] }
             let mirror = try PullThroughMirror(decorating: capabilities, mirrors: mirrors, defaultNamespace: settings.mirrorDefault,
+                                               fetchThreads: settings.mirrorThreads,
                                                onEvent: { name, details in Self.mirrorEvent(name, details, metrics: metrics, log: log) })
             capabilities = mirror.capabilities
         }
