@@ -130,6 +130,10 @@ public struct WorkerProcess {
     private static func mirrorEvent(_ name: String, _ details: [String: String], metrics: WorkerMetrics, log: AccessLog) {
         let mirror = details["mirror"] ?? "unknown"
         switch name {
+        case "mirror_hit":
+            // One per cached pull: counted, not logged (the access log has the request).
+            metrics.countMirror(mirror, "hits")
+            return
         case "mirror_fetch": metrics.countMirror(mirror, "misses")
         case "mirror_follow": metrics.countMirror(mirror, "follows")
         case "mirror_stored": metrics.countMirror(mirror, "fetched_bytes", by: details["size"].flatMap { UInt64($0) } ?? 0)

@@ -94,6 +94,11 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         return transfer.contentLength
     }
 
+    public func servedFromStore(_ digest: Digest, in repository: RepositoryName) {
+        guard let mirror = upstream(of: repository) else { return }
+        onEvent?("mirror_hit", ["mirror": mirror.namespace])
+    }
+
     public func fetch(_ digest: Digest, in repository: RepositoryName) throws(StorageError) -> (any IncomingBlob)? {
         guard let mirror = upstream(of: repository) else { throw .blobUnknown(digest) }
         if store.blobs.size(of: digest, in: repository) != nil { return nil }
@@ -132,14 +137,14 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         let cached = try stored(reference, in: repository)
         switch reference {
         case .digest:
-            if let cached { return cached }
+            if let cached { return hit(cached, mirror.namespace) }
             try fetchManifest(reference, into: repository, from: mirror)
             return try store.manifests.resolve(reference, in: repository)
         case .tag(let tag):
             let ttl = mirror.registry.configuration.tagTTL
-            if let cached, isCurrent(repository, tag, ttl: ttl) { return cached }
+            if let cached, isCurrent(repository, tag, ttl: ttl) { return hit(cached, mirror.namespace) }
             do throws(StorageError) {
-                if let cached, try revalidate(cached, tag: tag, in: repository, from: mirror) { return cached }
+                if let cached, try revalidate(cached, tag: tag, in: repository, from: mirror) { return hit(cached, mirror.namespace) }
                 try fetchManifest(reference, into: repository, from: mirror)
                 markCurrent(repository, tag)
                 return try store.manifests.resolve(reference, in: repository)
@@ -169,6 +174,12 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     }
 
     // MARK: Internals
+
+    /// Reports a manifest answered from the store (a hit) and passes it on.
+    private func hit(_ manifest: ResolvedManifest, _ namespace: String) -> ResolvedManifest {
+        onEvent?("mirror_hit", ["mirror": namespace])
+        return manifest
+    }
 
     private func stored(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> ResolvedManifest? {
         do {
@@ -218,7 +229,11 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         }
         let declared = reply.header("content-type").map { String($0.prefix { $0 != ";" }).trimmingCharacters(in: " ") }
         let contentType = declared.flatMap { MediaType.manifests.contains($0) ? $0 : nil }
-        _ = try store.manifests.putFetched(reply.body, contentType: contentType, reference: reference, repository: repository)
+        let stored = try store.manifests.putFetched(reply.body, contentType: contentType, reference: reference, repository: repository)
+        let details = ["mirror": mirror.namespace, "repository": repository.value, "reference": reference.description,
+                       "digest": stored.digest.description, "size": String(reply.body.count), "kind": "manifest"]
+        onEvent?("mirror_fetch", details)
+        onEvent?("mirror_stored", details)
     }
 
     private func isCurrent(_ repository: RepositoryName, _ tag: Tag, ttl: Int) -> Bool {

@@ -50,6 +50,7 @@ extension Registry {
             return RegistryResponse(status: 200, headers: headers)
         }
         guard let incoming = try storage({ () throws(StorageError) in try pullThrough.fetch(digest, in: name) }) else {
+            pullThrough.servedFromStore(digest, in: name)
             return accelRedirect(digest, in: name, contentType: "application/octet-stream")
         }
         if let size = incoming.size { headers.append(("Content-Length", String(size))) }

@@ -58,4 +58,18 @@ extension MirrorTesting {
     func fileSize(_ path: String) -> Int {
         ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
     }
+
+    /// A mirror's counter in a `/metrics` text (0 when absent).
+    func mirrorCounter(_ metrics: String, _ event: String, mirror: String = "up") -> Int {
+        let prefix = event == "fetched_bytes" ? "berth_mirror_fetched_bytes_total{mirror=\"\(mirror)\"} "
+            : "berth_mirror_events_total{event=\"\(event)\",mirror=\"\(mirror)\"} "
+        guard let line = metrics.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return 0 }
+        return Int(line.dropFirst(prefix.count)) ?? -1
+    }
+
+    /// The manifest `reference` of `repository` through the mirror, as an OCI client asks for it.
+    func manifestThrough(_ server: RegistryServer, _ repository: String, _ reference: String) -> RegistryServer.Response {
+        server.curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json",
+                     "\(server.baseURL)/v2/\(repository)/manifests/\(reference)"])
+    }
 }
