@@ -57,13 +57,20 @@ final class BlobFetch: @unchecked Sendable {
     }
 }
 
-/// The upstream's body, marked as read by others while it is written.
+/// The upstream's body, marked as read by others while it is written. The first read is
+/// small, so that the first bytes reach the clients before a whole buffer is hashed and written.
 private final class FollowedTransfer: ByteSource {
     private let transfer: HTTPTransfer
+    private var first = true
+    static let firstReadLimit = 16 << 10
 
     init(_ transfer: HTTPTransfer) { self.transfer = transfer }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int { try transfer.read(into: buffer) }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int {
+        guard first else { return try transfer.read(into: buffer) }
+        first = false
+        return try transfer.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(buffer.count, Self.firstReadLimit)]))
+    }
 
     var isFollowed: Bool { true }
 }
