@@ -35,7 +35,7 @@ def canonical(value):
 class Server:
     """One `berth serve` on `store`, fronted by nginx with TLS (scripts/nginx-conf)."""
 
-    def __init__(self, work, berth_bin, store):
+    def __init__(self, work, berth_bin, store, nginx_workers=2, environment=None):
         self.work, self.store, self.procs = work, store, []
         tls = f"{work}/tls"
         os.makedirs(tls, exist_ok=True)
@@ -46,12 +46,12 @@ class Server:
         name = os.path.basename(store)
         self.socket = f"{work}/{name}.sock"
         self.berth = self.start([berth_bin, "serve", "--store", store, "--socket", self.socket], f"{name}-berth.log",
-                                {"MALLOC_ARENA_MAX": "2"})
+                                dict({"MALLOC_ARENA_MAX": "2"}, **(environment or {})))
         self.wait(lambda: os.path.exists(self.socket), "berth socket")
         self.port = free_port()
         nginx = f"{work}/nginx-{name}"
         sh(f"{REPO}/scripts/nginx-conf", nginx, "--port", str(self.port), "--store", store, "--socket", self.socket,
-           "--cert", self.cert, "--key", self.key, "--user", "root", "--workers", "2")
+           "--cert", self.cert, "--key", self.key, "--user", "root", "--workers", str(nginx_workers))
         self.start(["nginx", "-p", nginx, "-c", f"{nginx}/nginx.conf", "-g", "daemon off;"], f"{name}-nginx.log")
         self.wait(self.port_open, "nginx")
         self.base = f"https://127.0.0.1:{self.port}"

@@ -40,6 +40,9 @@ public struct Settings: Equatable, Sendable {
     public var service = Defaults.tokenService
     /// Write-once tags (`immutable_tags = <repository pattern> <tag pattern>`, repeatable).
     public var immutableTags: [ImmutableTagRule] = []
+    /// Byte quotas (`quota = <repository pattern> <size>`, repeatable; a later rule with
+    /// the same pattern replaces the earlier one).
+    public var quotas: [QuotaRule] = []
     /// Where every repository event is POSTed (`webhook = URL`, repeatable). Set: the
     /// store records events (`EventOutbox`) and one process delivers them.
     public var webhooks: [String] = []
@@ -86,7 +89,7 @@ public struct Settings: Equatable, Sendable {
     public static let keys = ["store", "socket", "socket_mode", "workers", "threads", "pull_threads", "automatic_cross_mount", "max_upload_sessions",
                        "policy", "upload_age", "gc_grace_period", "gc_untagged_manifest_age", "log_level",
                        "htpasswd", "auth", "token_key", "token_ttl", "service", "mirror_default", "mirror_threads",
-                       "immutable_tags",
+                       "immutable_tags", "quota",
                        "webhook", "webhook_secret_file", "webhook_max_attempts", "audit_log"]
 
     /// Applies one `key = value`; `source` says where it came from, for errors.
@@ -159,6 +162,14 @@ public struct Settings: Equatable, Sendable {
                 throw fail("\"\(value)\" is not <repository pattern> <tag pattern> (e.g. release/** v*)")
             }
             if !immutableTags.contains(rule) { immutableTags.append(rule) }
+        case "quota":
+            // Repeatable like immutable_tags; the same pattern again replaces its size.
+            if value.isEmpty { quotas = []; break }
+            guard let rule = QuotaRule(value) else {
+                throw fail("\"\(value)\" is not <repository pattern> <size> (e.g. team/** 50GiB; units KiB MiB GiB TiB, KB MB GB TB)")
+            }
+            quotas.removeAll { $0.repository == rule.repository }
+            quotas.append(rule)
         case "webhook":
             // Repeatable like immutable_tags.
             if value.isEmpty { webhooks = []; break }
@@ -307,6 +318,7 @@ public struct Settings: Equatable, Sendable {
             "webhook_secret_file = \(text(webhookSecretFile))", "webhook_max_attempts = \(webhookMaxAttempts)",
             "audit_log = \(text(auditLog))",
         ].joined(separator: "\n") + Self.renderRepeated("immutable_tags", immutableTags.map(\.description))
+            + Self.renderRepeated("quota", quotas.map(\.description))
             + Self.renderRepeated("webhook", webhooks) + issuers.keys.sorted().map { name -> String in
             guard let issuer = issuers[name] else { return "" }
             var lines = ["issuer.\(name).user_claim = \(text(issuer.userClaim))", "issuer.\(name).clock_skew = \(issuer.clockSkew)"]

@@ -77,12 +77,18 @@ final class WorkerMetrics: Sendable {
     }
 
     private let files: MetricsFiles
+    private let quotas: QuotaBook?
+    private let outbox: EventOutbox?
     private let ownFile: String
     private let shards = (0..<16).map { _ in Shard() }
     private let lastSaved = Locked(Counters())
 
-    init(files: MetricsFiles) {
+    /// `quotas` and `outbox`, when given, add their gauges (usage per quota rule; event
+    /// batches pending and dead).
+    init(files: MetricsFiles, quotas: QuotaBook? = nil, outbox: EventOutbox? = nil) {
         self.files = files
+        self.quotas = quotas
+        self.outbox = outbox
         ownFile = files.layout.workerMetricsFile(.current)
     }
 
@@ -214,7 +220,34 @@ final class WorkerMetrics: Sendable {
         out.family("berth_uploads_in_progress", "gauge", "Open upload sessions.")
         out.sample("berth_uploads_in_progress", [:], Double(totals.uploadsInProgress))
         appendMaintenance(to: &out)
+        appendQuotas(to: &out)
+        appendOutbox(to: &out)
         return out.text
+    }
+
+    /// Per quota rule: bytes used (as its ledger has it), the limit, distinct blobs and
+    /// repositories matched.
+    private func appendQuotas(to out: inout PrometheusText) {
+        guard let quotas, !quotas.rules.isEmpty, let usage = try? quotas.usage() else { return }
+        let families: [(String, String, (QuotaBook.Usage) -> Double)] = [
+            ("berth_quota_used_bytes", "Bytes of the distinct blobs the repositories of a quota rule hold.", { Double($0.used) }),
+            ("berth_quota_limit_bytes", "The limit of a quota rule.", { Double($0.rule.limit) }),
+            ("berth_quota_blobs", "Distinct blobs counted by a quota rule.", { Double($0.blobs) }),
+            ("berth_quota_repositories", "Repositories a quota rule matches.", { Double($0.repositories.count) }),
+        ]
+        for (name, help, value) in families {
+            out.family(name, "gauge", help)
+            for entry in usage { out.sample(name, ["rule": entry.rule.repository.text], value(entry)) }
+        }
+    }
+
+    /// Event batches (one per commit) waiting for webhook delivery, and dead letters.
+    private func appendOutbox(to out: inout PrometheusText) {
+        guard let outbox, let pending = try? outbox.batchCount(dead: false), let dead = try? outbox.batchCount(dead: true) else { return }
+        out.family("berth_events_pending_batches", "gauge", "Event batches (one per commit) waiting for delivery to the webhooks.")
+        out.sample("berth_events_pending_batches", [:], Double(pending))
+        out.family("berth_events_dead_batches", "gauge", "Event batches given up on after the last attempt (berth events replay).")
+        out.sample("berth_events_dead_batches", [:], Double(dead))
     }
 
     private func appendMaintenance(to out: inout PrometheusText) {

@@ -41,13 +41,9 @@ public struct WorkerProcess {
         let listenFD = listening.descriptor
         let ownSocket = listening.ownPath
         // The composition root: one store (its caches, trash and locks) for the process.
-        var storeOptions = Store.Options()
-        storeOptions.maximumUploadSessions = settings.maxUploadSessions
-        storeOptions.immutableTags = settings.immutableTags
-        storeOptions.recordsEvents = !settings.webhooks.isEmpty
         let webhookSecret = try EventDelivery.secret(settings)
-        let store = Store(layout: StoreLayout(root: root), options: storeOptions)
-        let metrics = WorkerMetrics(files: store.metricsFiles)
+        let store = Store(layout: StoreLayout(root: root), options: settings.storeOptions)
+        let metrics = WorkerMetrics(files: store.metricsFiles, quotas: store.quotas, outbox: store.events)
         var options = Registry.Options()
         options.automaticCrossMount = settings.automaticCrossMount
         if let policy = settings.policy { options.policy = try PolicyFile.load(policy) }

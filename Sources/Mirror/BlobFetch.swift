@@ -16,6 +16,8 @@ final class BlobFetch: @unchecked Sendable {
     let session: UploadID
     private let transfer: HTTPTransfer
     private let uploads: any BlobIngester
+    /// Records the fetch's event once the blob is stored (`recordFetched`).
+    private let manifests: any ManifestService
     private let repository: RepositoryName
     private let namespace: String
     /// Held until the blob is stored or given up: others follow this fetch meanwhile.
@@ -23,12 +25,13 @@ final class BlobFetch: @unchecked Sendable {
     private let onEvent: PullThroughMirror.EventSink?
 
     init(digest: Digest, size: UInt64?, session: UploadID, transfer: HTTPTransfer, uploads: any BlobIngester,
-         repository: RepositoryName, namespace: String, lock: FetchLock, onEvent: PullThroughMirror.EventSink?) {
+         manifests: any ManifestService, repository: RepositoryName, namespace: String, lock: FetchLock, onEvent: PullThroughMirror.EventSink?) {
         self.digest = digest
         self.size = size
         self.session = session
         self.transfer = transfer
         self.uploads = uploads
+        self.manifests = manifests
         self.repository = repository
         self.namespace = namespace
         self.lock = lock
@@ -43,6 +46,9 @@ final class BlobFetch: @unchecked Sendable {
         do throws(StorageError) {
             let stored = try uploads.complete(session, repository: repository, digest: digest, startingAt: nil,
                                               expectedLength: size, lastChunk: source)
+            // Before the lock goes (followers send their last byte only then): a fetch a
+            // client saw complete has its event.
+            try manifests.recordFetched(blob: digest, size: stored, in: repository)
             onEvent?("mirror_stored", ["mirror": namespace, "repository": repository.value, "digest": digest.description,
                                        "size": String(stored)])
         } catch {

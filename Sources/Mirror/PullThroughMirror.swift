@@ -124,7 +124,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         onEvent?("mirror_fetch", ["mirror": mirror.namespace, "repository": repository.value, "digest": digest.description,
                                   "size": size.map(String.init) ?? "unknown"])
         let fetch = BlobFetch(digest: digest, size: size, session: session.id, transfer: transfer, uploads: store.uploads,
-                              repository: repository, namespace: mirror.namespace, lock: lock, onEvent: onEvent)
+                              manifests: store.manifests, repository: repository, namespace: mirror.namespace, lock: lock, onEvent: onEvent)
         fetches.run { fetch.run() }
         return FollowingBlob(digest: digest, size: size, session: session.id, watch: watch, layout: store.layout,
                              blobs: store.blobs, repository: repository, namespace: mirror.namespace)
@@ -171,6 +171,10 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     public func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
         guard upstream(of: repository) == nil else { throw .mirrored(repository) }
         try store.manifests.delete(reference, in: repository)
+    }
+
+    public func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError) {
+        try store.manifests.recordFetched(blob: digest, size: size, in: repository)
     }
 
     // MARK: Internals

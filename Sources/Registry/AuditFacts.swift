@@ -1,6 +1,6 @@
 /// What an answer did that the audit log keeps: a change (a manifest push, a tag moved by
 /// it, a delete), an authentication (a login at `/v2/` or `/token`, or a failed one), or
-/// a refusal (403 DENIED: the access policy, a write-once tag). Set by `Registry.handle`
+/// a refusal (403 DENIED: the access policy, a write-once tag, a byte quota). Set by `Registry.handle`
 /// and the handlers of changes; the service writes them with who asked, from where and
 /// the request id. Reads are never audited.
 public struct AuditFacts: Sendable, Equatable {

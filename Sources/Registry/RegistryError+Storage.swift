@@ -36,6 +36,13 @@ extension RegistryError {
             self.init(.unsupported, reason)
         case .tagImmutable(let tag, let repository, let rule):
             self.init(.denied, "tag \(tag) of \(repository) is write-once (immutable_tags = \(rule)): it cannot be moved or deleted")
+        case .quotaExceeded(let rule, let used, let adding, let limit):
+            // 403 DENIED, as Harbor answers a quota refusal: clients do not retry it.
+            let figures = "used \(ByteSize.human(used)) (\(used) bytes) of \(ByteSize.human(limit)) (\(limit) bytes)"
+            let message = adding == 0
+                ? "quota \(rule) is full: \(figures)"
+                : "quota \(rule) exceeded: storing \(ByteSize.human(adding)) (\(adding) bytes) more would pass the limit; \(figures)"
+            self.init(.denied, message, detail: "rule=\(rule) used=\(used) adding=\(adding) limit=\(limit)")
         case .tooManyUploads(let limit):
             self.init(.tooManyRequests, "this repository already has \(limit) open upload sessions; finish or cancel some",
                       headers: [("Retry-After", "60")])

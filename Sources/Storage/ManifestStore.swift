@@ -75,8 +75,15 @@ public struct ManifestStore: ManifestService, TagService {
             // Again under the lock: garbage collection (which holds it) may have removed
             // an unreferenced blob since the first check.
             if checkingReferences { try checkReferences(of: document, in: repository) }
-            var events = [IndexEvent(.manifestPushed, digest: descriptor.digest, mediaType: descriptor.mediaType,
-                                     size: descriptor.size, tags: applied.map(\.value))]
+            var events: [IndexEvent] = []
+            if checkingReferences {
+                events.append(IndexEvent(.manifestPushed, digest: descriptor.digest, mediaType: descriptor.mediaType,
+                                         size: descriptor.size, tags: applied.map(\.value)))
+            } else if snapshot.descriptor(forDigest: descriptor.digest) == nil {
+                // A mirror's fetch: an event only for a manifest it did not hold yet.
+                events.append(IndexEvent(.mirrorFetched, digest: descriptor.digest, mediaType: descriptor.mediaType,
+                                         size: descriptor.size, tags: applied.map(\.value)))
+            }
             for tag in applied {
                 try checkMovable(tag, to: descriptor.digest, in: snapshot, repository: repository)
                 if let previous = snapshot.descriptor(forTag: tag.value), previous.digest != descriptor.digest {
@@ -99,6 +106,16 @@ public struct ManifestStore: ManifestService, TagService {
         })
         try submit(change, to: repository)
         return Pushed(digest: digest, document: document, tags: applied, moved: moved.withLock { $0 })
+    }
+
+    /// With events on, commits one `org.berth.mirror.fetched` event for a blob a mirror
+    /// stored (an index commit that changes nothing else, so the event has its place in
+    /// the repository's order and the outbox's crash safety).
+    public func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError) {
+        guard recordsEvents, outbox != nil else { return }
+        let event = IndexEvent(.mirrorFetched, digest: digest.description, mediaType: "application/octet-stream",
+                               size: Int64(clamping: size))
+        try submit(IndexChange(apply: { _ in [event] }, afterWrite: {}), to: repository)
     }
 
     /// Deletes a tag (the manifest stays, reachable by digest and its other tags), or a

@@ -19,6 +19,9 @@ public enum StorageError: Error, Equatable, Sendable {
     case unsupported(String)
     /// The change would move or delete `tag`, which `rule` (an `immutable_tags` value) makes write-once.
     case tagImmutable(Tag, repository: RepositoryName, rule: String)
+    /// Storing `adding` more bytes would take the usage of quota `rule` (a `quota` value)
+    /// from `used` past `limit`; `adding` 0: the quota is full.
+    case quotaExceeded(rule: String, used: UInt64, adding: UInt64, limit: UInt64)
     /// The repository already has as many open upload sessions as allowed.
     case tooManyUploads(limit: Int)
     /// The client's body stream broke off before its end.

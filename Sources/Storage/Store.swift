@@ -15,6 +15,10 @@ public final class Store: Sendable {
         /// Every manifest push, tag move and delete queues a CloudEvent in the outbox, in
         /// its commit (`EventOutbox`). On when webhooks are configured.
         public var recordsEvents = false
+        /// Byte quotas (`quota`), enforced by the capabilities this store hands out.
+        public var quotas: [QuotaRule] = []
+        /// Namespaces no quota meters (pull-through mirrors: filled by pulls, not pushes).
+        public var unmeteredNamespaces: [String] = []
 
         public init() {}
     }
@@ -32,6 +36,8 @@ public final class Store: Sendable {
     public let events: EventOutbox
     /// The files behind `/metrics` (worker counters, gc and scrub reports, totals).
     public let metricsFiles: MetricsFiles
+    /// The byte quotas' accounts (read by `berth quota`, reconciled by scrub and gc).
+    public let quotas: QuotaBook
     /// The filesystem's clock, which ages of files in the store are measured against.
     public let clock: StoreClock
 
@@ -50,15 +56,18 @@ public final class Store: Sendable {
                                   cache: IndexCache(clock: clock), committer: IndexCommitter(), immutableTags: options.immutableTags,
                                   outbox: events, recordsEvents: options.recordsEvents)
         metricsFiles = MetricsFiles(layout: layout, repositories: repositories)
+        quotas = QuotaBook(rules: options.quotas, unmeteredNamespaces: options.unmeteredNamespaces, layout: layout,
+                           locks: options.locks, repositories: repositories)
     }
 
     /// A store at `root` with the default options.
     public convenience init(root: String) { self.init(layout: StoreLayout(root: root)) }
 
-    /// The disk implementations of what the registry needs, ready to be decorated.
+    /// The disk implementations of what the registry needs, with the byte quotas in
+    /// front (`metered(by:)`), ready to be decorated further.
     public var capabilities: Capabilities {
         Capabilities(layout: layout, blobs: blobs, links: blobs, uploads: uploads, manifests: manifests, tags: manifests,
-                     repositories: repositories, referrers: referrers)
+                     repositories: repositories, referrers: referrers).metered(by: quotas)
     }
 
     /// A garbage collection over this store (its locks, its caches).

@@ -27,6 +27,11 @@
 ///                                   held while a mirror fetches the blob into the repository;
 ///                                   names its upload session and length, for others to read along
 ///     locks/_events                 held by the one process delivering events
+///     locks/_quota/<key>            held while a change is checked against, and recorded in,
+///                                   the quota account <key> (see `QuotaLedger`)
+///     quota/<key>/ledger            the distinct blobs one quota pattern's repositories hold:
+///                                   a header naming the file, then appended `+ digest size` and
+///                                   `- digest` lines; compacted by replacing it whole
 ///     events/outbox/<repository>/_prepared.json
 ///                                   the events of the commit under way (or cut off by a crash),
 ///                                   with the generation its index.json will carry (see `EventOutbox`)
@@ -208,6 +213,12 @@ public struct StoreLayout: Sendable {
         "\(eventQueueDirectory(name, dead: dead))/\(batch.fileName)"
     }
     public var eventDeliveryLockFile: String { "\(locksDirectory)/_events" }
+
+    // MARK: Quotas
+
+    /// `key` is a `QuotaAccount` key (32 hex characters), never request data.
+    public func quotaLedgerFile(_ account: QuotaAccount) -> String { "\(bookkeepingDirectory)/quota/\(account.key)/ledger" }
+    public func quotaLockFile(_ account: QuotaAccount) -> String { "\(locksDirectory)/_quota/\(account.key)" }
 
     public var trashDirectory: String { "\(bookkeepingDirectory)/trash" }
     /// An entry of the trash (a fresh UUID, or a name met while listing it).

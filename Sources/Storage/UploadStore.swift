@@ -84,12 +84,12 @@ public struct UploadStore: BlobIngester {
     }
 
     /// Appends an optional last chunk, checks the whole content against `digest`, and
-    /// makes it the blob `digest` of `repository`; the session is gone afterwards.
-    /// On `digestMismatch` nothing becomes visible and the session stays as it was
-    /// before this call's chunk.
+    /// makes it the blob `digest` of `repository` (through `admission` when given); the
+    /// session is gone afterwards. On `digestMismatch`, or a refusal by `admission`,
+    /// nothing becomes visible and the session stays as it was before this call's chunk.
     public func complete(
         _ id: UploadID, repository: RepositoryName, digest: Digest, startingAt: UInt64?,
-        expectedLength: UInt64?, lastChunk source: (any ByteSource)?
+        expectedLength: UInt64?, lastChunk source: (any ByteSource)?, admission: BlobAdmission?
     ) throws(StorageError) -> UInt64 {
         try withSession(id, repository: repository) { (fd, state) throws(StorageError) in
             if let startingAt, startingAt != state.size { throw .uploadRangeMismatch(currentSize: state.size) }
@@ -108,7 +108,18 @@ public struct UploadStore: BlobIngester {
             guard computed == digest else {
                 throw undo(final, to: state, fd: fd, id: id, .digestMismatch(expected: digest, computed: computed))
             }
-            try blobs.commit(verifiedFile: layout.uploadDataFile(id), as: digest, into: repository)
+            var committing = false
+            let commit = { () throws(StorageError) in
+                committing = true
+                try blobs.commit(verifiedFile: layout.uploadDataFile(id), as: digest, into: repository)
+            }
+            do throws(StorageError) {
+                if let admission { try admission(digest, final.size, commit) } else { try commit() }
+            } catch {
+                // Refused before the commit began: the data file is still the session's own.
+                if !committing { throw undo(final, to: state, fd: fd, id: id, error) }
+                throw error
+            }
             try FileSystem.removeTree(layout.uploadDirectory(id))
             try FileSystem.remove(layout.openSessionMarker(repository, id))
             return final.size

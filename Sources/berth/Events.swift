@@ -9,15 +9,12 @@ struct Events: ParsableCommand {
         abstract: "List the events waiting for delivery to webhooks and the dead ones; replay dead ones.",
         subcommands: [List.self, Replay.self], defaultSubcommand: List.self)
 
-    static func outbox(_ common: SettingsOptions) throws -> EventOutbox {
-        let settings = try common.load()
-        return Store(root: try StoreRoot.prepare(settings.store ?? ".")).events
-    }
-
-    static func repository(_ text: String?) throws -> RepositoryName? {
-        guard let text else { return nil }
+    /// The store's outbox and the one repository `--repository` names (nil: all).
+    static func target(_ common: SettingsOptions, repository text: String?) throws -> (EventOutbox, RepositoryName?) {
+        let outbox = try common.load().openStore().events
+        guard let text else { return (outbox, nil) }
         guard let name = RepositoryName(text) else { throw ValidationError("\"\(text)\" is not a repository name") }
-        return name
+        return (outbox, name)
     }
 
     struct List: ParsableCommand {
@@ -27,8 +24,7 @@ struct Events: ParsableCommand {
         @Option(help: "Only this repository.") var repository: String?
 
         func run() throws {
-            let outbox = try Events.outbox(common)
-            let only = try Events.repository(repository)
+            let (outbox, only) = try Events.target(common, repository: repository)
             var totals = (pending: 0, pendingEvents: 0, dead: 0, deadEvents: 0)
             do {
                 for dead in [false, true] {
@@ -69,8 +65,7 @@ struct Events: ParsableCommand {
         @Option(help: "Only this repository.") var repository: String?
 
         func run() throws {
-            let outbox = try Events.outbox(common)
-            let only = try Events.repository(repository)
+            let (outbox, only) = try Events.target(common, repository: repository)
             do {
                 print("events replay: batches=\(try outbox.replay(only))")
             } catch {

@@ -39,8 +39,7 @@ struct GC: ParsableCommand {
         options.uploadAge = settings.uploadAge
         options.untaggedManifestAge = settings.gcUntaggedManifestAge
         options.dryRun = dryRun
-        let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(root: root)
+        let store = try settings.openStore()
         let collector = store.garbageCollector(options: options)
         let report: GarbageCollector.Report
         do { report = try collector.run() } catch {
@@ -55,6 +54,8 @@ struct GC: ParsableCommand {
             MaintenanceReport(finished: Int(time(nil)), counts: Dictionary(uniqueKeysWithValues: kinds.map { ($0.rawValue, report.count($0)) }),
                               bytes: report.bytesFreed).save(as: "gc", in: store.metricsFiles)
         }
+        // The blobs gc freed leave the quotas' usage here.
+        if !dryRun { try Quota.reconcile(store, command: "gc") }
         for phase in report.phases { print("gc phase \(phase.name): \(phase.seconds) s") }
         print("gc\(dryRun ? " (dry run)" : ""): repositories=\(report.repositoriesScanned) \(counts) bytes_freed=\(report.bytesFreed)")
     }
@@ -72,8 +73,7 @@ struct Scrub: ParsableCommand {
 
     func run() throws {
         let settings = try common.load()
-        let root = try StoreRoot.prepare(settings.store ?? ".")
-        let store = Store(root: root)
+        let store = try settings.openStore()
         var scrubber = store.scrubber(repair: repair)
         scrubber.onDemandNamespaces = settings.mirrors.keys.sorted()
         let report: Scrubber.Report
@@ -81,6 +81,7 @@ struct Scrub: ParsableCommand {
             throw CommandFailure("scrub failed: \(error)")
         }
         for problem in report.problems { print("problem: \(problem)") }
+        try Quota.reconcile(store, command: "scrub")
         MaintenanceReport(finished: Int(time(nil)), counts: ["found": report.problems.count, "unrepaired": report.unrepaired],
                           bytes: report.bytesHashed).save(as: "scrub", in: store.metricsFiles)
         for phase in report.phases { print("scrub phase \(phase.name): \(phase.seconds) s") }

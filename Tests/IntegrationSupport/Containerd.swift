@@ -74,17 +74,24 @@ public final class Containerd: @unchecked Sendable {
     /// it ctr speaks plain HTTP to any loopback registry). Returns the directory to pass
     /// as `--hosts-dir`.
     public func hostsDirectory(for server: RegistryServer) throws -> String {
-        let hosts = "\(directory)/hosts"
-        try FileManager.default.createDirectory(atPath: "\(hosts)/\(server.host)", withIntermediateDirectories: true)
-        let toml = """
-            server = "\(server.baseURL)"
+        try hostsDirectory(baseURL: server.baseURL, caFile: "\(server.certDirectory)/ca.crt")
+    }
 
-            [host."\(server.baseURL)"]
+    /// The same for any HTTPS registry at `baseURL` (`https://host:port`, e.g. a cluster's
+    /// load balancer) whose certificate `caFile` verifies.
+    public func hostsDirectory(baseURL: String, caFile: String) throws -> String {
+        let hosts = "\(directory)/hosts"
+        let host = baseURL.hasPrefix("https://") ? String(baseURL.dropFirst("https://".count)) : baseURL
+        try FileManager.default.createDirectory(atPath: "\(hosts)/\(host)", withIntermediateDirectories: true)
+        let toml = """
+            server = "\(baseURL)"
+
+            [host."\(baseURL)"]
               capabilities = ["pull", "resolve", "push"]
-              ca = "\(server.certDirectory)/ca.crt"
+              ca = "\(caFile)"
 
             """
-        try toml.write(toFile: "\(hosts)/\(server.host)/hosts.toml", atomically: true, encoding: .utf8)
+        try toml.write(toFile: "\(hosts)/\(host)/hosts.toml", atomically: true, encoding: .utf8)
         return hosts
     }
 

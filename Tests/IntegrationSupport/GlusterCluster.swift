@@ -5,7 +5,9 @@ import Foundation
 
 /// A real three-node Berth cluster for integration tests, brought up by `scripts/cluster`
 /// (GlusterFS volume, a FUSE mount per node, nginx + `berth serve` per node, a
-/// round-robin TLS load balancer) under one fixed root, `/tmp/berth-cluster-tests`.
+/// round-robin TLS load balancer) under one fixed root, `/tmp/berth-cluster-tests`. Each
+/// node (its FUSE client, nginx and workers) runs in its own network namespace
+/// (`CLUSTER_NETNS=1`), reached over a veth at 127.1.N.2, so one can be cut off.
 ///
 /// glusterd's port is fixed, so only one cluster runs at a time: `start()` first tears
 /// down and wipes whatever an earlier run left under that root, then starts a fresh,
@@ -54,7 +56,7 @@ public final class GlusterCluster: @unchecked Sendable {
     @discardableResult
     public static func script(_ arguments: [String]) -> ScriptResult {
         run(["/bin/bash", "\(RegistryServer.repositoryRoot)/scripts/cluster"] + arguments,
-            environment: ["CLUSTER_ROOT": root, "BERTH_BIN": RegistryServer.binary])
+            environment: ["CLUSTER_ROOT": root, "BERTH_BIN": RegistryServer.binary, "CLUSTER_NETNS": "1"])
     }
 
     /// Runs `argv` (an absolute program path first) to its end, its output in files, so
@@ -136,6 +138,19 @@ public final class GlusterCluster: @unchecked Sendable {
         guard result.succeeded else { throw ClusterError.setup("scripts/cluster kill \(n): \(result.stderr)") }
     }
 
+    /// Silently drops every packet to node n's nginx, in its network namespace: the load
+    /// balancer (and the tests) can no longer reach it; its mount stays connected.
+    public func cut(node n: Int) throws {
+        let result = Self.script(["cut", String(n)])
+        guard result.succeeded else { throw ClusterError.setup("scripts/cluster cut \(n): \(result.stderr)") }
+    }
+
+    /// Undoes `cut(node:)`.
+    public func heal(node n: Int) throws {
+        let result = Self.script(["heal", String(n)])
+        guard result.succeeded else { throw ClusterError.setup("scripts/cluster heal \(n): \(result.stderr)") }
+    }
+
     /// Starts again whatever is not running (a killed node).
     public func restartMissing() throws {
         let result = Self.script(["up", String(Self.nodeCount)])
@@ -145,6 +160,11 @@ public final class GlusterCluster: @unchecked Sendable {
     /// Runs a `berth` command (gc, scrub) on node n's mount.
     public func berth(_ arguments: [String], node n: Int) -> Shell.Result {
         Shell.run(RegistryServer.binary, arguments + ["--store", stores[n - 1]], timeout: 120)
+    }
+
+    /// The requests node n's workers answered so far (its `berth serve` log).
+    public func loggedRequests(node n: Int) -> [RegistryServer.LoggedRequest] {
+        RegistryServer.LoggedRequest.parse((try? String(contentsOfFile: "\(Self.root)/node\(n)/berth.log", encoding: .utf8)) ?? "")
     }
 
     /// The store's cluster-wide metric `name` (summed over every node's worker files), from node n.

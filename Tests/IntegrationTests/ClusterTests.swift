@@ -49,9 +49,9 @@ import IntegrationSupport
     }
 
     /// The digest `reference` resolves to, asked of `base`.
-    func resolve(_ repository: String, _ reference: String, at base: String) -> String? {
-        let head = cluster.curl(["-I", "-H", "Accept: application/vnd.oci.image.manifest.v1+json",
-                                 "\(base)/v2/\(repository)/manifests/\(reference)"])
+    func resolve(_ repository: String, _ reference: String, at base: String,
+                 accept: String = "application/vnd.oci.image.manifest.v1+json") -> String? {
+        let head = cluster.curl(["-I", "-H", "Accept: \(accept)", "\(base)/v2/\(repository)/manifests/\(reference)"])
         return head.status == 200 ? head.header("Docker-Content-Digest") : nil
     }
 
@@ -72,6 +72,13 @@ import IntegrationSupport
             usleep(UInt32(50_000 * min(attempt + 1, 6)))
         }
         return status
+    }
+
+    /// skopeo with a blob-info cache of this test process's own (clients.md).
+    func skopeo(_ arguments: [String]) -> Shell.Result {
+        Shell.run("skopeo", arguments, environment: [
+            "XDG_DATA_HOME": "\(cluster.scratch.path)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000", "HOME": cluster.scratch.path,
+        ], timeout: 120)
     }
 
     func expectScrubClean() {
@@ -414,9 +421,6 @@ import IntegrationSupport
         try? FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: "\(certs)/ca.crt")
         try FileManager.default.copyItem(atPath: cluster.caFile, toPath: "\(certs)/ca.crt")
-        let environment = ["XDG_DATA_HOME": "\(cluster.scratch.path)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000",
-                           "HOME": cluster.scratch.path]
-        func skopeo(_ arguments: [String]) -> Shell.Result { Shell.run("skopeo", arguments, environment: environment, timeout: 120) }
         let source = try ImageBuilder.build(layout: "\(cluster.scratch.path)/source", tag: "v1",
                                             layerSizes: [1 << 20, 200_000, 700_000], seed: 1406)
         let host = String(cluster.loadBalancer.dropFirst("https://".count))
@@ -432,6 +436,177 @@ import IntegrationSupport
             let inspect = skopeo(["inspect", "--raw", "--cert-dir", certs, "docker://\(nodeHost)/cluster/skopeo:v1"])
             #expect(inspect.stdout == original, "\(node): \(inspect.stderr)")
         }
+        expectScrubClean()
+    }
+
+    /// The docker engine (POST, one chunked PATCH and a PUT per blob, every request on a
+    /// connection of its own) and containerd's ctr (one monolithic PUT per blob) push and
+    /// pull through the load balancer: each push's requests are spread over every node,
+    /// each client pulls back what it pushed, and every node serves each acknowledged
+    /// manifest and every blob it names, byte-exact.
+    @Test func dockerEngineAndContainerdPushAndPullThroughTheLoadBalancer() throws {
+        let work = "\(cluster.scratch.path)/engines"
+        try? FileManager.default.removeItem(atPath: work)
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let engine = try DockerEngine(directory: "\(work)/engine")
+        defer { engine.stop() }
+        let ctr = engine.containerd
+        let host = String(cluster.loadBalancer.dropFirst("https://".count))
+        let layout = try ImageBuilder.build(layout: "\(work)/source", tag: "v1",
+                                            layerSizes: [1 << 20, 300_000, 2 << 20], seed: 1407)
+        let dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+        let ociManifest = "application/vnd.oci.image.manifest.v1+json"
+        func digest(after marker: String, in output: String) -> String? {
+            guard let range = output.range(of: marker) else { return nil }
+            let digest = output[range.upperBound...].prefix { !$0.isWhitespace }
+            return digest.hasPrefix("sha256:") ? String(digest) : nil
+        }
+        func requests(_ repository: String) -> [[RegistryServer.LoggedRequest]] {
+            (1...GlusterCluster.nodeCount).map { cluster.loggedRequests(node: $0).filter { $0.uri.hasPrefix("/v2/\(repository)/") } }
+        }
+
+        // docker: load the image, push it through the load balancer, forget it, pull it back.
+        let dockerReference = "\(host)/cluster/docker:v1"
+        let archive = "\(work)/v1.docker.tar"
+        let toArchive = skopeo(["copy", "oci:\(layout):v1", "docker-archive:\(archive):\(dockerReference)"])
+        try #require(toArchive.succeeded, "skopeo copy to docker-archive: \(toArchive.stderr)")
+        let load = engine.docker(["load", "--input", archive])
+        try #require(load.succeeded, "docker load: \(load.stderr)\n\(load.stdout)")
+        let dockerPush = engine.docker(["push", dockerReference])
+        try #require(dockerPush.succeeded, "docker push: \(dockerPush.stderr)\n\(dockerPush.stdout)\ndockerd:\n\(engine.log.suffix(3000))")
+        let dockerPushed = try #require(digest(after: "v1: digest: ", in: dockerPush.stdout), "\(dockerPush.stdout)")
+        let dockerImageID = engine.docker(["image", "inspect", "--format", "{{.Id}}", dockerReference]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(engine.docker(["rmi", dockerReference]).succeeded)
+        let dockerPull = engine.docker(["pull", dockerReference])
+        try #require(dockerPull.succeeded, "docker pull: \(dockerPull.stderr)\n\(dockerPull.stdout)\ndockerd:\n\(engine.log.suffix(3000))")
+        #expect(digest(after: "Digest: ", in: dockerPull.stdout) == dockerPushed, "\(dockerPull.stdout)")
+        #expect(engine.docker(["image", "inspect", "--format", "{{.Id}}", dockerReference]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines) == dockerImageID)
+
+        // ctr on the engine's containerd: import the OCI image, push it, pull it into a
+        // namespace that holds nothing, so every blob comes through the load balancer.
+        let hosts = try ctr.hostsDirectory(baseURL: cluster.loadBalancer, caFile: cluster.caFile)
+        let ctrReference = "\(host)/cluster/ctr:v1"
+        let ociArchive = "\(work)/v1.oci.tar"
+        let toOCIArchive = skopeo(["copy", "oci:\(layout):v1", "oci-archive:\(ociArchive):v1"])
+        try #require(toOCIArchive.succeeded, "skopeo copy to oci-archive: \(toOCIArchive.stderr)")
+        let imported = ctr.ctr(["images", "import", "--no-unpack", "--base-name", "\(host)/cluster/ctr", ociArchive], namespace: "push")
+        try #require(imported.succeeded, "ctr import: \(imported.stderr)\n\(imported.stdout)")
+        let ctrPushed = try #require(ctr.imageDigest(ctrReference, namespace: "push"), "ctr images ls after import")
+        let ctrPush = ctr.ctr(["images", "push", "--hosts-dir", hosts, ctrReference], namespace: "push")
+        try #require(ctrPush.succeeded, "ctr push: \(ctrPush.stderr)\n\(ctrPush.stdout)")
+        let ctrPull = ctr.ctr(["images", "pull", "--hosts-dir", hosts, "--snapshotter", "native", ctrReference], namespace: "pull")
+        try #require(ctrPull.succeeded, "ctr pull: \(ctrPull.stderr)\n\(ctrPull.stdout)")
+        #expect(ctr.imageDigest(ctrReference, namespace: "pull") == ctrPushed)
+
+        // Every node serves each acknowledged manifest under its tag and every blob it names.
+        struct Manifest: Decodable { struct Blob: Decodable { let digest: String }; let config: Blob; let layers: [Blob] }
+        var blobsReadBack = 0, blobsAcknowledged = 0, manifestsReadBack = 0
+        for (repository, pushed, mediaType) in [("cluster/docker", dockerPushed, dockerManifest), ("cluster/ctr", ctrPushed, ociManifest)] {
+            let body = cluster.curl(["-H", "Accept: \(mediaType)", "\(cluster.nodes[0])/v2/\(repository)/manifests/\(pushed)"]).body
+            let manifest = try JSONDecoder().decode(Manifest.self, from: body)
+            let blobs = [manifest.config.digest] + manifest.layers.map(\.digest)
+            blobsAcknowledged += blobs.count
+            var everywhere = true
+            for node in cluster.nodes {
+                let found = resolve(repository, "v1", at: node, accept: mediaType)
+                #expect(found == pushed, "\(repository):v1 on \(node) is \(found ?? "missing"), pushed \(pushed)")
+                everywhere = everywhere && found == pushed
+            }
+            if everywhere { manifestsReadBack += 1 }
+            for (index, blob) in blobs.enumerated() {
+                let node = cluster.nodes[index % cluster.nodes.count]
+                let read = blobDigest(repository, blob, at: node)
+                #expect(read == blob, "\(repository) blob \(blob) from \(node)")
+                if read == blob { blobsReadBack += 1 }
+            }
+            if repository == "cluster/ctr" {
+                #expect(ctr.contentDigests(namespace: "pull") == Set(blobs + [pushed]), "ctr pulled every blob")
+            }
+        }
+        // Round robin: each client's requests reached every node, and no node failed one.
+        for repository in ["cluster/docker", "cluster/ctr"] {
+            let perNode = requests(repository)
+            #expect(perNode.allSatisfy { $0.contains { ["POST", "PATCH", "PUT"].contains($0.method) } },
+                    "\(repository): uploads per node \(perNode.map { $0.filter { $0.method != "GET" && $0.method != "HEAD" }.count })")
+            #expect(perNode.joined().allSatisfy { $0.status < 500 }, "\(perNode.joined().filter { $0.status >= 500 })")
+        }
+        let spread = ["cluster/docker", "cluster/ctr"].map { repository in
+            "\(repository) " + requests(repository).map { String($0.count) }.joined(separator: "/")
+        }
+        print("cluster clients: docker and ctr pushes acknowledged 2 manifests and \(blobsAcknowledged) blobs through the load "
+              + "balancer; read back \(manifestsReadBack) manifests on every node and \(blobsReadBack) blobs; requests per node "
+              + spread.joined(separator: ", "))
+        #expect(manifestsReadBack == 2 && blobsReadBack == blobsAcknowledged)
+        expectScrubClean()
+    }
+
+    /// Node 2 silently cut off from the load balancer (every packet to its nginx dropped
+    /// inside its network namespace; its mount stays up): every push and pull through the
+    /// load balancer succeeds at the first try through nodes 1 and 3, node 2 answers none
+    /// of them, and once healed it serves every one (it shares the store all along).
+    @Test func aNodeCutOffFromTheLoadBalancerCostsItsClientsNothing() throws {
+        let lb = cluster.loadBalancer
+        // The balancer keeps idle connections to a node for 5 s; past that, each request it
+        // sends to node 2 needs a new connection, which times out (2 s) before anything is
+        // sent, so it goes to the next node. (A request already on node 2 when it is cut
+        // would wait for proxy_read_timeout: README, "Several nodes".)
+        usleep(6_000_000)
+        try cluster.cut(node: 2)
+        var healed = false
+        defer { if !healed { try? cluster.heal(node: 2) } }
+        let before = cluster.loggedRequests(node: 2).count
+        let counters = ClusterCounters()
+        let clients = 4, rounds = 4
+        let started = Date()
+        concurrently(clients) { client in
+            var random = SeededBytes(seed: 14080 + UInt64(client))
+            let repository = "cluster/cut\(client % 2)"
+            for round in 0..<rounds {
+                let layer = Data(random.next(50_000))
+                let config = Data("{\"cut\":\(client),\"r\":\(round)}".utf8)
+                let uploaded = [layer, config].allSatisfy { postBlob($0, repository, at: lb) == 201 }
+                let body = """
+                    {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(sha256(config))","size":\(config.count)},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(sha256(layer))","size":\(layer.count)}]}
+                    """
+                let tag = "c\(client)-r\(round)"
+                let digest = sha256(Data(body.utf8))
+                let status = uploaded ? putManifest(body, repository, tag, at: lb) : -2
+                counters.record(tag: "\(repository):\(tag)", digest: digest, acknowledged: status == 201, status: status,
+                                blobs: [sha256(layer), sha256(config)])
+                if status == 201 {
+                    let pulled = resolve(repository, tag, at: lb)
+                    if pulled == digest { counters.add("pulls") } else { counters.fail("pull of \(repository):\(tag): \(pulled ?? "nothing")") }
+                }
+            }
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let answeredByCutNode = cluster.loggedRequests(node: 2).count - before
+        try cluster.heal(node: 2)
+        healed = true
+        #expect(counters.failures.isEmpty, "\(counters.failures)")
+        #expect(counters.acknowledged.count == clients * rounds)
+        #expect(answeredByCutNode == 0, "node 2 answered \(answeredByCutNode) requests while cut off")
+        #expect(poll(seconds: 30) { cluster.curl(["\(cluster.nodes[1])/v2/"]).status == 200 }, "node 2 answers again once healed")
+        var readBack = 0
+        for (key, digests) in counters.acknowledged {
+            let parts = key.split(separator: ":")
+            let repository = String(parts[0]), tag = String(parts[1])
+            var intact = true
+            for node in cluster.nodes {
+                intact = intact && resolve(repository, tag, at: node).map(digests.contains) == true
+            }
+            for blob in counters.blobs[key] ?? [] {
+                intact = intact && blobDigest(repository, blob, at: cluster.nodes[1]) == blob
+            }
+            #expect(intact, "\(key) lost or damaged")
+            if intact { readBack += 1 }
+        }
+        print("cluster partition: node 2 cut off from the load balancer for \(Int(seconds)) s; \(counters.pushes) pushes "
+              + "acknowledged at the first try and \(counters.count("pulls")) pulled back through it, \(counters.failures.count) "
+              + "client errors, node 2 answered \(answeredByCutNode) requests meanwhile; healed, \(readBack) read back on every node")
+        #expect(readBack == counters.acknowledged.count)
         expectScrubClean()
     }
 }

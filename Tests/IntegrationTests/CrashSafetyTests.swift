@@ -10,26 +10,7 @@ import IntegrationSupport
         let kills = Int(ProcessInfo.processInfo.environment["BERTH_CRASH_KILLS"] ?? "") ?? 300
         let server = try RegistryServer(listening: .inheritedOnStandardInput, workerCount: 2)
         defer { server.stop() }
-        let ledger = Ledger()
-        let running = Flag(true)
-        let clients = DispatchGroup()
-        for client in 0..<4 {
-            clients.enter()
-            Thread.detachNewThread {
-                var driver = CrashClient(server: server, ledger: ledger, client: client)
-                while running.value { driver.step() }
-                clients.leave()
-            }
-        }
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<kills {
-            usleep(UInt32.random(in: 5_000...40_000, using: &generator))
-            let victim = Int.random(in: 0..<2, using: &generator)
-            server.killWorker(victim)
-            try server.startWorker(victim)
-        }
-        running.value = false
-        clients.wait()
+        let ledger = try CrashClient.pushWhileKilling(server, clients: 4, kills: kills)
         print("crash safety: \(kills) kills, \(ledger.summary)")
 
         #expect(ledger.violations.isEmpty, "\(ledger.violations)")
@@ -73,6 +54,36 @@ import IntegrationSupport
 }
 
 func sha256(_ data: Data) -> String { Shell.sha256Digest(data) }
+
+extension CrashClient {
+    /// Runs `clients` clients against `server` (two workers) while a random worker is
+    /// SIGKILLed and started again `kills` times, 5-40 ms apart; what they got acknowledged.
+    static func pushWhileKilling(_ server: RegistryServer, clients: Int, kills: Int) throws -> Ledger {
+        let ledger = Ledger()
+        let running = Flag(true)
+        let group = DispatchGroup()
+        for client in 0..<clients {
+            group.enter()
+            Thread.detachNewThread {
+                var driver = CrashClient(server: server, ledger: ledger, client: client)
+                while running.value { driver.step() }
+                group.leave()
+            }
+        }
+        defer {
+            running.value = false
+            group.wait()
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<kills {
+            usleep(UInt32.random(in: 5_000...40_000, using: &generator))
+            let victim = Int.random(in: 0..<2, using: &generator)
+            server.killWorker(victim)
+            try server.startWorker(victim)
+        }
+        return ledger
+    }
+}
 
 /// One client's random walk of pushes: monolithic blobs, chunked uploads, manifests
 /// under tags it alone writes, and tag deletes. Everything acknowledged goes in the ledger.

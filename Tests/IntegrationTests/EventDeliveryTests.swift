@@ -99,6 +99,8 @@ import IntegrationSupport
         })
         let dead = Shell.run(RegistryServer.binary, ["events", "--store", server.store])
         #expect(dead.stdout.contains("dead team/app") && dead.stdout.contains("pending_batches=0"), "\(dead.stdout)")
+        let gauges = server.curl(["\(server.baseURL)/metrics"]).text
+        #expect(gauges.contains("berth_events_pending_batches 0") && gauges.contains("berth_events_dead_batches 1"), "\(gauges)")
         receiver.failing = false
         let replay = Shell.run(RegistryServer.binary, ["events", "replay", "--store", server.store])
         #expect(replay.succeeded && replay.stdout.contains("batches=1"), "\(replay.stdout)\(replay.stderr)")

@@ -58,13 +58,18 @@ import IntegrationSupport
             pullsDone.leave()
         }
 
-        // Kill a worker holding uploads while the other holds some too.
+        // Kill a worker holding uploads while the other holds some too. On a loaded CI
+        // machine the curls may take many seconds to start: wait on the condition itself,
+        // for as long as an upload is still running (generous deadline), not a fixed count.
         var victim: Int32?
-        for _ in 0..<30 where victim == nil {
-            let held = heldConnections(workers, baseline: baseline)
+        var held: [Int32: Int] = [:]
+        let deadline = Date().addingTimeInterval(120)
+        while victim == nil, Date() < deadline {
+            held = heldConnections(workers, baseline: baseline)
             if held.values.allSatisfy({ $0 >= 1 }) { victim = held.max { $0.value < $1.value }?.key }
+            if victim == nil, uploading.wait(timeout: .now()) == .success { break }
         }
-        let killed = try #require(victim, "the uploads never reached both workers")
+        let killed = try #require(victim, "the uploads never reached both workers (last held \(held), upload statuses \(statuses.all))")
         kill(killed, SIGKILL)
 
         #expect(poll(seconds: 10) { server.curl(["\(base)/v2/"]).status == 200 }, "the registry did not answer after the kill")
@@ -247,15 +252,6 @@ private func heldConnections(_ workers: [Int32], baseline: [Int32: Set<String>])
 
 private func logLines(_ server: RegistryServer) -> [[String: Any]] {
     server.workerLog.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-}
-
-private func poll(seconds: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    repeat {
-        if condition() { return true }
-        usleep(50_000)
-    } while Date() < deadline
-    return condition()
 }
 
 private final class Statuses: @unchecked Sendable {

@@ -198,6 +198,7 @@ struct RegistryFixture {
             .manifestInvalid("x"), .manifestBlobUnknown(digest),
             .nameCollision(name, reason: "x"), .unsupported("x"), .bodyInterrupted, .lockTimeout(path: "/x"),
             .tagImmutable(Tag("v1")!, repository: name, rule: "a v*"),
+            .quotaExceeded(rule: "a 1GiB", used: 1, adding: 2, limit: 3),
         ]
         for error in clientMistakes { #expect((400..<500).contains(RegistryError(error).status), "\(error)") }
         #expect(RegistryError(.io(operation: "write", path: "/x", errno: 28)).status == 507)

@@ -78,6 +78,21 @@ import Testing
         #expect(settings.immutableTags.isEmpty)
     }
 
+    @Test func quotasRepeatTheSamePatternReplacesItsSizeAndBadSizesAreRefused() throws {
+        var settings = Settings()
+        try settings.apply(fileText: "store = /srv/r\nquota = team/** 50GiB\nquota = ci/* 1.5TB\nquota = team/** 60GiB\n", name: "berth.conf")
+        #expect(settings.quotas.map(\.description) == ["ci/* 1500GB", "team/** 60GiB"])
+        var again = Settings()
+        try again.apply(fileText: settings.rendered, name: "rendered")
+        #expect(again == settings)
+        for bad in ["team/**", "team/** 5 GiB", "team/** -1", "team/** 99999999999TiB", "team//x 1GiB"] {
+            #expect(throws: Settings.Problem.self, "\(bad)") { try settings.set("quota", bad, source: "t") }
+        }
+        try settings.set("quota", "", source: "environment")
+        #expect(settings.quotas.isEmpty)
+        #expect(try Settings.load(file: nil, environment: ["BERTH_QUOTA": "app 1MiB"]).quotas.map(\.limit) == [1 << 20])
+    }
+
     @Test func webhooksRepeatAndTheirKeysAreChecked() throws {
         var settings = Settings()
         try settings.apply(fileText: """

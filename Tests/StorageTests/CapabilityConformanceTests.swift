@@ -30,6 +30,16 @@ import TestSupport
             }
             return (mirrored(), mirrored())
         },
+        // Every repository metered by a rule with room to spare: the contracts hold
+        // through the quota decorators (admission, releases) unchanged.
+        Implementation(description: "byte quotas over the disk store") { root in
+            func metered() -> Capabilities {
+                var options = Store.Options()
+                options.quotas = ["** 1GiB", "*/** 1GiB"].compactMap(QuotaRule.init)
+                return Store(layout: StoreLayout(root: root), options: options).capabilities
+            }
+            return (metered(), metered())
+        },
     ]
 
     /// One run of a contract over a fresh state.

@@ -15,14 +15,29 @@ public protocol BlobIngester: Sendable {
                 from source: any ByteSource) throws(StorageError) -> UploadProgress
     /// Appends an optional last chunk, verifies the whole against `digest` and commits it
     /// as a blob of `repository`; returns its size. On `digestMismatch` nothing becomes
-    /// visible and the session is as it was before the last chunk.
+    /// visible and the session is as it was before the last chunk. `admission`, when
+    /// given, receives the verified digest and size with the commit, runs it or refuses
+    /// by throwing (a quota): refused, nothing becomes visible and the session is as it
+    /// was before the last chunk.
     func complete(_ id: UploadID, repository: RepositoryName, digest: Digest, startingAt: UInt64?,
-                  expectedLength: UInt64?, lastChunk source: (any ByteSource)?) throws(StorageError) -> UInt64
+                  expectedLength: UInt64?, lastChunk source: (any ByteSource)?,
+                  admission: BlobAdmission?) throws(StorageError) -> UInt64
     /// Drops the session and its bytes.
     func cancel(_ id: UploadID, repository: RepositoryName) throws(StorageError)
 }
 
+/// Wraps the commit of a verified upload: gets its digest and size, and runs the commit
+/// or throws instead.
+public typealias BlobAdmission = (Digest, UInt64, () throws(StorageError) -> Void) throws(StorageError) -> Void
+
 extension BlobIngester {
+    /// Completes the session with no admission step.
+    public func complete(_ id: UploadID, repository: RepositoryName, digest: Digest, startingAt: UInt64?,
+                         expectedLength: UInt64?, lastChunk source: (any ByteSource)?) throws(StorageError) -> UInt64 {
+        try complete(id, repository: repository, digest: digest, startingAt: startingAt, expectedLength: expectedLength,
+                     lastChunk: source, admission: nil)
+    }
+
     /// Opens an empty session that hashes SHA-256 and accepts any final algorithm.
     public func start(repository: RepositoryName) throws(StorageError) -> UploadProgress {
         try start(repository: repository, algorithm: nil)
@@ -36,6 +51,7 @@ extension BlobIngester {
     /// Completes the session with an optional last chunk of any length.
     public func complete(_ id: UploadID, repository: RepositoryName, digest: Digest,
                          lastChunk source: (any ByteSource)?) throws(StorageError) -> UInt64 {
-        try complete(id, repository: repository, digest: digest, startingAt: nil, expectedLength: nil, lastChunk: source)
+        try complete(id, repository: repository, digest: digest, startingAt: nil, expectedLength: nil, lastChunk: source,
+                     admission: nil)
     }
 }

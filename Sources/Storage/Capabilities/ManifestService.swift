@@ -13,6 +13,11 @@ public protocol ManifestService: Sendable {
     func putFetched(_ body: [UInt8], contentType: String?, reference: Reference,
                     repository: RepositoryName) throws(StorageError) -> PushedManifest
     func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError)
+    /// Records that a pull-through mirror stored `digest` (`size` bytes) as a blob of
+    /// `repository`: with events on, one `org.berth.mirror.fetched` event in the
+    /// repository's next index commit (the caller has stored the blob and not yet
+    /// acknowledged it).
+    func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError)
 }
 
 extension ManifestService {

@@ -164,6 +164,19 @@ public struct EventOutbox: Sendable {
         return true
     }
 
+    /// How many batches wait for delivery (or, `dead`, were given up on), from the folder
+    /// listings alone (no batch is read): for the metrics.
+    public func batchCount(dead: Bool) throws(StorageError) -> Int {
+        var count = 0
+        for repository in try repositories(dead: dead) {
+            for entry in try FileSystem.listDirectory(layout.eventQueueDirectory(repository, dead: dead))
+            where !entry.isDirectory && EventBatchName(fileName: entry.name) != nil {
+                count += 1
+            }
+        }
+        return count
+    }
+
     /// True when a commit of `repository` left a prepared batch not settled yet.
     public func hasPrepared(_ repository: RepositoryName) -> Bool {
         FileSystem.regularFileSize(layout.preparedEventsFile(repository)) != nil

@@ -4,7 +4,8 @@
 /// Types: `org.berth.manifest.pushed` (a manifest stored, with every tag the push set),
 /// `org.berth.tag.moved` (a tag that named another manifest before the push),
 /// `org.berth.tag.deleted` and `org.berth.manifest.deleted` (by digest, with the tags that
-/// went with it). `id` is the generation of the `index.json` commit and the event's place
+/// went with it), `org.berth.mirror.fetched` (a manifest or blob a pull-through mirror
+/// newly stored, with the tag it was fetched by). `id` is the generation of the `index.json` commit and the event's place
 /// in it, so it is unique and a receiver can drop a redelivered event by it.
 public struct RegistryEvent: Codable, Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
@@ -12,6 +13,7 @@ public struct RegistryEvent: Codable, Sendable, Equatable {
         case tagMoved = "org.berth.tag.moved"
         case tagDeleted = "org.berth.tag.deleted"
         case manifestDeleted = "org.berth.manifest.deleted"
+        case mirrorFetched = "org.berth.mirror.fetched"
     }
 
     /// What changed, in the event's `data`.
