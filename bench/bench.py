@@ -12,9 +12,11 @@ runs are bounded.
     bench/run                    full run, report in bench/results/<date>-<host>.md
     bench/run --smoke            every figure once, tiny and short; writes no report
     bench/run --baseline BIN     the same, with BIN (e.g. the commit before) as "Berth before"
+    bench/run --only mirror      the mirror section alone (bench/mirror.py), report in bench/results/<date>-mirror.md
 """
 import argparse, base64, datetime, gzip, hashlib, json, os, platform, random, re, shutil, signal
 import http.client, socket, ssl, statistics, subprocess, sys, tempfile, threading, time
+import mirror
 
 import pull_records
 
@@ -56,6 +58,40 @@ def stop_processes(procs):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def make_image(directory, image_layer, rng):
+    """An OCI layout at `directory` with tag v1: three random `image_layer`-byte layers, a config."""
+    os.makedirs(f"{directory}/blobs/sha256")
+    def add_blob(path):
+        digest = sh("sha256sum", path).stdout.split()[0]
+        os.replace(path, f"{directory}/blobs/sha256/{digest}")
+        return {"digest": "sha256:" + digest, "size": os.path.getsize(f"{directory}/blobs/sha256/{digest}")}
+    # Layers already gzip'd (stored blocks: random bytes do not shrink), because
+    # skopeo compresses uncompressed layers on its way to a registry, and the
+    # figure would time gzip on the client.
+    layers, diff_ids = [], []
+    for index in range(3):
+        write_random(f"{directory}/raw", image_layer, rng)
+        diff_ids.append("sha256:" + sh("sha256sum", f"{directory}/raw").stdout.split()[0])
+        with open(f"{directory}/raw", "rb") as raw, gzip.open(f"{directory}/layer", "wb", compresslevel=0) as out:
+            shutil.copyfileobj(raw, out, 1 << 20)
+        os.remove(f"{directory}/raw")
+        layers.append(dict(add_blob(f"{directory}/layer"), mediaType="application/vnd.oci.image.layer.v1.tar+gzip"))
+    def add_json(value, media_type):
+        with open(f"{directory}/json", "w") as f:
+            json.dump(value, f, separators=(",", ":"))
+        return dict(add_blob(f"{directory}/json"), mediaType=media_type)
+    config = add_json({"architecture": "amd64", "os": "linux",
+                       "rootfs": {"type": "layers", "diff_ids": diff_ids}},
+                      "application/vnd.oci.image.config.v1+json")
+    manifest = add_json({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                         "config": config, "layers": layers}, "application/vnd.oci.image.manifest.v1+json")
+    manifest["annotations"] = {"org.opencontainers.image.ref.name": "v1"}
+    with open(f"{directory}/index.json", "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [manifest]}, f)
+    with open(f"{directory}/oci-layout", "w") as f:
+        f.write('{"imageLayoutVersion":"1.0.0"}')
 
 
 class Systems:
@@ -436,6 +472,33 @@ class Report:
         return "\n".join(lines)
 
 
+def write_report(report, summary, name, options, rounds, seconds, systems, smoke):
+    """Prints the table and the notes; unless smoke, writes them to bench/results/<date>-<name>.md."""
+    text = report.markdown()
+    print(text)
+    print("\n".join(summary))
+    if smoke:
+        return
+    machine = [f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+               f"- host: {platform.node()}, {os.cpu_count()} cores, kernel {platform.release()}",
+               "- cpu: " + next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+               "- " + sh("nginx", "-v", check=False).stderr.strip(),
+               "- " + sh("swift", "--version", check=False).stdout.splitlines()[0],
+               "- load average (1, 5, 15 min) before / after the run: "
+               + " / ".join(" ".join(f"{value:.2f}" for value in loads) for loads in (options.load_before, os.getloadavg())),
+               f"- rounds {rounds}, {seconds} s per load run, systems alternated "
+               + " → ".join(Report.TITLES[system] for system in systems.names) + " in each round"]
+    if options.baseline:
+        machine.append(f"- Berth before: {os.path.abspath(options.baseline)}")
+    os.makedirs(f"{HERE}/results", exist_ok=True)
+    path = f"{HERE}/results/{datetime.date.today().isoformat()}-{name}.md"
+    with open(path, "w") as f:
+        f.write("# Berth benchmark\n\n" + "\n".join(machine) + "\n\nMedians, with min–max over the rounds in "
+                "parentheses. Ratios compare medians (for ms, lower is better, so the ratio is inverted).\n\n"
+                + text + "\n\n" + "\n".join(f"- {line}" for line in summary) + "\n")
+    print(f"report: {path}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true", help="every figure once, tiny and short; no report file")
@@ -444,7 +507,9 @@ def main():
     parser.add_argument("--berth", required=True, help="the berth binary")
     parser.add_argument("--baseline", metavar="BIN",
                         help="an older berth binary (e.g. the commit before) to run alongside, as \"Berth before\"")
+    parser.add_argument("--only", choices=["mirror"], help="run one section alone")
     options = parser.parse_args()
+    options.load_before = os.getloadavg()  # the machine may be shared: the report says how busy it was
     smoke = options.smoke
     rounds = 1 if smoke else options.rounds
     seconds = 1 if smoke else options.seconds
@@ -464,6 +529,10 @@ def main():
     peaks = {}
     try:
         rng = random.Random(20261123)
+        if options.only == "mirror":
+            note = mirror.mirror_section(systems, report, work, options.berth, rounds, seconds, smoke, rng)
+            write_report(report, [note], "mirror", options, rounds, seconds, systems, smoke)
+            return
         files = {}
         for name, size in (("big", big), ("small", 4096), ("config", 2)):
             data = b"{}" if name == "config" else rng.randbytes(size)
@@ -725,38 +794,6 @@ def main():
 
         # A whole image with a real client: skopeo push (oci: layout -> registry) and pull.
         image_layer = (64 << 20) if not smoke else (1 << 20)
-        def make_image(directory):
-            os.makedirs(f"{directory}/blobs/sha256")
-            def add_blob(path):
-                digest = sh("sha256sum", path).stdout.split()[0]
-                os.replace(path, f"{directory}/blobs/sha256/{digest}")
-                return {"digest": "sha256:" + digest, "size": os.path.getsize(f"{directory}/blobs/sha256/{digest}")}
-            # Layers already gzip'd (stored blocks: random bytes do not shrink), because
-            # skopeo compresses uncompressed layers on its way to a registry, and the
-            # figure would time gzip on the client.
-            layers, diff_ids = [], []
-            for index in range(3):
-                write_random(f"{directory}/raw", image_layer, rng)
-                diff_ids.append("sha256:" + sh("sha256sum", f"{directory}/raw").stdout.split()[0])
-                with open(f"{directory}/raw", "rb") as raw, gzip.open(f"{directory}/layer", "wb", compresslevel=0) as out:
-                    shutil.copyfileobj(raw, out, 1 << 20)
-                os.remove(f"{directory}/raw")
-                layers.append(dict(add_blob(f"{directory}/layer"), mediaType="application/vnd.oci.image.layer.v1.tar+gzip"))
-            def add_json(value, media_type):
-                with open(f"{directory}/json", "w") as f:
-                    json.dump(value, f, separators=(",", ":"))
-                return dict(add_blob(f"{directory}/json"), mediaType=media_type)
-            config = add_json({"architecture": "amd64", "os": "linux",
-                               "rootfs": {"type": "layers", "diff_ids": diff_ids}},
-                              "application/vnd.oci.image.config.v1+json")
-            manifest = add_json({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                 "config": config, "layers": layers}, "application/vnd.oci.image.manifest.v1+json")
-            manifest["annotations"] = {"org.opencontainers.image.ref.name": "v1"}
-            with open(f"{directory}/index.json", "w") as f:
-                json.dump({"schemaVersion": 2, "manifests": [manifest]}, f)
-            with open(f"{directory}/oci-layout", "w") as f:
-                f.write('{"imageLayoutVersion":"1.0.0"}')
-
         def skopeo_seconds(*args):
             started = time.monotonic()
             sh("skopeo", "copy", "--quiet", *args)
@@ -768,7 +805,7 @@ def main():
                 return None
             if system == "berth":  # a new image each round, so no blob is already there
                 shutil.rmtree(image_dir, ignore_errors=True)
-                make_image(image_dir)
+                make_image(image_dir, image_layer, rng)
             pushed[system] = f"127.0.0.1:{systems.ports[system]}/bench/skopeo{random.randrange(1 << 30)}:v1"
             return skopeo_seconds("--dest-tls-verify=false", f"oci:{image_dir}:v1", f"docker://{pushed[system]}")
         def skopeo_pull(system):
@@ -794,6 +831,8 @@ def main():
         report.add(f"skopeo push, {layer_text}", "s", push_samples, better="lower")
         report.add(f"skopeo pull, {layer_text}", "s", pull_samples, better="lower")
 
+        mirror_note = mirror.mirror_section(systems, report, work, options.berth, rounds, seconds, smoke, rng)
+
         # Soak: RSS after many requests.
         soak_requests = 0
         soak_start = systems.rss_kib()
@@ -807,7 +846,6 @@ def main():
             baseline_rss["after the run"] = systems.rss_kib("baseline")
 
         hashes_ok = all(errors == 0 for system, errors, _ in upload_errors if system != "static")
-        text = report.markdown()
         summary = [
             f"single-core SHA-256 (openssl speed): {sha_mib:.0f} MiB/s; dd {mono >> 20} MiB conv=fsync: {dd_buffered:.0f} MiB/s;"
             f" 0.8 × the slower = {mono_floor:.0f} MiB/s (the monolithic PUT's \"min\" target). dd with oflag=direct"
@@ -826,6 +864,7 @@ def main():
                 f"{m} {s}: " + " ".join(f"{p50}/{p99}" for p50, p99 in v) for (m, s), v in sorted(latencies.items())),
             f"/metrics scrape: {len(new_repos)} repositories added by monolithic POST; " + "; ".join(
                 f"{s}: berth_repositories {v.get('repositories', '?')}, {v['non2xx']} non-2xx" for s, v in metrics_seen.items()),
+            mirror_note,
         ]
         def percent(value):
             return "–" if value is None else f"{value * 100:.1f}%"
@@ -842,25 +881,7 @@ def main():
                            "relative spread of the two): "
                            + ("not judged with one round" if rounds < 2 else "; ".join(
                                f"{figure} {r:.2f}× (spread {noise * 100:.1f}%)" for figure, r, noise in worse) or "none"))
-        print(text)
-        print("\n".join(summary))
-        if not smoke:
-            machine = [f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-                       f"- host: {platform.node()}, {os.cpu_count()} cores, kernel {platform.release()}",
-                       "- cpu: " + next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
-                       "- " + sh("nginx", "-v", check=False).stderr.strip(),
-                       "- " + sh("swift", "--version", check=False).stdout.splitlines()[0],
-                       f"- rounds {rounds}, {seconds} s per load run, systems alternated "
-                       + " → ".join(Report.TITLES[system] for system in systems.names) + " in each round"]
-            if options.baseline:
-                machine.append(f"- Berth before: {os.path.abspath(options.baseline)}")
-            os.makedirs(f"{HERE}/results", exist_ok=True)
-            name = f"{HERE}/results/{datetime.date.today().isoformat()}-{platform.node()}.md"
-            with open(name, "w") as f:
-                f.write("# Berth benchmark\n\n" + "\n".join(machine) + "\n\nMedians, with min–max over the rounds in "
-                        "parentheses. Ratios compare medians (for ms, lower is better, so the ratio is inverted).\n\n"
-                        + text + "\n\n" + "\n".join(f"- {line}" for line in summary) + "\n")
-            print(f"report: {name}")
+        write_report(report, summary, platform.node(), options, rounds, seconds, systems, smoke)
         if not hashes_ok:
             raise SystemExit("bench: uploads had errors")
     finally:

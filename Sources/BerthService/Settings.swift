@@ -65,7 +65,8 @@ public struct Settings: Equatable, Sendable {
     public var mirrors: [String: MirrorConfiguration] = [:]
     /// The mirror that reads of names no hosted repository has go to (docker's `registry-mirrors`).
     public var mirrorDefault: String?
-    /// Threads per worker for pulls that wait on an upstream (only with mirrors).
+    /// Threads per worker for pulls that wait on an upstream (only with mirrors), and the
+    /// most blob fetches from upstreams running at once per worker.
     public var mirrorThreads = Defaults.mirrorThreads
     /// The fields of an `issuer.<name>.` section.
     public static let issuerFields = ["issuer", "audience", "jwks_file", "jwks_url", "ca_file", "jwks_refresh", "rootcertbundle",

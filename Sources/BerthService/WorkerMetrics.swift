@@ -98,7 +98,6 @@ final class WorkerMetrics: Sendable {
         let seconds = Double(microseconds) / 1_000_000
         let bucket = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
         let key = "\(route) \(status)"
-        let shard = shards[Int((UInt(pthread_self()) &* 0x9E37_79B9_7F4A_7C15) >> 60)]
         shard.counters.withLock { counters in
             counters.requests[key, default: 0] += 1
             counters.durations[route, default: Self.emptyHistogram][bucket] += 1
@@ -107,11 +106,15 @@ final class WorkerMetrics: Sendable {
         }
     }
 
-    /// Counts what a pull-through mirror did: `event` is one of `MirrorEvent`'s counters.
+    /// Counts what a pull-through mirror did: `event` names the counter (`hits`, `misses`,
+    /// `follows`, `stale_serves`, `upstream_errors`, `failed_fetches`, or `fetched_bytes` by bytes).
     func countMirror(_ mirror: String, _ event: String, by amount: UInt64 = 1) {
         let key = "\(mirror) \(event)"
-        shards[0].counters.withLock { $0.mirrors[key, default: 0] += amount }
+        shard.counters.withLock { $0.mirrors[key, default: 0] += amount }
     }
+
+    /// The calling thread's shard.
+    private var shard: Shard { shards[Int((UInt(pthread_self()) &* 0x9E37_79B9_7F4A_7C15) >> 60)] }
 
     private static let emptyHistogram = [UInt64](repeating: 0, count: buckets.count + 1)
 
@@ -191,12 +194,12 @@ final class WorkerMetrics: Sendable {
         out.sample("berth_worker_restarts_total", [:], Double(total.workerRestarts))
         if !total.mirrors.isEmpty {
             out.family("berth_mirror_events_total", "counter",
-                       "What pull-through mirrors did: misses fetched, pulls that followed a fetch, stale serves, upstream errors, failed fetches.")
+                       "What pull-through mirrors did: hits (manifests and blobs answered from the store), misses (fetched from the upstream), pulls that followed a fetch, stale serves, upstream errors, failed fetches.")
             for (key, value) in total.mirrors.sorted(by: { $0.key < $1.key }) where !key.hasSuffix(" fetched_bytes") {
                 let parts = key.split(separator: " ")
                 out.sample("berth_mirror_events_total", ["mirror": String(parts.first ?? ""), "event": String(parts.last ?? "")], Double(value))
             }
-            out.family("berth_mirror_fetched_bytes_total", "counter", "Blob bytes fetched from upstreams and stored.")
+            out.family("berth_mirror_fetched_bytes_total", "counter", "Bytes of blobs and manifests fetched from upstreams and stored.")
             for (key, value) in total.mirrors.sorted(by: { $0.key < $1.key }) where key.hasSuffix(" fetched_bytes") {
                 out.sample("berth_mirror_fetched_bytes_total", ["mirror": String(key.split(separator: " ").first ?? "")], Double(value))
             }

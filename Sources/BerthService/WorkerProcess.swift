@@ -59,6 +59,7 @@ public struct WorkerProcess {
         if !settings.mirrors.isEmpty {
             let mirrors = settings.mirrors.keys.sorted().compactMap { settings.mirrors[$0] }
             let mirror = try PullThroughMirror(decorating: capabilities, mirrors: mirrors, defaultNamespace: settings.mirrorDefault,
+                                               fetchThreads: settings.mirrorThreads,
                                                onEvent: { name, details in Self.mirrorEvent(name, details, metrics: metrics, log: log) })
             capabilities = mirror.capabilities
         }
@@ -127,6 +128,10 @@ public struct WorkerProcess {
     private static func mirrorEvent(_ name: String, _ details: [String: String], metrics: WorkerMetrics, log: AccessLog) {
         let mirror = details["mirror"] ?? "unknown"
         switch name {
+        case "mirror_hit":
+            // One per cached pull: counted, not logged (the access log has the request).
+            metrics.countMirror(mirror, "hits")
+            return
         case "mirror_fetch": metrics.countMirror(mirror, "misses")
         case "mirror_follow": metrics.countMirror(mirror, "follows")
         case "mirror_stored": metrics.countMirror(mirror, "fetched_bytes", by: details["size"].flatMap { UInt64($0) } ?? 0)

@@ -30,9 +30,13 @@ public struct HTTPClient: Sendable {
     }
 
     public let options: Options
+    /// Connections (kept alive between requests), TLS sessions and DNS answers shared by
+    /// this client's requests, on whatever thread they run.
+    let shared: CurlShare?
 
     public init(options: Options = Options()) {
         self.options = options
+        shared = CurlGlobal.ready ? CurlShare() : nil
     }
 
     /// Sends the request and waits for the final answer's status and headers; its body
@@ -41,7 +45,7 @@ public struct HTTPClient: Sendable {
                      wholeRequestTimeout: Bool = false) throws(HTTPError) -> HTTPTransfer {
         guard CurlGlobal.ready else { throw .transport("libcurl could not be initialised") }
         let transfer = try HTTPTransfer(method: method, url: url, headers: headers, options: options,
-                                            wholeRequestTimeout: wholeRequestTimeout)
+                                        wholeRequestTimeout: wholeRequestTimeout, shared: shared)
         try transfer.waitForHeaders()
         return transfer
     }
@@ -131,6 +135,18 @@ public enum HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooLarge(let limit): "the answer is larger than \(limit) bytes"
         }
     }
+}
+
+/// A libcurl share handle (`berth_curl_share` in the shim: its own mutex per kind of data,
+/// so requests on several threads may use it). Each transfer holds it, so it goes only
+/// after the last of them.
+final class CurlShare: @unchecked Sendable {
+    // @unchecked: libcurl serializes every use of the share with the shim's mutexes.
+    let handle: UnsafeMutablePointer<berth_curl_share>?
+
+    init() { handle = berth_curl_share_new() }
+
+    deinit { berth_curl_share_free(handle) }
 }
 
 /// libcurl's process-wide setup, once, before the first handle (a thread-safe lazy global).

@@ -25,9 +25,11 @@ public final class HTTPTransfer: ByteSource {
     private var paused = false
     private var finished = false
     private var result = CURLE_OK
+    /// Kept until the easy handle is cleaned up: its connection goes back to the share.
+    private let shared: CurlShare?
 
     init(method: HTTPClient.Method, url: String, headers: [(name: String, value: String)],
-         options: HTTPClient.Options, wholeRequestTimeout: Bool) throws(HTTPError) {
+         options: HTTPClient.Options, wholeRequestTimeout: Bool, shared: CurlShare? = nil) throws(HTTPError) {
         guard let easy = curl_easy_init() else { throw .transport("curl_easy_init failed") }
         guard let multi = curl_multi_init() else {
             curl_easy_cleanup(easy)
@@ -35,6 +37,7 @@ public final class HTTPTransfer: ByteSource {
         }
         self.easy = easy
         self.multi = multi
+        self.shared = shared
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         for header in headers {
             headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
@@ -48,6 +51,7 @@ public final class HTTPTransfer: ByteSource {
         func set(_ code: CURLcode) { if code != CURLE_OK { failed = true } }
         set(berth_curl_easy_setopt_string(easy, CURLOPT_URL, url))
         set(berth_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
+        if let handle = shared?.handle { set(berth_curl_easy_use_share(easy, handle)) }
         set(berth_curl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 1))
         set(berth_curl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 5))
         set(berth_curl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"))

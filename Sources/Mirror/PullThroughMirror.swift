@@ -11,7 +11,8 @@ import Curl
 /// - A tag is served from the store while younger than the mirror's `tag_ttl`, then
 ///   revalidated with a HEAD; if the upstream fails (down, timeout, 429, 5xx) or no
 ///   longer has the tag, the stored copy is served (and the event reported).
-/// - Blobs stream through `IncomingBlob`; see `MirroredBlob`.
+/// - A missing blob is fetched once (`FetchLock`), on a pool thread at the upstream's
+///   pace (`BlobFetch`); every pull of it reads the growing session (`FollowingBlob`).
 /// - Pushes and deletes of manifests in a mirrored namespace are refused (`mirrored`).
 public final class PullThroughMirror: PullThrough, ManifestService {
     /// What happened that an operator should see: name and fields (no secrets).
@@ -22,6 +23,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     public let namespaces: [String]
     public let defaultNamespace: String?
     private let onEvent: EventSink?
+    private let fetches: FetchPool
     /// When each mirrored tag was last found current upstream (monotonic seconds), by
     /// `<repository>:<tag>`. Per process: a new process revalidates each tag once.
     private let validated = Locked<[String: Int64]>([:])
@@ -32,8 +34,9 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     static let maximumBackoff: Int64 = 300
     static let defaultBackoff: Int64 = 10
 
+    /// `fetchThreads`: blob fetches run at once per process (more wait for a thread).
     public init(decorating store: Capabilities, mirrors: [MirrorConfiguration], defaultNamespace: String?,
-                onEvent: EventSink? = nil) throws(MirrorSetupError) {
+                fetchThreads: Int = Defaults.mirrorThreads, onEvent: EventSink? = nil) throws(MirrorSetupError) {
         var upstreams: [String: UpstreamRegistry] = [:]
         for mirror in mirrors {
             guard RepositoryName(mirror.name) != nil, !mirror.name.contains("/") else {
@@ -49,6 +52,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         namespaces = upstreams.keys.sorted()
         self.defaultNamespace = defaultNamespace
         self.onEvent = onEvent
+        fetches = FetchPool(limit: fetchThreads)
     }
 
     /// The store's capabilities with manifests and pull-through served by this mirror.
@@ -90,6 +94,11 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         return transfer.contentLength
     }
 
+    public func servedFromStore(_ digest: Digest, in repository: RepositoryName) {
+        guard let mirror = upstream(of: repository) else { return }
+        onEvent?("mirror_hit", ["mirror": mirror.namespace])
+    }
+
     public func fetch(_ digest: Digest, in repository: RepositoryName) throws(StorageError) -> (any IncomingBlob)? {
         guard let mirror = upstream(of: repository) else { throw .blobUnknown(digest) }
         if store.blobs.size(of: digest, in: repository) != nil { return nil }
@@ -108,10 +117,17 @@ public final class PullThroughMirror: PullThrough, ManifestService {
             try mirror.registry.blob(.get, repository: mirror.name, digest: digest)
         }
         try check(transfer.status, mirror.namespace, missing: .blobUnknown(digest), retryAfter: transfer.header("retry-after"))
+        let size = transfer.contentLength
+        let watch = try lock.watch()
+        let session = try store.uploads.start(repository: repository, algorithm: digest.algorithm)
+        lock.announce(session: session.id, size: size)
         onEvent?("mirror_fetch", ["mirror": mirror.namespace, "repository": repository.value, "digest": digest.description,
-                                  "size": transfer.contentLength.map(String.init) ?? "unknown"])
-        return MirroredBlob(digest: digest, size: transfer.contentLength, transfer: transfer, uploads: store.uploads,
-                            manifests: store.manifests, repository: repository, namespace: mirror.namespace, lock: lock, onEvent: onEvent)
+                                  "size": size.map(String.init) ?? "unknown"])
+        let fetch = BlobFetch(digest: digest, size: size, session: session.id, transfer: transfer, uploads: store.uploads,
+                              manifests: store.manifests, repository: repository, namespace: mirror.namespace, lock: lock, onEvent: onEvent)
+        fetches.run { fetch.run() }
+        return FollowingBlob(digest: digest, size: size, session: session.id, watch: watch, layout: store.layout,
+                             blobs: store.blobs, repository: repository, namespace: mirror.namespace)
     }
 
     // MARK: ManifestService
@@ -121,14 +137,14 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         let cached = try stored(reference, in: repository)
         switch reference {
         case .digest:
-            if let cached { return cached }
+            if let cached { return hit(cached, mirror.namespace) }
             try fetchManifest(reference, into: repository, from: mirror)
             return try store.manifests.resolve(reference, in: repository)
         case .tag(let tag):
             let ttl = mirror.registry.configuration.tagTTL
-            if let cached, isCurrent(repository, tag, ttl: ttl) { return cached }
+            if let cached, isCurrent(repository, tag, ttl: ttl) { return hit(cached, mirror.namespace) }
             do throws(StorageError) {
-                if let cached, try revalidate(cached, tag: tag, in: repository, from: mirror) { return cached }
+                if let cached, try revalidate(cached, tag: tag, in: repository, from: mirror) { return hit(cached, mirror.namespace) }
                 try fetchManifest(reference, into: repository, from: mirror)
                 markCurrent(repository, tag)
                 return try store.manifests.resolve(reference, in: repository)
@@ -162,6 +178,12 @@ public final class PullThroughMirror: PullThrough, ManifestService {
     }
 
     // MARK: Internals
+
+    /// Reports a manifest answered from the store (a hit) and passes it on.
+    private func hit(_ manifest: ResolvedManifest, _ namespace: String) -> ResolvedManifest {
+        onEvent?("mirror_hit", ["mirror": namespace])
+        return manifest
+    }
 
     private func stored(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> ResolvedManifest? {
         do {
@@ -211,7 +233,11 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         }
         let declared = reply.header("content-type").map { String($0.prefix { $0 != ";" }).trimmingCharacters(in: " ") }
         let contentType = declared.flatMap { MediaType.manifests.contains($0) ? $0 : nil }
-        _ = try store.manifests.putFetched(reply.body, contentType: contentType, reference: reference, repository: repository)
+        let stored = try store.manifests.putFetched(reply.body, contentType: contentType, reference: reference, repository: repository)
+        let details = ["mirror": mirror.namespace, "repository": repository.value, "reference": reference.description,
+                       "digest": stored.digest.description, "size": String(reply.body.count), "kind": "manifest"]
+        onEvent?("mirror_fetch", details)
+        onEvent?("mirror_stored", details)
     }
 
     private func isCurrent(_ repository: RepositoryName, _ tag: Tag, ttl: Int) -> Bool {

@@ -58,8 +58,11 @@ extension Registry {
 
     /// True when the request's identity may read `repository` (always, without a policy).
     func mayRead(_ repository: RepositoryName, _ request: RegistryRequest) -> Bool {
-        (options.policy?.permits(request.identity, .read, on: repository) ?? true)
-            && (request.identity?.tokenAllows(.read, on: repository) ?? true)
+        mayRead(repository, identity: request.identity)
+    }
+
+    func mayRead(_ repository: RepositoryName, identity: Identity?) -> Bool {
+        (options.policy?.permits(identity, .read, on: repository) ?? true) && (identity?.tokenAllows(.read, on: repository) ?? true)
     }
 
     /// Refuses a request the policy (and the token's own grants) do not allow, before
@@ -68,14 +71,19 @@ extension Registry {
     /// a scope the policy would grant, 403 DENIED otherwise. The permission comes from the
     /// operation table; open operations pass (`/v2/` needs credentials once the worker
     /// authenticates).
-    func authorize(_ operation: Operation, _ request: RegistryRequest) throws(RegistryError) {
+    ///
+    /// A read a mirror routed (`sentAs`: the name in the URL) is judged by the policy on
+    /// the routed name (`docker.io/library/alpine`), the name it is stored under; a token
+    /// may grant either, since a client asks for a token for the name it sends.
+    func authorize(_ operation: Operation, _ request: RegistryRequest, sentAs: RepositoryName? = nil) throws(RegistryError) {
         let identity = request.identity
         if operation.needsCredentials, options.authenticator != nil, identity == nil {
             throw unauthorized("authentication required", request, nil)
         }
         guard let permission = operation.permission, let repository = operation.repository else { return }
         let policyAllows = options.policy?.permits(identity, permission, on: repository) ?? true
-        let tokenAllows = identity?.tokenAllows(permission, on: repository) ?? true
+        var tokenAllows = identity?.tokenAllows(permission, on: repository) ?? true
+        if !tokenAllows, permission == .read, let sentAs, let identity { tokenAllows = identity.tokenAllows(.read, on: sentAs) }
         if policyAllows, tokenAllows { return }
         let scope = Self.scope(permission, repository)
         guard let identity, let user = identity.user else {

@@ -8,6 +8,7 @@ extension Registry {
             }
             return try pullThroughBlob(digest, in: name, from: pullThrough, request)
         }
+        if let pullThrough = capabilities.pullThrough, pullThrough.isMirrored(name) { pullThrough.servedFromStore(digest, in: name) }
         if let answer = notModified(digest, request, byDigest: true) { return answer }
         return accelRedirect(digest, in: name, contentType: "application/octet-stream")
     }

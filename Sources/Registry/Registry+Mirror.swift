@@ -6,18 +6,29 @@ extension Registry {
     /// - `?ns=<mirror>` (or the upstream's host, as containerd sends it): the mirror's
     ///   repository `<mirror>/<name>`;
     /// - a name `<mirror>/…`: that mirror, as it is;
-    /// - with `mirror_default`, a read of a name no hosted repository has: `<default>/<name>`.
-    /// Everything else is hosted, as without mirrors.
+    /// - with `mirror_default`, a read of a name no hosted repository has (or one the
+    ///   caller may not read, so that an answer never tells whether it exists):
+    ///   `<default>/<name>`.
+    /// Everything else is hosted, as without mirrors. The access policy then sees the
+    /// routed name, the one the content is stored under (`authorize`).
     func mirrorRoute(_ route: Route, _ request: RegistryRequest) throws(RegistryError) -> (route: Route, namespace: String?) {
         guard let pullThrough = capabilities.pullThrough, let name = route.repository else { return (route, nil) }
         if let value = request.query["ns"], let namespace = pullThrough.namespace(named: value) {
             return (try route.renamed(Self.prefixed(name, by: namespace)), namespace)
         }
-        if pullThrough.isMirrored(name) { return (route, nil) }
-        if let fallback = pullThrough.defaultNamespace, RequestMethod(http: request.method) == .get, !repositories.exists(name) {
-            return (try route.renamed(Self.prefixed(name, by: fallback)), nil)
+        if RequestMethod(http: request.method) == .get, let routed = try defaultMirrorName(of: name, identity: request.identity) {
+            return (route.renamed(routed), nil)
         }
         return (route, nil)
+    }
+
+    /// Where a read of `name` goes by `mirror_default`: `<default>/<name>` unless `name` is
+    /// mirrored itself or a hosted repository the identity may read; nil without a default.
+    func defaultMirrorName(of name: RepositoryName, identity: Identity?) throws(RegistryError) -> RepositoryName? {
+        guard let pullThrough = capabilities.pullThrough, let fallback = pullThrough.defaultNamespace,
+              !pullThrough.isMirrored(name) else { return nil }
+        if mayRead(name, identity: identity), repositories.exists(name) { return nil }
+        return try Self.prefixed(name, by: fallback)
     }
 
     /// Pushes, mounts, uploads and deletes in a mirrored namespace are refused (after
@@ -50,6 +61,7 @@ extension Registry {
             return RegistryResponse(status: 200, headers: headers)
         }
         guard let incoming = try storage({ () throws(StorageError) in try pullThrough.fetch(digest, in: name) }) else {
+            pullThrough.servedFromStore(digest, in: name)
             return accelRedirect(digest, in: name, contentType: "application/octet-stream")
         }
         if let size = incoming.size { headers.append(("Content-Length", String(size))) }

@@ -83,8 +83,12 @@ extension Registry {
                   let name = RepositoryName(wanted.name) else { continue }
             for action in wanted.actions {
                 for permission in AccessGrant.permissions(action) {
-                    let allowed = (options.policy?.permits(identity, permission, on: name) ?? true)
+                    var allowed = (options.policy?.permits(identity, permission, on: name) ?? true)
                         && (identity?.tokenAllows(permission, on: name) ?? true)
+                    // A pull of a name the default mirror serves is judged on the mirrored name, as the pull itself is.
+                    if !allowed, permission == .read, let routed = try? defaultMirrorName(of: name, identity: identity) {
+                        allowed = mayRead(routed, identity: identity)
+                    }
                     let wire = AccessGrant.action(permission)
                     guard allowed, !(granted[name.value]?.contains(wire) ?? false) else { continue }
                     if granted[name.value] == nil { order.append(name.value) }

@@ -56,15 +56,18 @@ public struct Registry: Sendable {
         var failure: RegistryError?
         var request = request
         do throws(RegistryError) {
-            let (route, chosen) = try mirrorRoute(try Route.parse(request.path), request)
+            let sent = try Route.parse(request.path)
+            parsed = sent
+            // Who asks comes first: with mirror_default, where a read goes depends on what they may read.
+            request.identity = try identify(request)
+            let (route, chosen) = try mirrorRoute(sent, request)
             parsed = route
             namespace = chosen
-            request.identity = try identify(request)
             guard let method = RequestMethod(http: request.method), let operation = operation(route, method, request) else {
                 throw RegistryError(.methodNotAllowed, "\(String(request.method.prefix(20))) is not supported on this endpoint",
                                     headers: [("Allow", allowedMethods(of: route).joined(separator: ", "))])
             }
-            try authorize(operation, request)
+            try authorize(operation, request, sentAs: route.repository == sent.repository ? nil : sent.repository)
             try refuseWritesToMirrors(operation)
             response = try operation.run()
         } catch {

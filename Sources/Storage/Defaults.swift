@@ -29,7 +29,8 @@ public enum Defaults {
     public static let tokenService = "berth"
     /// Seconds a pull-through mirror serves a tag from the store before revalidating it upstream.
     public static let mirrorTagTTL = 300
-    /// Threads (per worker, with mirrors configured) for pulls that wait on an upstream.
+    /// Threads (per worker, with mirrors configured) for pulls that wait on an upstream,
+    /// and the most blob fetches from upstreams running at once per worker.
     public static let mirrorThreads = 16
     /// Failed deliveries of one event batch before it goes to the dead letters.
     public static let webhookMaximumAttempts = 10

@@ -43,13 +43,15 @@ struct SessionDataWriter: ~Copyable {
     private var fileOffset: UInt64
     /// Bytes still to go before `fileOffset` reaches a block boundary (written ordinarily).
     private var headBytes: Int
+    private let writeThrough: Bool
 
     /// Prepares to append to `fd` (the data file at `path`) at `offset`.
-    init(fd: Int32, path: String, offset: UInt64) {
+    init(fd: Int32, path: String, offset: UInt64, writeThrough: Bool = false) {
         self.fd = fd
         self.path = path
         self.fileOffset = offset
-        self.headBytes = Int((UInt64(Self.blockSize) - offset % UInt64(Self.blockSize)) % UInt64(Self.blockSize))
+        self.writeThrough = writeThrough
+        self.headBytes = writeThrough ? 0 : Int((UInt64(Self.blockSize) - offset % UInt64(Self.blockSize)) % UInt64(Self.blockSize))
         self.buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: Self.blockSize)
     }
 
@@ -70,7 +72,9 @@ struct SessionDataWriter: ~Copyable {
     mutating func commit(_ count: Int) throws(StorageError) -> UnsafeRawBufferPointer {
         let received = UnsafeRawBufferPointer(rebasing: buffer[filled..<(filled + count)])
         filled += count
-        if headBytes > 0, filled == headBytes {
+        if writeThrough {
+            try writeOrdinarily(filled)
+        } else if headBytes > 0, filled == headBytes {
             try writeOrdinarily(filled)
             headBytes = 0
         } else if filled == buffer.count {

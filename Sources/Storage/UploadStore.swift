@@ -164,7 +164,8 @@ public struct UploadStore: BlobIngester {
     }
 
     /// Streams `source` to the end of the data file (past the page cache where it can,
-    /// see `SessionDataWriter`), hashing as it goes, then fsyncs.
+    /// see `SessionDataWriter`; through it, read by read, when `source.isFollowed`),
+    /// hashing as it goes, then fsyncs.
     /// On any failure the file is cut back to `state.size`.
     private func appendBody(
         fd: Int32, id: UploadID, state: UploadState, expectedLength: UInt64?, from source: any ByteSource
@@ -172,7 +173,7 @@ public struct UploadStore: BlobIngester {
         let path = layout.uploadDataFile(id)
         var next = state
         do throws(StorageError) {
-            var writer = SessionDataWriter(fd: fd, path: path, offset: state.size)
+            var writer = SessionDataWriter(fd: fd, path: path, offset: state.size, writeThrough: source.isFollowed)
             while true {
                 let count = try source.read(into: writer.freeSpace)
                 if count == 0 { break }

@@ -19,7 +19,7 @@ import TestSupport
         let auth: AuthService
         let registry: Registry
 
-        init(policy: String = TokenFlowTests.policy, fixture: AuthFixture = AuthFixture(),
+        init(policy: String = TokenFlowTests.policy, fixture: AuthFixture = AuthFixture(), pullThrough: (any PullThrough)? = nil,
              configure: (inout AuthService.Options) -> Void = { _ in }) throws {
             self.fixture = fixture
             auth = try fixture.service(configure)
@@ -28,7 +28,9 @@ import TestSupport
             options.tokenIssuer = auth
             options.challenge = .bearer(realm: nil)
             options.policy = try AccessPolicy(text: policy)
-            registry = Registry(store: Store(root: fixture.storeRoot), options: options)
+            var capabilities = Store(root: fixture.storeRoot).capabilities
+            capabilities.pullThrough = pullThrough
+            registry = Registry(capabilities: capabilities, options: options)
         }
 
         func send(_ method: String, _ uri: String, authorization: String? = nil, body: String = "",
@@ -239,5 +241,31 @@ import TestSupport
         #expect(present.status == absent.status && present.status == 403)
         #expect(present.body == absent.body)
         #expect(h.send("HEAD", "/v2/team/private/blobs/\(digest)").status == 401)
+    }
+
+    /// `mirror_default = hub` with nothing to fetch: enough to route unhosted reads.
+    final class DefaultMirror: PullThrough {
+        let namespaces = ["hub"]
+        let defaultNamespace: String? = "hub"
+        func namespace(named value: String) -> String? { value == "hub" ? "hub" : nil }
+        func needsUpstream(_ reference: Reference, in repository: RepositoryName) -> Bool { false }
+        func upstreamSize(of digest: Digest, in repository: RepositoryName) throws(StorageError) -> UInt64? { nil }
+        func fetch(_ digest: Digest, in repository: RepositoryName) throws(StorageError) -> (any IncomingBlob)? { nil }
+    }
+
+    /// docker's registry-mirrors asks for a token for the name it sends (`library/alpine`);
+    /// the policy grants the mirrored name (`hub/**`). The token covers the routed pull.
+    @Test func aTokenForTheNameSentCoversThePullTheDefaultMirrorRoutes() throws {
+        let h = try Harness(policy: "anonymous  hub/**  read", pullThrough: DefaultMirror())
+        let token = try #require(h.token(nil, scope: "repository:library/alpine:pull"))
+        let access = Self.claims(token)["access"] as? [[String: Any]]
+        #expect(access?.first?["name"] as? String == "library/alpine")
+        #expect(access?.first?["actions"] as? [String] == ["pull"])
+        let pull = h.send("GET", "/v2/library/alpine/manifests/latest", authorization: "Bearer \(token)")
+        #expect(pull.repository == "hub/library/alpine")
+        #expect(pull.status == 404, "past authorization, nothing stored: \(pull.status) \(String(decoding: pull.body, as: UTF8.self))")
+        // Names the policy does not give by any route get no grant.
+        let none = try #require(h.token(nil, scope: "repository:hub2/x:push"))
+        #expect((Self.claims(none)["access"] as? [Any])?.isEmpty == true)
     }
 }

@@ -5,26 +5,7 @@ import Testing
 /// The pull-through mirror with real parts: Debian's docker-registry (TLS, htpasswd) and a
 /// second Berth (Docker token auth) as upstreams, Berth behind nginx as the mirror,
 /// skopeo and curl as clients.
-@Suite(.serialized) struct MirrorTests {
-    func skopeo(_ directory: String, _ arguments: [String]) -> Shell.Result {
-        Shell.run("skopeo", arguments, environment: [
-            "XDG_DATA_HOME": "\(directory)/xdg", "_CONTAINERS_ROOTLESS_UID": "1000", "HOME": directory,
-            "REGISTRY_AUTH_FILE": "\(directory)/auth.json",
-        ], timeout: 180)
-    }
-
-    /// A Berth whose config file mirrors `sections` (`mirror.<name>.<field> = value` lines).
-    func mirror(_ lines: [String]) throws -> (RegistryServer, TemporaryDirectory) {
-        let config = TemporaryDirectory(prefix: "berth-mirror-config")
-        try (lines.joined(separator: "\n") + "\n").write(toFile: "\(config.path)/berth.conf", atomically: true, encoding: .utf8)
-        let server = try RegistryServer(workerArguments: ["--config", "\(config.path)/berth.conf"])
-        return (server, config)
-    }
-
-    func manifest(_ text: String) throws -> Manifest {
-        try JSONDecoder().decode(Manifest.self, from: Data(text.utf8))
-    }
-
+@Suite(.serialized) struct MirrorTests: MirrorTesting {
     @Test func pullsThroughByPrefixAndNamespaceThenServesTheCacheWithTheUpstreamStopped() throws {
         let upstream = try DockerRegistryUpstream()
         defer { upstream.remove() }
@@ -147,7 +128,7 @@ import Testing
             // The headers went out before the digest could be checked: a 200 whose body is cut short.
             let answer = server.curl([url])
             #expect(answer.status == 200, "attempt \(attempt): \(answer.status) \(answer.text.prefix(300))")
-            #expect(answer.body.count > 0 && answer.body.count < layer.size,
+            #expect(answer.body.count < layer.size,
                     "attempt \(attempt): \(answer.body.count) of \(layer.size) bytes were sent")
             #expect(Shell.sha256Digest(answer.body) != layer.digest)
         }

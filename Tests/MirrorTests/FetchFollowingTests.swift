@@ -90,4 +90,29 @@ import TestSupport
         }
         #expect(store.blobs.size(of: digest, in: repository) == nil)
     }
+
+    /// Fetches run on pool threads, at most `limit` at once, each to its end, and the
+    /// caller never waits for one.
+    @Test func thePoolRunsEveryFetchOnItsOwnThreadsAtMostLimitAtOnce() {
+        let pool = FetchPool(limit: 2)
+        let state = Locked((running: 0, most: 0, done: 0))
+        let release = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        for _ in 0..<6 {
+            pool.run {
+                state.withLock { $0.running += 1; $0.most = max($0.most, $0.running) }
+                release.wait()
+                state.withLock { $0.running -= 1; $0.done += 1 }
+                finished.signal()
+            }
+        }
+        // Six fetches were handed over while none could finish: run() did not wait.
+        #expect(pool.pending == 6)
+        for _ in 0..<6 { release.signal() }
+        for _ in 0..<6 { #expect(finished.wait(timeout: .now() + 30) == .success) }
+        let outcome = state.withLock { $0 }
+        #expect(outcome.done == 6 && outcome.most <= 2 && outcome.most >= 1)
+        for _ in 0..<200 where pool.pending > 0 { usleep(5_000) }
+        #expect(pool.pending == 0)
+    }
 }

@@ -34,15 +34,18 @@ import TestSupport
         let directory = TemporaryDirectory(prefix: "berth-mirror-routing")
         let registry: Registry
 
-        init() {
+        init(policy: AccessPolicy? = nil) {
             var capabilities = Store(root: directory.path).capabilities
             capabilities.pullThrough = StandIn()
-            registry = Registry(capabilities: capabilities)
+            var options = Registry.Options()
+            options.policy = policy
+            registry = Registry(capabilities: capabilities, options: options)
         }
 
-        func send(_ method: String, _ uri: String, mayWait: Bool = true, body: [UInt8] = []) -> RegistryResponse {
-            var request = RegistryRequest(method: method, uri: uri, headers: body.isEmpty ? [:] : ["content-length": String(body.count)],
-                                          body: BufferByteSource(body))
+        func send(_ method: String, _ uri: String, mayWait: Bool = true, body: [UInt8] = [], user: String? = nil) -> RegistryResponse {
+            var headers = body.isEmpty ? [:] : ["content-length": String(body.count)]
+            if let user { headers["remote-user"] = user }
+            var request = RegistryRequest(method: method, uri: uri, headers: headers, body: BufferByteSource(body))
             request.mayWait = mayWait
             return registry.handle(request)
         }
@@ -114,5 +117,39 @@ import TestSupport
         #expect(started.status == 201 && started.repository == "team/new")
         let read = fixture.send("GET", "/v2/team/new/manifests/latest")
         #expect(read.repository == "team/new" && read.status == 404)
+    }
+
+    /// The policy judges a routed read by the name it is stored under (`hub/…`), whether
+    /// `?ns=`, the prefix or `mirror_default` routed it; and `mirror_default` never tells
+    /// whether a hosted repository the caller may not read exists.
+    @Test func thePolicySeesTheRoutedNameAndTheDefaultMirrorHidesUnreadableHostedNames() throws {
+        let policy = try AccessPolicy(text: """
+            alice      **          read,write
+            anonymous  hub/**      read
+            """)
+        let fixture = Fixture(policy: policy)
+        defer { fixture.directory.remove() }
+        // Anonymous may read hub/** only: each way into the mirror is judged on hub/team/app.
+        for uri in ["/v2/hub/team/app/blobs/\(Self.digest)", "/v2/team/app/blobs/\(Self.digest)?ns=hub",
+                    "/v2/team/app/blobs/\(Self.digest)"] {
+            let answer = fixture.send("GET", uri)
+            #expect(answer.status == 200 && answer.repository == "hub/team/app", "\(uri): \(answer.status)")
+        }
+        // A name outside the mirror is judged as it is.
+        #expect(fixture.send("POST", "/v2/team/app/blobs/uploads/").status == 401)
+        // alice pushes a hosted team/app: she reads it there, anonymous reads still go to the mirror.
+        let pushed = fixture.send("POST", "/v2/team/app/blobs/uploads/?digest=\(Self.digest)", body: StandIn.bytes, user: "alice")
+        #expect(pushed.status == 201)
+        let hosted = fixture.send("GET", "/v2/team/app/blobs/\(Self.digest)", user: "alice")
+        #expect(hosted.repository == "team/app" && hosted.header("X-Accel-Redirect") != nil)
+        let anonymous = fixture.send("GET", "/v2/team/app/blobs/\(Self.digest)")
+        #expect(anonymous.repository == "hub/team/app" && anonymous.status == 200)
+        // Someone the policy gives neither name gets the same refusal, about the mirrored
+        // name, whether or not a hosted team/app exists.
+        let refusals = ["team/app", "team/none"].map { fixture.send("GET", "/v2/\($0)/manifests/v1", user: "mallory") }
+        for (refusal, name) in zip(refusals, ["hub/team/app", "hub/team/none"]) {
+            #expect(refusal.status == 403 && refusal.repository == name, "\(refusal.status) \(String(decoding: refusal.body, as: UTF8.self))")
+        }
+        #expect(refusals[0].status == refusals[1].status)
     }
 }

@@ -108,3 +108,34 @@ final class BrokenByteSource: ByteSource {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Hands out `bytes` in `step`-sized reads as a followed source, counting the reads at
+/// which the file did not yet hold everything handed out before.
+final class WatchedByteSource: ByteSource {
+    private let bytes: [UInt8]
+    private let step: Int
+    private let file: String
+    private var offset = 0
+    private(set) var lagging = 0
+
+    init(_ bytes: [UInt8], step: Int, file: String) {
+        self.bytes = bytes
+        self.step = step
+        self.file = file
+    }
+
+    var isFollowed: Bool { true }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int {
+        var status = stat()
+        if stat(file, &status) != 0 || Int(status.st_size) != offset { lagging += 1 }
+        let count = min(step, buffer.count, bytes.count - offset)
+        guard count > 0 else { return 0 }
+        bytes.withUnsafeBytes { source in
+            guard let from = source.baseAddress else { return }
+            buffer.baseAddress?.copyMemory(from: from + offset, byteCount: count)
+        }
+        offset += count
+        return count
+    }
+}

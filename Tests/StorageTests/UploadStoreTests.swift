@@ -117,6 +117,22 @@ import TestSupport
         #expect(fixture.fileContents(fixture.layout.blobFile(repo, digest)) == sent)
     }
 
+    /// A source others follow (a mirror's fetch) finds every byte it gave before in the
+    /// data file each time it is read again, not gathered for a later direct write.
+    @Test func aFollowedSourceIsWrittenReadByRead() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("app")
+        var random = SeededBytes(seed: 8)
+        let bytes = random.next((2 << 20) + 333)
+        let session = try fixture.uploads.start(repository: repo)
+        let source = WatchedByteSource(bytes, step: 10_000, file: fixture.layout.uploadDataFile(session.id))
+        let digest = ContentHasher.digest(of: bytes)
+        _ = try fixture.uploads.complete(session.id, repository: repo, digest: digest, lastChunk: source)
+        #expect(source.lagging == 0, "\(source.lagging) reads found earlier bytes not written yet")
+        #expect(fixture.fileContents(fixture.layout.blobFile(repo, digest)) == bytes)
+    }
+
     @Test func sessionBelongsToItsRepository() throws {
         let fixture = StoreFixture()
         defer { fixture.directory.remove() }

@@ -15,8 +15,11 @@ public protocol PullThrough: Sendable {
     /// The size of a blob the repository does not hold, as the upstream states it
     /// (`blobUnknown` when it has none).
     func upstreamSize(of digest: Digest, in repository: RepositoryName) throws(StorageError) -> UInt64?
+    /// A blob of a mirrored repository is answered from the store (nginx sends it): a hit.
+    func servedFromStore(_ digest: Digest, in repository: RepositoryName)
     /// Starts bringing in a blob the repository does not hold; nil when it is in the store
-    /// by now (another fetch finished it). `blobUnknown` when the upstream has none.
+    /// by now (another fetch finished it; the caller answers it from the store, a hit).
+    /// `blobUnknown` when the upstream has none.
     func fetch(_ digest: Digest, in repository: RepositoryName) throws(StorageError) -> (any IncomingBlob)?
 }
 
@@ -25,6 +28,8 @@ extension PullThrough {
     public func isMirrored(_ repository: RepositoryName) -> Bool {
         namespaces.contains { repository.value.hasPrefix($0 + "/") }
     }
+
+    public func servedFromStore(_ digest: Digest, in repository: RepositoryName) {}
 }
 
 /// A blob on its way from an upstream into the store.
