@@ -27,3 +27,33 @@ extension ManifestService {
         try put(body, contentType: contentType, reference: reference, repository: repository, tags: [])
     }
 }
+
+/// A manifest service wrapped around another that changes only some calls (a quota, the
+/// pull records): every call it does not implement itself goes to `inner` unchanged.
+protocol ManifestServiceDecorator: ManifestService {
+    var inner: any ManifestService { get }
+}
+
+extension ManifestServiceDecorator {
+    func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> ResolvedManifest {
+        try inner.resolve(reference, in: repository)
+    }
+
+    func put(_ body: [UInt8], contentType: String?, reference: Reference,
+             repository: RepositoryName, tags: [Tag]) throws(StorageError) -> PushedManifest {
+        try inner.put(body, contentType: contentType, reference: reference, repository: repository, tags: tags)
+    }
+
+    func putFetched(_ body: [UInt8], contentType: String?, reference: Reference,
+                    repository: RepositoryName) throws(StorageError) -> PushedManifest {
+        try inner.putFetched(body, contentType: contentType, reference: reference, repository: repository)
+    }
+
+    func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
+        try inner.delete(reference, in: repository)
+    }
+
+    func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError) {
+        try inner.recordFetched(blob: digest, size: size, in: repository)
+    }
+}

@@ -3,7 +3,7 @@
 /// GET or HEAD), every manifest pushed, and every blob found in a repository that
 /// `recordsBlobs` says is mirrored (mirror eviction needs them; hosted blobs live and
 /// die with their manifests). It changes no answer.
-struct PullRecordingManifests: ManifestService {
+struct PullRecordingManifests: ManifestServiceDecorator {
     let inner: any ManifestService
     let recorder: PullRecorder
 
@@ -18,19 +18,6 @@ struct PullRecordingManifests: ManifestService {
         let pushed = try inner.put(body, contentType: contentType, reference: reference, repository: repository, tags: tags)
         recorder.record(.push, pushed.digest, in: repository)
         return pushed
-    }
-
-    func putFetched(_ body: [UInt8], contentType: String?, reference: Reference,
-                    repository: RepositoryName) throws(StorageError) -> PushedManifest {
-        try inner.putFetched(body, contentType: contentType, reference: reference, repository: repository)
-    }
-
-    func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
-        try inner.delete(reference, in: repository)
-    }
-
-    func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError) {
-        try inner.recordFetched(blob: digest, size: size, in: repository)
     }
 }
 

@@ -171,14 +171,10 @@ struct MeteredLinks: BlobLinker {
 /// admitted like any other, so a push into a full quota (or one lowered below its usage)
 /// is refused unless the manifest is there already. Deletes pass through: the manifest's
 /// blob and its layers leave the repository, and the usage, at the next gc.
-struct MeteredManifests: ManifestService {
+struct MeteredManifests: ManifestServiceDecorator {
     let inner: any ManifestService
     let blobs: any BlobStatter
     let quotas: QuotaBook
-
-    func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> ResolvedManifest {
-        try inner.resolve(reference, in: repository)
-    }
 
     func put(_ body: [UInt8], contentType: String?, reference: Reference,
              repository: RepositoryName, tags: [Tag]) throws(StorageError) -> PushedManifest {
@@ -190,18 +186,5 @@ struct MeteredManifests: ManifestService {
         return try quotas.admit(digest, size: UInt64(body.count), into: repository) { () throws(StorageError) in
             try inner.put(body, contentType: contentType, reference: reference, repository: repository, tags: tags)
         }
-    }
-
-    func putFetched(_ body: [UInt8], contentType: String?, reference: Reference,
-                    repository: RepositoryName) throws(StorageError) -> PushedManifest {
-        try inner.putFetched(body, contentType: contentType, reference: reference, repository: repository)
-    }
-
-    func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
-        try inner.delete(reference, in: repository)
-    }
-
-    func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError) {
-        try inner.recordFetched(blob: digest, size: size, in: repository)
     }
 }
