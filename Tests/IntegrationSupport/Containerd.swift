@@ -15,7 +15,7 @@ public final class Containerd: @unchecked Sendable {
     public var socket: String { "\(directory)/containerd.sock" }
     public var configFile: String { "\(directory)/config.toml" }
     public var logFile: String { "\(directory)/containerd.log" }
-    private var process: Process?
+    private var process: ChildProcess?
 
     /// Starts containerd and waits (at most `timeout` seconds) until `ctr version` reaches
     /// it. Throws with containerd's log when it does not come up.
@@ -137,7 +137,7 @@ public enum DaemonError: Error, CustomStringConvertible {
 enum DaemonWait {
     /// Polls `ready` every 100 ms until it holds; throws with the daemon's log when the
     /// daemon exits first or `timeout` seconds pass.
-    static func until(_ name: String, timeout: TimeInterval, process: Process, log: () -> String,
+    static func until(_ name: String, timeout: TimeInterval, process: ChildProcess, log: () -> String,
                       ready: () -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

@@ -23,7 +23,7 @@ public final class DockerEngine: @unchecked Sendable {
     /// DOCKER_CONFIG of every CLI command (also where `docker manifest` keeps its lists).
     public var cliConfigDirectory: String { "\(directory)/cli" }
     public var logFile: String { "\(directory)/dockerd.log" }
-    private var process: Process?
+    private var process: ChildProcess?
 
     /// Starts containerd under `<directory>/containerd`, then dockerd on it, and waits
     /// (at most `timeout` seconds each) until `docker version` reaches the daemon. Throws
@@ -97,7 +97,7 @@ public final class PlainToTLSForwarder: @unchecked Sendable {
     public static let binary = "/usr/bin/socat"
     public let port: Int
     public var host: String { "127.0.0.1:\(port)" }
-    private var process: Process?
+    private var process: ChildProcess?
     private let logFile: String
 
     public init(to server: RegistryServer, logFile: String, timeout: TimeInterval = 20) throws {

@@ -16,7 +16,7 @@ public final class DockerRegistryUpstream: @unchecked Sendable {
     public var certDirectory: String { "\(directory.path)/certs" }
     /// distribution's filesystem storage root.
     public var storage: String { "\(directory.path)/registry" }
-    private var process: Process?
+    private var process: ChildProcess?
 
     public init(username: String = "mirror", password: String = "upstream-secret-pw") throws {
         directory = TemporaryDirectory(prefix: "berth-upstream")

@@ -49,47 +49,20 @@ public final class GlusterCluster: @unchecked Sendable {
         return cluster
     }
 
-    /// Runs `scripts/cluster` with this fixture's root and the binary under test, its
-    /// output in files. Spawned and reaped here (posix_spawn, waitpid) rather than by
-    /// Foundation's Process, which at times never saw this script exit once it had
-    /// started daemons (the test then hung on a zombie).
+    /// Runs `scripts/cluster` with this fixture's root and the binary under test (at most
+    /// `timeout` seconds: a bring-up or tear-down that hangs fails the test instead).
+    /// `Shell.run` leaves the daemons the script starts holding no pipe or socket of ours.
     @discardableResult
-    public static func script(_ arguments: [String]) -> ScriptResult {
+    public static func script(_ arguments: [String], timeout: TimeInterval = 600) -> ScriptResult {
         run(["/bin/bash", "\(RegistryServer.repositoryRoot)/scripts/cluster"] + arguments,
-            environment: ["CLUSTER_ROOT": root, "BERTH_BIN": RegistryServer.binary, "CLUSTER_NETNS": "1"])
+            environment: ["CLUSTER_ROOT": root, "BERTH_BIN": RegistryServer.binary, "CLUSTER_NETNS": "1"], timeout: timeout)
     }
 
-    /// Runs `argv` (an absolute program path first) to its end, its output in files, so
-    /// that daemons it leaves behind hold no pipe of ours.
-    public static func run(_ argv: [String], environment extra: [String: String] = [:]) -> ScriptResult {
+    /// Runs `argv` (an absolute program path first) to its end.
+    public static func run(_ argv: [String], environment extra: [String: String] = [:],
+                           timeout: TimeInterval = 600) -> ScriptResult {
         precondition(!argv.isEmpty, "no program to run")
-        let id = UUID().uuidString
-        let outFile = "/tmp/berth-cluster-script-\(id).out", errFile = "/tmp/berth-cluster-script-\(id).err"
-        defer {
-            unlink(outFile)
-            unlink(errFile)
-        }
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in extra { environment[key] = value }
-        let envp = environment.map { "\($0.key)=\($0.value)" }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        // NULL-terminated arrays of C strings, as posix_spawn wants argv and envp.
-        let argvPointers: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        let envPointers: [UnsafeMutablePointer<CChar>?] = envp.map { strdup($0) } + [nil]
-        defer { for pointer in argvPointers + envPointers { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, argvPointers, envPointers)
-        guard spawned == 0 else { return ScriptResult(status: -1, stdout: "", stderr: "cannot start \(argv[0]): errno \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return ScriptResult(status: exit, stdout: (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? "",
-                            stderr: (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "")
+        return Shell.run(argv[0], Array(argv.dropFirst()), environment: extra, timeout: timeout)
     }
 
     private static func start() throws -> GlusterCluster {
@@ -189,12 +162,7 @@ public final class GlusterCluster: @unchecked Sendable {
         return path
     }
 
-    public struct ScriptResult: Sendable {
-        public let status: Int32
-        public let stdout: String
-        public let stderr: String
-        public var succeeded: Bool { status == 0 }
-    }
+    public typealias ScriptResult = Shell.Result
 
     public enum ClusterError: Error, CustomStringConvertible {
         case setup(String)

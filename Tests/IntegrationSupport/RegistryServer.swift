@@ -16,8 +16,8 @@ public final class RegistryServer: @unchecked Sendable {
     public var certDirectory: String { "\(directory.path)/certs" }
     public var host: String { "127.0.0.1:\(port)" }
     public var baseURL: String { "https://\(host)" }
-    private var workers: [Process?] = []
-    private var nginx: Process?
+    private var workers: [ChildProcess?] = []
+    private var nginx: ChildProcess?
     private let listening: Listening
     private let workerArguments: [String]
     private let workerEnvironment: [String: String]
@@ -109,10 +109,7 @@ public final class RegistryServer: @unchecked Sendable {
 
     /// Stops nginx and the worker (SIGTERM, as systemd would) and removes everything.
     public func stop() {
-        for process in ([nginx] + lock.withLock { workers }).compactMap({ $0 }) where process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        for process in ([nginx] + lock.withLock { workers }).compactMap({ $0 }) { Shell.stop(process, grace: 30) }
         try? listener?.close()
         directory.remove()
     }

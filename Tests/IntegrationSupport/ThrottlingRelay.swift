@@ -5,7 +5,7 @@ import Foundation
 /// act while a transfer from it is under way.
 public final class ThrottlingRelay: @unchecked Sendable {
     public let port: Int
-    private let process: Process
+    private let process: ChildProcess
 
     private static let script = """
         import socket, sys, threading, time

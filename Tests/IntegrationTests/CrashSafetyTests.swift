@@ -76,7 +76,9 @@ extension CrashClient {
         }
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<kills {
-            usleep(UInt32.random(in: 5_000...40_000, using: &generator))
+            // 30-90 ms between kills: often enough to land inside requests, rarely enough
+            // that a restarted worker serves some before the next one.
+            usleep(UInt32.random(in: 30_000...90_000, using: &generator))
             let victim = Int.random(in: 0..<2, using: &generator)
             server.killWorker(victim)
             try server.startWorker(victim)

@@ -7,18 +7,13 @@ extension Shell {
     /// Ends a long-running process started with `start`: SIGTERM, then SIGKILL if it has
     /// not exited after `grace` seconds. Returns true when it stopped on SIGTERM.
     @discardableResult
-    public static func stop(_ process: Process, grace: TimeInterval = 20) -> Bool {
+    public static func stop(_ process: ChildProcess, grace: TimeInterval = 20) -> Bool {
         guard process.isRunning else { return true }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(grace)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            return false
-        }
-        process.waitUntilExit()
-        return true
+        process.terminate()
+        if process.wait(timeout: grace) { return true }
+        process.signal(SIGKILL)
+        process.wait()
+        return false
     }
 
     /// The SHA-256 of `data` as `sha256:<hex>`, computed by coreutils' sha256sum (not by

@@ -23,7 +23,7 @@ public final class WebhookReceiver: @unchecked Sendable {
     public let directory: TemporaryDirectory
     public let port: Int
     public var url: String { "http://127.0.0.1:\(port)/hook" }
-    private let process: Process
+    private let process: ChildProcess
     private var log: String { "\(directory.path)/requests.jsonl" }
     private var failFile: String { "\(directory.path)/fail" }
 
