@@ -17,6 +17,15 @@ public final class PullRecorder: Sendable {
         case push
         /// A blob read from a mirrored repository.
         case blob
+
+        /// A byte for fingerprints.
+        var code: UInt8 {
+            switch self {
+            case .pull: 1
+            case .push: 2
+            case .blob: 3
+            }
+        }
     }
 
     struct Key: Hashable, Sendable {
@@ -29,6 +38,8 @@ public final class PullRecorder: Sendable {
     private let clock: StoreClock
     private let process: ProcessInstance
     private let pending = Locked<Set<Key>>([])
+    /// What `pending` holds already, checked without its lock.
+    private let recorded = RecordedFingerprints()
     /// Segments this process wrote so far, for the next one's name.
     private let written = Locked<Int>(0)
 
@@ -39,17 +50,26 @@ public final class PullRecorder: Sendable {
         self.process = process
     }
 
-    /// Notes that `repository`'s `digest` was just read (or pushed). Cheap: one set insert.
+    /// Notes that `repository`'s `digest` was just read (or pushed). Cheap: a fingerprint
+    /// and one atomic load when it was noted since the last flush; else one set insert.
     public func record(_ kind: Kind, _ digest: Digest, in repository: RepositoryName) {
+        let fingerprint = RecordedFingerprints.fingerprint(kind: kind.code, repository: repository.value, digest: digest)
+        if recorded.contains(fingerprint) { return }
         let key = Key(kind: kind, repository: repository, digest: digest)
-        pending.withLock { _ = $0.insert(key) }
+        pending.withLock {
+            _ = $0.insert(key)
+            recorded.note(fingerprint)
+        }
     }
 
     /// Writes what was recorded since the last flush as a new segment (nothing when
     /// nothing was). On failure the records are kept for the next flush.
     public func flush() throws(StorageError) {
         let taken = pending.withLock { keys in
-            defer { keys = [] }
+            defer {
+                keys = []
+                recorded.forgetAll()
+            }
             return keys
         }
         guard !taken.isEmpty else { return }

@@ -80,6 +80,36 @@ import TestSupport
         #expect(digests.allSatisfy { history.lastPulled($0, in: repository) != nil })
     }
 
+    /// The lock-free memory of what was recorded (`RecordedFingerprints`) forgets at each
+    /// flush: a pull after a flush is in the next segment, and the same digest in another
+    /// repository or as another kind is a record of its own.
+    @Test func aRepeatedPullAfterAFlushIsRecordedAgainAndKeysDifferByRepositoryAndKind() throws {
+        let fixture = StoreFixture()
+        let first = fixture.name("team/app"), second = fixture.name("team/api")
+        let digest = ContentHasher.digest(of: Array("a manifest".utf8))
+        let recorder = fixture.store.pullRecorder
+        func segmentLines() throws -> [[String]] {
+            let names = try FileManager.default.contentsOfDirectory(atPath: fixture.layout.pullRecordsDirectory).sorted()
+            return try names.map { name in
+                try String(contentsOfFile: "\(fixture.layout.pullRecordsDirectory)/\(name)", encoding: .utf8)
+                    .split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init)
+            }
+        }
+        for _ in 0..<3 { recorder.record(.pull, digest, in: first) }
+        recorder.record(.pull, digest, in: second)
+        recorder.record(.push, digest, in: first)
+        try recorder.flush()
+        #expect(try segmentLines().map(\.count) == [3])
+        recorder.record(.pull, digest, in: first)
+        recorder.record(.pull, digest, in: first)
+        try recorder.flush()
+        let segments = try segmentLines()
+        #expect(segments.map(\.count) == [3, 1], "\(segments)")
+        #expect(segments.last?.first?.contains(first.value) == true && segments.last?.first?.contains(digest.description) == true)
+        try recorder.flush()
+        #expect(try segmentLines().count == 2, "an empty flush writes nothing")
+    }
+
     private func write(_ text: String, to path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
