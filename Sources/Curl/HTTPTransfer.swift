@@ -105,7 +105,9 @@ public final class HTTPTransfer: ByteSource {
     }
 
     /// Reads body bytes as they arrive; 0 at the end. A transfer that fails midway
-    /// throws `bodyInterrupted` (`failureReason` says why).
+    /// throws `bodyInterrupted` (`failureReason` says why). Once some bytes are in, it
+    /// also takes what libcurl can hand over without waiting, up to `batchLimit`: fewer,
+    /// larger writes for the reader, and no byte kept waiting.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int {
         while pendingStart == pending.count {
             pending.removeAll(keepingCapacity: true)
@@ -121,6 +123,23 @@ public final class HTTPTransfer: ByteSource {
             }
             do { try step() } catch { throw .bodyInterrupted }
         }
+        var count = takePending(into: buffer)
+        let limit = min(buffer.count, Self.batchLimit)
+        while count < limit, !finished, !paused {
+            pending.removeAll(keepingCapacity: true)
+            pendingStart = 0
+            do { try perform() } catch { break }
+            guard pendingStart < pending.count else { break }
+            count += takePending(into: UnsafeMutableRawBufferPointer(rebasing: buffer[count..<limit]))
+        }
+        return count
+    }
+
+    /// Most bytes one `read` gathers from what has already arrived.
+    static let batchLimit = 256 << 10
+
+    /// Moves pending bytes to the front of `buffer`; how many.
+    private func takePending(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         let count = min(buffer.count, pending.count - pendingStart)
         pending.withUnsafeBytes { bytes in
             guard let base = bytes.baseAddress, let target = buffer.baseAddress else { return }
@@ -150,20 +169,23 @@ public final class HTTPTransfer: ByteSource {
 
     /// One round of the multi interface: work, then wait (at most a second) for the socket.
     private func step() throws(HTTPError) {
+        try perform()
+        if finished || (bodyStarted && (pending.count - pendingStart) > 0) { return }
+        var ready: Int32 = 0
+        _ = curl_multi_poll(multi, nil, 0, 1000, &ready)
+    }
+
+    /// Lets libcurl do what it can without waiting; notes the end of the transfer.
+    private func perform() throws(HTTPError) {
         var running: Int32 = 0
         let code = curl_multi_perform(multi, &running)
         guard code == CURLM_OK else { throw .transport(String(cString: curl_multi_strerror(code))) }
-        if running == 0 {
-            var queued: Int32 = 0
-            while let message = curl_multi_info_read(multi, &queued) {
-                if message.pointee.msg == CURLMSG_DONE { result = message.pointee.data.result }
-            }
-            finished = true
-            return
+        guard running == 0 else { return }
+        var queued: Int32 = 0
+        while let message = curl_multi_info_read(multi, &queued) {
+            if message.pointee.msg == CURLMSG_DONE { result = message.pointee.data.result }
         }
-        if bodyStarted && (pending.count - pendingStart) > 0 { return }
-        var ready: Int32 = 0
-        _ = curl_multi_poll(multi, nil, 0, 1000, &ready)
+        finished = true
     }
 
     fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Int {

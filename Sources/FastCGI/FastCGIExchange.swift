@@ -78,16 +78,16 @@ public final class FastCGIExchange {
 
     /// Sends body bytes after `respondHead` at once (nginx passes them on as they come
     /// with `X-Accel-Buffering: no`); false once the connection failed.
+    ///
+    /// libfcgi's output stream cuts everything into 8 KiB records, one `write` each; a
+    /// streamed blob goes instead as `FCGI_STDOUT` records of up to 64 KiB written here
+    /// straight to the connection (`StdoutRecords`), after libfcgi's buffer is flushed,
+    /// so the order on the wire stays what libfcgi would have sent. Its own close record
+    /// still ends the stream.
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
-        var offset = 0
-        while offset < bytes.count {
-            let count = Int32(min(bytes.count - offset, 1 << 30))
-            let written = FCGX_PutStr((base + offset).assumingMemoryBound(to: CChar.self), count, request.pointee.out)
-            guard written == count else { return false }
-            offset += Int(count)
-        }
-        return FCGX_FFlush(request.pointee.out) == 0
+        guard bytes.baseAddress != nil, bytes.count > 0 else { return true }
+        guard FCGX_FFlush(request.pointee.out) == 0, request.pointee.ipcFd >= 0 else { return false }
+        return StdoutRecords.write(bytes, requestID: request.pointee.requestId, to: request.pointee.ipcFd)
     }
 
     private func put(_ bytes: [UInt8]) {
