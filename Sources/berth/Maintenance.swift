@@ -69,7 +69,7 @@ struct GC: ParsableCommand {
                               bytes: report.bytesFreed).save(as: "gc", in: store.metricsFiles)
         }
         // The blobs gc freed leave the quotas' usage here.
-        if !dryRun { try Quota.reconcile(store, command: "gc") }
+        if !dryRun { try Quota.reconcile(store, command: "gc", settings: settings) }
         for phase in report.phases { print("gc phase \(phase.name): \(phase.seconds) s") }
         print("gc\(dryRun ? " (dry run)" : ""): repositories=\(report.repositoriesScanned) \(counts) bytes_freed=\(report.bytesFreed)")
     }
@@ -100,7 +100,7 @@ struct Scrub: ParsableCommand {
         }
         progress.finish()
         for problem in report.problems { print("problem: \(problem)") }
-        try Quota.reconcile(store, command: "scrub")
+        try Quota.reconcile(store, command: "scrub", settings: settings)
         MaintenanceReport(finished: Int(time(nil)), counts: ["found": report.problems.count, "unrepaired": report.unrepaired],
                           bytes: report.bytesHashed).save(as: "scrub", in: store.metricsFiles)
         for phase in report.phases { print("scrub phase \(phase.name): \(phase.seconds) s") }

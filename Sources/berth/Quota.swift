@@ -23,7 +23,7 @@ struct Quota: ParsableCommand {
             print("quota: no quota rules configured (quota = <repository pattern> <size>)")
             return
         }
-        if reconcile { try Self.reconcile(store, command: "reconcile") }
+        if reconcile { try Self.reconcile(store, command: "reconcile", settings: settings) }
         let usage: [QuotaBook.Usage]
         do { usage = try store.quotas.usage() } catch {
             throw CommandFailure("quota: \(error)")
@@ -37,14 +37,23 @@ struct Quota: ParsableCommand {
         }
     }
 
-    /// Recomputes every quota's usage from the disk; prints one line per quota and each
-    /// drift found (and fixed).
-    static func reconcile(_ store: Store, command: String) throws {
+    /// Recomputes every quota's usage from the disk, showing progress (blobs and bytes
+    /// walked); prints one line per quota and each drift found (and fixed).
+    static func reconcile(_ store: Store, command: String, settings: Settings) throws {
         guard !store.quotas.rules.isEmpty else { return }
+        let progress = ProgressReporter(task: "quota", unit: "blobs", settings: settings)
+        var blobs = 0, bytes: UInt64 = 0
         let drifts: [QuotaBook.Drift]
-        do { drifts = try store.quotas.reconcile() } catch {
+        do {
+            drifts = try store.quotas.reconcile { count, size in
+                blobs += count
+                bytes += size
+                progress.update(items: blobs, bytes: bytes)
+            }
+        } catch {
             throw CommandFailure("\(command): reconciling quotas failed: \(error)")
         }
+        progress.finish()
         for drift in drifts {
             if !drift.isEmpty { print("quota drift fixed: \(drift)") }
             print("\(command) quota \(drift.rule.repository): used=\(drift.actual) limit=\(drift.rule.limit) drift=\(Int64(clamping: drift.actual) - Int64(clamping: drift.recorded))")
