@@ -51,6 +51,7 @@ public final class HTTPTransfer: ByteSource {
         func set(_ code: CURLcode) { if code != CURLE_OK { failed = true } }
         set(berth_curl_easy_setopt_string(easy, CURLOPT_URL, url))
         set(berth_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
+        set(berth_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1))
         if let handle = shared?.handle { set(berth_curl_easy_use_share(easy, handle)) }
         set(berth_curl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 1))
         set(berth_curl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 5))

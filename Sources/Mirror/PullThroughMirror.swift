@@ -119,7 +119,9 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         try check(transfer.status, mirror.namespace, missing: .blobUnknown(digest), retryAfter: transfer.header("retry-after"))
         let size = transfer.contentLength
         let watch = try lock.watch()
-        let session = try store.uploads.start(repository: repository, algorithm: digest.algorithm)
+        // Never resumed by a client: its state need not survive a crash (its data is
+        // fsynced before the commit all the same).
+        let session = try store.uploads.start(repository: repository, algorithm: digest.algorithm, durable: false)
         lock.announce(session: session.id, size: size)
         onEvent?("mirror_fetch", ["mirror": mirror.namespace, "repository": repository.value, "digest": digest.description,
                                   "size": size.map(String.init) ?? "unknown"])

@@ -41,8 +41,9 @@ public struct UploadStore: BlobIngester {
     /// Opens a new, empty session for `repository`; `tooManyUploads` past the cap.
     /// `algorithm` is the one the client announced (`?digest-algorithm=`); nil hashes
     /// with SHA-256 and still accepts a final digest of another algorithm (by re-reading
-    /// the data once), since clients need not announce it.
-    public func start(repository: RepositoryName, algorithm: Digest.Algorithm?) throws(StorageError) -> Progress {
+    /// the data once), since clients need not announce it. `durable: false` skips the
+    /// fsyncs of the new session's state (`BlobIngester.start`).
+    public func start(repository: RepositoryName, algorithm: Digest.Algorithm?, durable: Bool) throws(StorageError) -> Progress {
         try repositories.checkCreatable(repository)
         let markers = layout.openSessionsDirectory(repository)
         if try FileSystem.listDirectory(markers).count >= maximumSessionsPerRepository {
@@ -58,7 +59,7 @@ public struct UploadStore: BlobIngester {
         close(fd)
         let state = UploadState(repository: repository, size: 0, hasher: StreamHasher(algorithm ?? .sha256),
                                 announced: algorithm != nil)
-        try save(state, id: id)
+        try save(state, id: id, durable: durable)
         return Progress(id: id, size: 0)
     }
 
@@ -229,7 +230,7 @@ public struct UploadStore: BlobIngester {
         return UploadState(repository: repository, size: record.size, hasher: hasher, announced: record.algorithm != nil)
     }
 
-    private func save(_ state: UploadState, id: UploadID) throws(StorageError) {
+    private func save(_ state: UploadState, id: UploadID, durable: Bool = true) throws(StorageError) {
         let saved = Hex.encode(state.hasher.savedState)
         let record = UploadState.Record(
             repository: state.repository.value, size: state.size,
@@ -237,7 +238,8 @@ public struct UploadStore: BlobIngester {
             sha256State: state.hasher.algorithm == .sha256 ? saved : nil,
             sha512State: state.hasher.algorithm == .sha512 ? saved : nil,
             updated: Int64(time(nil)))
-        try FileSystem.writeAtomically(JSONText.encode(record), to: layout.uploadStateFile(id), temporaryDirectory: layout.uploadDirectory(id))
+        try FileSystem.writeAtomically(pieces: [JSONText.encode(record)[...]], to: layout.uploadStateFile(id),
+                                       temporaryDirectory: layout.uploadDirectory(id), durable: durable)
     }
 }
 

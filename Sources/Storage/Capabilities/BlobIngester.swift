@@ -5,7 +5,10 @@ public protocol BlobIngester: Sendable {
     /// Opens an empty session (`tooManyUploads` past the per-repository cap), hashing with
     /// `algorithm` when the client announced one (a final digest of another algorithm is
     /// then `algorithmMismatch`), else with SHA-256 (another one costs a re-read).
-    func start(repository: RepositoryName, algorithm: Digest.Algorithm?) throws(StorageError) -> UploadProgress
+    /// `durable: false` leaves the new session's state unsynced: only for a session no
+    /// client resumes (a mirror's fetch), which a crash turns into garbage for gc; its data
+    /// is fsynced before the commit either way.
+    func start(repository: RepositoryName, algorithm: Digest.Algorithm?, durable: Bool) throws(StorageError) -> UploadProgress
     /// What the session has received so far (`uploadUnknown` when there is none).
     func progress(_ id: UploadID, repository: RepositoryName) throws(StorageError) -> UploadProgress
     /// Appends the whole of `source`. `startingAt`, when given, must be the current size
@@ -36,6 +39,11 @@ extension BlobIngester {
                          expectedLength: UInt64?, lastChunk source: (any ByteSource)?) throws(StorageError) -> UInt64 {
         try complete(id, repository: repository, digest: digest, startingAt: startingAt, expectedLength: expectedLength,
                      lastChunk: source, admission: nil)
+    }
+
+    /// Opens an empty session whose state is durable from the start.
+    public func start(repository: RepositoryName, algorithm: Digest.Algorithm?) throws(StorageError) -> UploadProgress {
+        try start(repository: repository, algorithm: algorithm, durable: true)
     }
 
     /// Opens an empty session that hashes SHA-256 and accepts any final algorithm.

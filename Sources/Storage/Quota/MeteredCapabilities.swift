@@ -21,11 +21,11 @@ struct MeteredUploads: BlobIngester {
     let inner: any BlobIngester
     let quotas: QuotaBook
 
-    func start(repository: RepositoryName, algorithm: Digest.Algorithm?) throws(StorageError) -> UploadProgress {
+    func start(repository: RepositoryName, algorithm: Digest.Algorithm?, durable: Bool) throws(StorageError) -> UploadProgress {
         if let room = try quotas.room(in: repository), room.bytes == 0 {
             throw .quotaExceeded(rule: room.rule.description, used: room.used, adding: 0, limit: room.rule.limit)
         }
-        return try inner.start(repository: repository, algorithm: algorithm)
+        return try inner.start(repository: repository, algorithm: algorithm, durable: durable)
     }
 
     func progress(_ id: UploadID, repository: RepositoryName) throws(StorageError) -> UploadProgress {
