@@ -35,30 +35,25 @@ enum StdoutRecords {
 
     /// One record: header and content, however many `writev` calls the socket takes.
     private static func writeAll(header: UnsafeRawBufferPointer, content: UnsafeRawBufferPointer, to fd: Int32) -> Bool {
-        var pieces = [header, content]
-        var first = 0
-        while first < pieces.count {
-            let written = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { vectors -> Int in
-                var used = 0
-                for piece in pieces[first...] {
-                    vectors[used] = iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count)
-                    used += 1
-                }
-                return writev(fd, vectors.baseAddress, Int32(used))
+        var sent = 0
+        let total = header.count + content.count
+        while sent < total {
+            // What is left: the rest of the header (if any), then the rest of the content.
+            let headerSent = min(sent, header.count), contentSent = sent - headerSent
+            var vectors = (iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: 0),
+                           iovec(iov_base: UnsafeMutableRawPointer(mutating: content.baseAddress), iov_len: 0))
+            vectors.0.iov_base = vectors.0.iov_base.map { $0 + headerSent }
+            vectors.0.iov_len = header.count - headerSent
+            vectors.1.iov_base = vectors.1.iov_base.map { $0 + contentSent }
+            vectors.1.iov_len = content.count - contentSent
+            let written = withUnsafePointer(to: &vectors) { pointer in
+                pointer.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fd, $0, 2) }
             }
             if written < 0 {
                 if errno == EINTR { continue }
                 return false
             }
-            // Drop what went out: whole pieces, then the front of a partly written one.
-            var remaining = written
-            while first < pieces.count, remaining >= pieces[first].count {
-                remaining -= pieces[first].count
-                first += 1
-            }
-            if first < pieces.count, remaining > 0, let start = pieces[first].baseAddress {
-                pieces[first] = UnsafeRawBufferPointer(start: start + remaining, count: pieces[first].count - remaining)
-            }
+            sent += written
         }
         return true
     }
