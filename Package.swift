@@ -19,11 +19,13 @@ let package = Package(
         // libcurl (Debian libcurl4-openssl-dev): HTTP requests out of the worker (mirror upstreams,
         // issuers' JWKS, webhooks).
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // glibc's Linux-only file calls (O_DIRECT, sync_file_range), which need _GNU_SOURCE.
+        .systemLibrary(name: "CLinux"),
 
         // The locks for state shared by threads (POSIX, so ThreadSanitizer sees them).
         .target(name: "Locks"),
         // The OCI image layout store: paths, blobs, uploads, manifests, tags, locks. No HTTP.
-        .target(name: "Storage", dependencies: ["Locks", "COpenSSL"]),
+        .target(name: "Storage", dependencies: ["Locks", "COpenSSL", "CLinux"]),
         // The Distribution API as request -> response logic over Storage. No sockets.
         .target(name: "Registry", dependencies: ["Storage"]),
         // Credentials: htpasswd (bcrypt), robot tokens, the token endpoint's Ed25519 JWTs.

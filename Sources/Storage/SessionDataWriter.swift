@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 
 /// Appends request bytes to an upload session's data file from one aligned buffer,
 /// sending every whole, aligned block past the page cache (`O_DIRECT`).
@@ -20,15 +21,14 @@ struct SessionDataWriter: ~Copyable {
     static let blockSize = 4096
     static let bufferSize = 1 << 20
 
-    /// `O_DIRECT`, which Glibc's module leaves out (it needs `_GNU_SOURCE`); the value
-    /// differs by architecture (Linux `asm/fcntl.h`). 0: not known here, never direct.
-    #if os(Linux) && (arch(x86_64) || arch(i386))
-    static let directFlag: Int32 = 0o40000
-    #elseif os(Linux) && (arch(arm64) || arch(arm))
-    static let directFlag: Int32 = 0o200000
-    #else
-    static let directFlag: Int32 = 0
-    #endif
+    /// `O_DIRECT` (from `CLinux`: Glibc's module leaves it out).
+    static let directFlag: Int32 = berth_o_direct
+
+    /// How many bytes written through the page cache are handed to writeback at a time
+    /// (`sync_file_range`), so the disk works while the body arrives and the fsync before
+    /// the commit waits only for the last few MiB. Without it a 64 MiB blob fetched through
+    /// the cache (a mirror's, `writeThrough`) waited ~170 ms at the end for all of its pages.
+    static let writebackBatch: UInt64 = 8 << 20
 
     private let fd: Int32
     private let path: String
@@ -44,12 +44,15 @@ struct SessionDataWriter: ~Copyable {
     /// Bytes still to go before `fileOffset` reaches a block boundary (written ordinarily).
     private var headBytes: Int
     private let writeThrough: Bool
+    /// Where the bytes not yet handed to writeback start.
+    private var writebackStart: UInt64
 
     /// Prepares to append to `fd` (the data file at `path`) at `offset`.
     init(fd: Int32, path: String, offset: UInt64, writeThrough: Bool = false) {
         self.fd = fd
         self.path = path
         self.fileOffset = offset
+        self.writebackStart = offset
         self.writeThrough = writeThrough
         self.headBytes = writeThrough ? 0 : Int((UInt64(Self.blockSize) - offset % UInt64(Self.blockSize)) % UInt64(Self.blockSize))
         self.buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: Self.blockSize)
@@ -143,6 +146,12 @@ struct SessionDataWriter: ~Copyable {
     /// Drops the first `count` bytes of the buffer (written) and moves the rest to its start.
     private mutating func advance(_ count: Int) {
         fileOffset += UInt64(count)
+        if fileOffset - writebackStart >= Self.writebackBatch {
+            // Advisory: a file system without it (or a direct range, with no dirty pages)
+            // leaves everything to the fsync, as before.
+            _ = berth_start_writeback(fd, Int64(clamping: writebackStart), Int64(clamping: fileOffset - writebackStart))
+            writebackStart = fileOffset
+        }
         let rest = filled - count
         if rest > 0, let base = buffer.baseAddress {
             memmove(base, base + count, rest)

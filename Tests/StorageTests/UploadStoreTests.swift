@@ -118,15 +118,16 @@ import TestSupport
     }
 
     /// A source others follow (a mirror's fetch) finds every byte it gave before in the
-    /// data file each time it is read again, not gathered for a later direct write.
+    /// data file each time it is read again, not gathered for a later direct write; past
+    /// two writeback batches (`SessionDataWriter.writebackBatch`) every byte is still there.
     @Test func aFollowedSourceIsWrittenReadByRead() throws {
         let fixture = StoreFixture()
         defer { fixture.directory.remove() }
         let repo = fixture.name("app")
         var random = SeededBytes(seed: 8)
-        let bytes = random.next((2 << 20) + 333)
+        let bytes = random.next((17 << 20) + 333)
         let session = try fixture.uploads.start(repository: repo)
-        let source = WatchedByteSource(bytes, step: 10_000, file: fixture.layout.uploadDataFile(session.id))
+        let source = WatchedByteSource(bytes, step: 100_000, file: fixture.layout.uploadDataFile(session.id))
         let digest = ContentHasher.digest(of: bytes)
         _ = try fixture.uploads.complete(session.id, repository: repo, digest: digest, lastChunk: source)
         #expect(source.lagging == 0, "\(source.lagging) reads found earlier bytes not written yet")
