@@ -108,7 +108,7 @@ public struct WorkerProcess {
             }
             if let stream = response.stream {
                 exchange.respondHead(status: response.status, headers: response.headers)
-                if let failure = stream({ exchange.write($0) }) { response.cause = failure }
+                if let failure = stream(ExchangeBodySink(exchange: exchange)) { response.cause = failure }
             } else {
                 exchange.respond(status: response.status, headers: response.headers, body: response.body)
             }
@@ -197,6 +197,22 @@ public struct WorkerProcess {
             if lastTrashFailure.withLock({ last in defer { last = failure }; return last != failure }), let failure {
                 log.event("trash_failed", ["error": failure])
             }
+        }
+    }
+}
+
+/// A streamed answer's body going down the request's FastCGI connection; file ranges go
+/// by `sendfile`.
+struct ExchangeBodySink: BodySink {
+    let exchange: FastCGIExchange
+
+    func write(_ bytes: UnsafeRawBufferPointer) -> Bool { exchange.write(bytes) }
+
+    func send(file fd: Int32, offset: UInt64, count: Int) -> FileSendOutcome {
+        switch exchange.send(file: fd, offset: offset, count: count) {
+        case .sent: .sent
+        case .connectionFailed: .clientGone
+        case .fileFailed(let code): .unreadable(errno: code)
         }
     }
 }

@@ -90,6 +90,14 @@ public final class FastCGIExchange {
         return StdoutRecords.write(bytes, requestID: request.pointee.requestId, to: request.pointee.ipcFd)
     }
 
+    /// Sends `count` bytes of the open file `file` from `offset` after `respondHead`, as
+    /// `write` does but with the content moved by `sendfile` (no copy through this process).
+    public func send(file: Int32, offset: UInt64, count: Int) -> FileSendResult {
+        guard count > 0 else { return .sent }
+        guard FCGX_FFlush(request.pointee.out) == 0, request.pointee.ipcFd >= 0 else { return .connectionFailed }
+        return StdoutRecords.send(file: file, offset: offset, count: count, requestID: request.pointee.requestId, to: request.pointee.ipcFd)
+    }
+
     private func put(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { buffer in
             guard let base = buffer.baseAddress else { return }

@@ -4,7 +4,8 @@ import Glibc
 
 /// `FCGI_STDOUT` records written straight to a FastCGI connection (FastCGI 1.0, §3.3
 /// and §5.3): an 8-byte header (version 1, type 6, request id, content length, no
-/// padding) and up to 65,535 content bytes, each header and its content in one `writev`.
+/// padding) and up to 65,535 content bytes; from memory each header and its content in
+/// one `writev`, from a file the content by `sendfile`.
 enum StdoutRecords {
     /// Content per record: the largest multiple of 8 a record can hold.
     static let maximumContent = 65_528
@@ -25,6 +26,35 @@ enum StdoutRecords {
             offset += count
         }
         return true
+    }
+
+    /// Writes `count` bytes of `file` from `offset` as records for `requestID` to `fd`,
+    /// each header with `write` and its content with `sendfile` (from the page cache to
+    /// the connection, never through this process).
+    static func send(file: Int32, offset: UInt64, count: Int, requestID: Int32, to fd: Int32) -> FileSendResult {
+        var position = off_t(clamping: offset)
+        var remaining = count
+        while remaining > 0 {
+            let content = min(remaining, maximumContent)
+            var header = header(requestID: requestID, contentLength: content)
+            let headerSent = withUnsafeBytes(of: &header) { writeAll(header: $0, content: UnsafeRawBufferPointer(start: nil, count: 0), to: fd) }
+            guard headerSent else { return .connectionFailed }
+            var left = content
+            while left > 0 {
+                let sent = sendfile(fd, file, &position, left)
+                if sent < 0, errno == EINTR { continue }
+                if sent < 0 { return isConnectionError(errno) ? .connectionFailed : .fileFailed(errno: errno) }
+                if sent == 0 { return .fileFailed(errno: EIO) }
+                left -= sent
+            }
+            remaining -= content
+        }
+        return .sent
+    }
+
+    /// Errors `sendfile` reports for its socket end rather than its file.
+    private static func isConnectionError(_ code: Int32) -> Bool {
+        [EPIPE, ECONNRESET, ENOTCONN, ESHUTDOWN, ECONNABORTED].contains(code)
     }
 
     /// The record header as its 8 bytes in wire order.
@@ -57,4 +87,12 @@ enum StdoutRecords {
         }
         return true
     }
+}
+
+/// How sending part of a file down a FastCGI connection ended.
+public enum FileSendResult: Equatable, Sendable {
+    case sent
+    case connectionFailed
+    /// Reading the file failed (`EIO` when it ended early); the answer is broken off.
+    case fileFailed(errno: Int32)
 }

@@ -38,27 +38,27 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
         self.namespace = namespace
     }
 
-    /// Sends the bytes as the fetch writes them. Returns early, with the fetch going on,
-    /// once `write` says the client went away.
-    func deliver(to write: (UnsafeRawBufferPointer) -> Bool) throws(StorageError) {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
+    /// Sends the bytes as the fetch writes them, straight from the files to the sink
+    /// (`BodySink.send(file:)`: no copy through this process where the server allows).
+    /// Returns early, with the fetch going on, once the client went away.
+    func deliver(to sink: any BodySink) throws(StorageError) {
         var offset: UInt64 = 0
         // All but the last byte, from the session's data file as it grows. (Opened once:
         // the file stays readable after the fetch commits or gives up.)
-        let partial = open(layout.uploadDataFile(session), O_RDONLY | O_CLOEXEC)
+        let sessionPath = layout.uploadDataFile(session)
+        let partial = open(sessionPath, O_RDONLY | O_CLOEXEC)
         defer { if partial >= 0 { close(partial) } }
         while true {
             if partial >= 0 {
-                let heldBack = heldBackOffset(partial)
-                if offset < heldBack {
-                    let wanted = Int(min(UInt64(buffer.count), heldBack - offset))
-                    let count = pread(partial, buffer.baseAddress, wanted, off_t(offset))
-                    if count > 0 {
-                        guard write(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) else { return }
-                        offset += UInt64(count)
-                        continue
+                let end = sendableEnd(partial)
+                if offset < end {
+                    let count = Int(min(Self.sendLimit, end - offset))
+                    switch sink.send(file: partial, offset: offset, count: count) {
+                    case .sent: offset += UInt64(count)
+                    case .clientGone: return
+                    case .unreadable(let code): throw .io(operation: "read", path: sessionPath, errno: code)
                     }
+                    continue
                 }
             }
             if watch.fetchEnded { break }
@@ -73,19 +73,25 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
         guard verified >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
         defer { close(verified) }
         while offset < stored {
-            let count = pread(verified, buffer.baseAddress, Int(min(UInt64(buffer.count), stored - offset)), off_t(offset))
-            guard count > 0 else { throw .io(operation: "pread", path: path, errno: count < 0 ? errno : EIO) }
-            guard write(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) else { return }
-            offset += UInt64(count)
+            let count = Int(min(Self.sendLimit, stored - offset))
+            switch sink.send(file: verified, offset: offset, count: count) {
+            case .sent: offset += UInt64(count)
+            case .clientGone: return
+            case .unreadable(let code): throw .io(operation: "read", path: path, errno: code)
+            }
         }
     }
 
-    /// Where reading the growing file stops: one byte before the end (the announced
-    /// length, or what is written so far when none was announced).
-    private func heldBackOffset(_ fd: Int32) -> UInt64 {
-        if let size { return size > 0 ? size - 1 : 0 }
+    /// The most handed to the sink at once, so bytes that arrive meanwhile follow soon.
+    static let sendLimit: UInt64 = 1 << 20
+
+    /// How far the growing file can be sent now: what is written so far, but never its
+    /// last byte (the announced length's last, or the file's when none was announced).
+    private func sendableEnd(_ fd: Int32) -> UInt64 {
         var status = stat()
         guard fstat(fd, &status) == 0, status.st_size > 0 else { return 0 }
-        return UInt64(status.st_size) - 1
+        let written = UInt64(status.st_size)
+        guard let size else { return written - 1 }
+        return min(written, size > 0 ? size - 1 : 0)
     }
 }

@@ -68,9 +68,9 @@ extension Registry {
         // nginx passes the bytes on as they come instead of spooling the answer.
         headers.append(("X-Accel-Buffering", "no"))
         var response = RegistryResponse(status: 200, headers: headers)
-        response.stream = { write in
+        response.stream = { sink in
             do throws(StorageError) {
-                try incoming.deliver(to: write)
+                try incoming.deliver(to: sink)
                 return nil
             } catch {
                 return "\(error)"

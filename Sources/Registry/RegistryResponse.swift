@@ -1,3 +1,5 @@
+import Storage
+
 /// An answer to write back: status, headers in order, and a small body. Large content
 /// never travels here: blobs and manifests are answered with `X-Accel-Redirect`, except
 /// a mirrored blob on its way from the upstream, whose body is a `stream`.
@@ -14,9 +16,9 @@ public struct RegistryResponse: Sendable {
     /// The internal cause of an error answer (operation, path, errno), for the access
     /// log only: never sent.
     public var cause: String?
-    /// A body produced after the headers: called once with a function that sends bytes
-    /// (false once the client is gone); returns why it ended early, or nil.
-    public var stream: (@Sendable (_ write: (UnsafeRawBufferPointer) -> Bool) -> String?)?
+    /// A body produced after the headers: called once with where its bytes go; returns
+    /// why it ended early, or nil.
+    public var stream: (@Sendable (_ sink: any BodySink) -> String?)?
     /// Nothing was done: the request must be handled again where it may wait
     /// (`RegistryRequest.mayWait`).
     public private(set) var needsWaitingThread = false

@@ -25,8 +25,8 @@ import TestSupport
         let digest: Digest
         let size: UInt64? = 5
         init(digest: Digest) { self.digest = digest }
-        func deliver(to write: (UnsafeRawBufferPointer) -> Bool) throws(StorageError) {
-            _ = StandIn.bytes.withUnsafeBytes { write($0) }
+        func deliver(to sink: any BodySink) throws(StorageError) {
+            _ = StandIn.bytes.withUnsafeBytes { sink.write($0) }
         }
     }
 
@@ -89,7 +89,7 @@ import TestSupport
         #expect(answer.header("X-Accel-Buffering") == "no" && answer.header("X-Accel-Redirect") == nil)
         let stream = try #require(answer.stream)
         var received: [UInt8] = []
-        #expect(stream { received.append(contentsOf: $0); return true } == nil)
+        #expect(stream(ClosureBodySink { received.append(contentsOf: $0); return true }) == nil)
         #expect(received == StandIn.bytes)
         let head = fixture.send("HEAD", "/v2/hub/team/app/blobs/\(Self.digest)")
         #expect(head.status == 200 && head.header("Content-Length") == "5" && head.stream == nil)

@@ -37,10 +37,19 @@ public protocol IncomingBlob: AnyObject, Sendable {
     var digest: Digest { get }
     /// Its length, when the upstream announced it.
     var size: UInt64? { get }
-    /// Sends the bytes to `write` as they arrive while storing them; they become the
+    /// Sends the bytes to `sink` as they arrive while storing them; they become the
     /// repository's blob only once digest and size check out, crash-safe like an upload.
     /// The last bytes are held back until then, so a blob that does not check out
-    /// reaches `write` cut short and nothing is stored. `write` returning false (the
-    /// client went away) stops the sending, not the storing.
-    func deliver(to write: (UnsafeRawBufferPointer) -> Bool) throws(StorageError)
+    /// reaches `sink` cut short and nothing is stored. A sink whose client went away
+    /// stops the sending, not the storing.
+    func deliver(to sink: any BodySink) throws(StorageError)
+}
+
+extension IncomingBlob {
+    /// `deliver(to:)` into a function that takes each run of bytes (false: stop).
+    public func deliver(to write: (UnsafeRawBufferPointer) -> Bool) throws(StorageError) {
+        try withoutActuallyEscaping(write) { (escapable) throws(StorageError) in
+            try deliver(to: ClosureBodySink(escapable))
+        }
+    }
 }
