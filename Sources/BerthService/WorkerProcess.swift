@@ -138,6 +138,7 @@ public struct WorkerProcess {
         case "mirror_stale": metrics.countMirror(mirror, "stale_serves")
         case "mirror_upstream_error": metrics.countMirror(mirror, "upstream_errors")
         case "mirror_fetch_failed": metrics.countMirror(mirror, "failed_fetches")
+        case "mirror_event_failed": metrics.countMirror(mirror, "failed_events")
         default: break
         }
         let quiet = ["mirror_fetch", "mirror_follow", "mirror_stored"].contains(name)

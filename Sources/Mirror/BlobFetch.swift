@@ -43,14 +43,10 @@ final class BlobFetch: @unchecked Sendable {
     func run() {
         defer { lock.release() }
         let source = FollowedTransfer(transfer)
+        let stored: UInt64
         do throws(StorageError) {
-            let stored = try uploads.complete(session, repository: repository, digest: digest, startingAt: nil,
-                                              expectedLength: size, lastChunk: source)
-            // Before the lock goes (followers send their last byte only then): a fetch a
-            // client saw complete has its event.
-            try manifests.recordFetched(blob: digest, size: stored, in: repository)
-            onEvent?("mirror_stored", ["mirror": namespace, "repository": repository.value, "digest": digest.description,
-                                       "size": String(stored)])
+            stored = try uploads.complete(session, repository: repository, digest: digest, startingAt: nil,
+                                          expectedLength: size, lastChunk: source)
         } catch {
             try? uploads.cancel(session, repository: repository)
             let reason = switch error {
@@ -59,6 +55,17 @@ final class BlobFetch: @unchecked Sendable {
             }
             onEvent?("mirror_fetch_failed", ["mirror": namespace, "repository": repository.value,
                                              "digest": digest.description, "reason": reason])
+            return
+        }
+        onEvent?("mirror_stored", ["mirror": namespace, "repository": repository.value, "digest": digest.description,
+                                   "size": String(stored)])
+        // Before the lock goes (followers send their last byte only then): a fetch a
+        // client saw complete has its event. The blob is stored either way.
+        do throws(StorageError) {
+            try manifests.recordFetched(blob: digest, size: stored, in: repository)
+        } catch {
+            onEvent?("mirror_event_failed", ["mirror": namespace, "repository": repository.value,
+                                             "digest": digest.description, "reason": "\(error)"])
         }
     }
 }

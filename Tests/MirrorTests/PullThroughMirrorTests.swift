@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Locks
 import Mirror
 import Storage
@@ -138,5 +139,80 @@ import TestSupport
         }
         let after = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "\" 429 ").count - 1
         #expect(after - asked == 1, "the upstream was asked \(after - asked) times")
+    }
+}
+
+/// A blob fetched and stored whose fetch event cannot be written is still a stored blob:
+/// its client gets every byte, and the mirror reports the event's failure, not a failed
+/// fetch (a Python HTTP server on loopback is the upstream).
+@Suite struct FetchEventFailureTests {
+    static let server = """
+        import http.server, sys
+        body = open(sys.argv[2], "rb").read()
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+        http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+        """
+
+    /// Every call goes to the store's manifests, except that recording a fetch fails.
+    struct FailingRecords: ManifestService {
+        let inner: any ManifestService
+        func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> ResolvedManifest {
+            try inner.resolve(reference, in: repository)
+        }
+        func put(_ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName,
+                 tags: [Storage.Tag]) throws(StorageError) -> PushedManifest {
+            try inner.put(body, contentType: contentType, reference: reference, repository: repository, tags: tags)
+        }
+        func putFetched(_ body: [UInt8], contentType: String?, reference: Reference,
+                        repository: RepositoryName) throws(StorageError) -> PushedManifest {
+            try inner.putFetched(body, contentType: contentType, reference: reference, repository: repository)
+        }
+        func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
+            try inner.delete(reference, in: repository)
+        }
+        func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError) {
+            throw .io(operation: "write", path: "events outbox", errno: ENOSPC)
+        }
+    }
+
+    @Test func aStoredBlobWhoseEventFailsIsDeliveredAndReportedAsSuch() throws {
+        let directory = TemporaryDirectory(prefix: "berth-fetch-event")
+        defer { directory.remove() }
+        var random = SeededBytes(seed: 52)
+        let bytes = random.next((3 << 20) + 5)
+        let blobFile = "\(directory.path)/blob"
+        try Data(bytes).write(to: URL(fileURLWithPath: blobFile))
+        let port = try LoopbackPort.free()
+        let upstream = try Shell.start("/usr/bin/python3", ["-c", Self.server, String(port), blobFile],
+                                       logFile: "\(directory.path)/upstream.log")
+        defer { Shell.stop(upstream, grace: 2) }
+        var waited = 0
+        while !Shell.run("curl", ["-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]).succeeded, waited < 200 {
+            usleep(25_000)
+            waited += 1
+        }
+        var configuration = MirrorConfiguration(name: "hub")
+        configuration.upstream = "http://127.0.0.1:\(port)"
+        let store = Store(root: "\(directory.path)/store")
+        var capabilities = store.capabilities
+        capabilities.manifests = FailingRecords(inner: store.capabilities.manifests)
+        let events = Locked<[String]>([])
+        let mirror = try PullThroughMirror(decorating: capabilities, mirrors: [configuration], defaultNamespace: nil,
+                                           onEvent: { name, _ in events.withLock { $0.append(name) } })
+        let repository = try #require(RepositoryName("hub/team/app"))
+        let digest = ContentHasher.digest(of: bytes)
+        let incoming = try #require(try mirror.fetch(digest, in: repository))
+        var received: [UInt8] = []
+        try incoming.deliver { received.append(contentsOf: $0); return true }
+        #expect(received == bytes)
+        #expect(store.blobs.size(of: digest, in: repository) == UInt64(bytes.count))
+        let seen = events.withLock { $0 }
+        #expect(seen.contains("mirror_stored") && seen.contains("mirror_event_failed"), "\(seen)")
+        #expect(!seen.contains("mirror_fetch_failed"), "\(seen)")
     }
 }
