@@ -6,20 +6,23 @@ import Storage
 
 /// One HTTP request to an upstream, driven by its reader: libcurl's multi interface runs
 /// only inside `waitForHeaders` and `read`, so the body arrives at the pace it is read
-/// (past `bufferLimit` unread bytes the transfer pauses). Used by one thread at a time.
+/// (once the bytes waiting are as many as the current `read` can take, or one chunk
+/// outside a `read`, the transfer pauses). Used by one thread at a time.
 public final class HTTPTransfer: ByteSource {
     /// The final answer's status (after redirects); 0 before the headers arrived.
     public private(set) var status = 0
     /// The final answer's headers, names lowercased, in the order received.
     public private(set) var headers: [(name: String, value: String)] = []
 
-    private static let bufferLimit = 4 << 20
     private let easy: UnsafeMutableRawPointer
     private let multi: UnsafeMutableRawPointer
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
     private var pending: [UInt8] = []
     private var pendingStart = 0
+    /// How many body bytes may wait before the transfer pauses: what the `read` under
+    /// way can take; 1 outside a `read` (waiting for the headers: one chunk is kept).
+    private var wanted = 1
     private var lines: [String] = []
     private var bodyStarted = false
     private var paused = false
@@ -110,6 +113,8 @@ public final class HTTPTransfer: ByteSource {
     /// also takes what libcurl can hand over without waiting, up to `batchLimit`: fewer,
     /// larger writes for the reader, and no byte kept waiting.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int {
+        wanted = max(1, min(buffer.count, Self.batchLimit))
+        defer { wanted = 1 }
         while pendingStart == pending.count {
             pending.removeAll(keepingCapacity: true)
             pendingStart = 0
@@ -191,7 +196,10 @@ public final class HTTPTransfer: ByteSource {
 
     fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Int {
         bodyStarted = true
-        if pending.count - pendingStart >= Self.bufferLimit {
+        // libcurl takes in whatever the socket holds in one round (a megabyte or more
+        // from a fast upstream) before it returns: pausing once the reader has enough
+        // lets its first bytes go on at once, and keeps `pending` small.
+        if pending.count - pendingStart >= wanted {
             paused = true
             return Int(CURL_WRITEFUNC_PAUSE)
         }
