@@ -161,18 +161,19 @@ enum FileSystem {
         (try? fileStatus(path, link: true)) != nil
     }
 
-    /// `mkdir -p`, fsyncing each parent in which a directory was created. A parent that
-    /// goes away meanwhile (an empty folder pruned, as the event outbox does) is made again.
-    static func makeDirectories(_ path: String) throws(StorageError) {
+    /// `mkdir -p`, fsyncing each parent in which a directory was created (unless not
+    /// `durable`). A parent that goes away meanwhile (an empty folder pruned, as the event
+    /// outbox does) is made again.
+    static func makeDirectories(_ path: String, durable: Bool = true) throws(StorageError) {
         if isDirectory(path) { return }
         let parentPath = parent(of: path)
         for attempt in 0..<4 {
-            if parentPath != path { try makeDirectories(parentPath) }
+            if parentPath != path { try makeDirectories(parentPath, durable: durable) }
             if mkdir(path, 0o755) == 0 { break }
             if errno == EEXIST, isDirectory(path) { return }
             if errno != ENOENT || parentPath == path || attempt == 3 { throw fail("mkdir", path) }
         }
-        try fsyncDirectory(parentPath)
+        if durable { try fsyncDirectory(parentPath) }
     }
 
     /// Hard-links `source` to `destination`; true when created, false when it already existed.

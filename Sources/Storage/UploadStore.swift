@@ -42,7 +42,8 @@ public struct UploadStore: BlobIngester {
     /// `algorithm` is the one the client announced (`?digest-algorithm=`); nil hashes
     /// with SHA-256 and still accepts a final digest of another algorithm (by re-reading
     /// the data once), since clients need not announce it. `durable: false` skips the
-    /// fsyncs of the new session's state (`BlobIngester.start`).
+    /// fsyncs of the new session's directories and state (`BlobIngester.start`): the
+    /// commit's own fsyncs (data, then the blob's directory) are what makes a blob durable.
     public func start(repository: RepositoryName, algorithm: Digest.Algorithm?, durable: Bool) throws(StorageError) -> Progress {
         try repositories.checkCreatable(repository)
         let markers = layout.openSessionsDirectory(repository)
@@ -50,11 +51,11 @@ public struct UploadStore: BlobIngester {
             throw .tooManyUploads(limit: maximumSessionsPerRepository)
         }
         let id = UploadID.random()
-        try FileSystem.makeDirectories(markers)
+        try FileSystem.makeDirectories(markers, durable: durable)
         let marker = try FileSystem.open(layout.openSessionMarker(repository, id), O_WRONLY | O_CREAT, mode: 0o644)
         close(marker)
-        try FileSystem.makeDirectories(layout.uploadsDirectory)
-        try FileSystem.makeDirectories(layout.uploadDirectory(id))
+        try FileSystem.makeDirectories(layout.uploadsDirectory, durable: durable)
+        try FileSystem.makeDirectories(layout.uploadDirectory(id), durable: durable)
         let fd = try FileSystem.open(layout.uploadDataFile(id), O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
         close(fd)
         let state = UploadState(repository: repository, size: 0, hasher: StreamHasher(algorithm ?? .sha256),
