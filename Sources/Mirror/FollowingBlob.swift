@@ -56,7 +56,14 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
                     switch sink.send(file: partial, offset: offset, count: count) {
                     case .sent: offset += UInt64(count)
                     case .clientGone: return
-                    case .unreadable(let code): throw .io(operation: "read", path: sessionPath, errno: code)
+                    case .unreadable(let code):
+                        // The file ended early: a fetch that failed cuts its session back
+                        // (before it lets go). Nothing more can be sent on this answer.
+                        if code == EIO {
+                            while !watch.fetchEnded { usleep(Self.pollMicroseconds) }
+                            if blobs.size(of: digest, in: repository) == nil { throw notCompleted }
+                        }
+                        throw .io(operation: "read", path: sessionPath, errno: code)
                     }
                     continue
                 }
@@ -65,7 +72,7 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
             usleep(Self.pollMicroseconds)
         }
         guard let stored = blobs.size(of: digest, in: repository), size == nil || stored == size, stored >= offset else {
-            throw .upstreamUnavailable(namespace: namespace, reason: "the fetch this pull followed did not complete")
+            throw notCompleted
         }
         // The rest from the stored blob, which is verified.
         let path = layout.blobFile(repository, digest)
@@ -80,6 +87,10 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
             case .unreadable(let code): throw .io(operation: "read", path: path, errno: code)
             }
         }
+    }
+
+    private var notCompleted: StorageError {
+        .upstreamUnavailable(namespace: namespace, reason: "the fetch this pull followed did not complete")
     }
 
     /// The most handed to the sink at once, so bytes that arrive meanwhile follow soon.
