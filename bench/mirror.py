@@ -4,7 +4,8 @@ mirror worker and against pulling from the upstream directly, in the same rounds
 
 - manifest HEAD by tag, cached and within tag_ttl, through the mirror vs hosted (≥ 0.9×);
 - first pull (skopeo) of a 3-layer image through the mirror vs directly from the upstream
-  (≤ 1.3×); each round pulls a repository the mirror has never seen;
+  (≤ 1.3×); each round pulls a repository the mirror has never seen; with the CPU each
+  process group spent on it (the machine's two cores are shared by all of them);
 - time to first byte (curl) of an uncached blob through the mirror vs the upstream's own
   (≤ 2×), on a repository the mirror has never seen each round.
 """
@@ -14,6 +15,7 @@ import os, shutil, statistics, time
 def mirror_section(systems, report, work, berth_bin, rounds, seconds, smoke, rng):
     # bench.py is __main__ when it runs; its helpers are imported here, when the section runs.
     from bench import REPO, ab_head, curl, free_port, make_image, push_blob, put_manifest, sh, sha256_hex, write_random
+    from cluster import CPU
 
     upstream = systems.url("berth")
     config = f"{work}/mirror.conf"
@@ -26,7 +28,8 @@ def mirror_section(systems, report, work, berth_bin, rounds, seconds, smoke, rng
     port, prefix = free_port(), f"{work}/nginx-mirror"
     sh(f"{REPO}/scripts/nginx-conf", prefix, "--port", str(port), "--store", f"{work}/store-mirror",
        "--socket", socket_path, "--cert", systems.cert, "--key", systems.key, "--user", "root", "--workers", "2")
-    systems.start(["nginx", "-p", prefix, "-c", f"{prefix}/nginx.conf", "-g", "daemon off;"], "nginx-mirror.log")
+    mirror_berth = systems.procs[-1]
+    mirror_nginx = systems.start(["nginx", "-p", prefix, "-c", f"{prefix}/nginx.conf", "-g", "daemon off;"], "nginx-mirror.log")
     systems.wait(lambda: systems.port_open(port), f"nginx on {port}")
     mirror = f"https://127.0.0.1:{port}"
     mirror_host, upstream_host = f"127.0.0.1:{port}", upstream.split("//", 1)[1]
@@ -73,6 +76,10 @@ def mirror_section(systems, report, work, berth_bin, rounds, seconds, smoke, rng
         sh("skopeo", "copy", "--quiet", *args)
         return time.monotonic() - started
     pulls = {"direct": [], "mirror": []}
+    upstream_nginx = next(proc for proc in systems.procs if proc.args[0] == "nginx")
+    cpu = CPU({"mirror worker": [mirror_berth.pid], "mirror nginx": [mirror_nginx.pid],
+               "upstream worker": [systems.workers["berth"].pid], "upstream nginx": [upstream_nginx.pid]})
+    spent = {"direct": [], "mirror": []}
     for index in range(rounds):
         repo = f"bench/pull{index}"
         skopeo_seconds("--dest-tls-verify=false", f"oci:{image}:v1", f"docker://{upstream_host}/{repo}:v1")
@@ -81,7 +88,9 @@ def mirror_section(systems, report, work, berth_bin, rounds, seconds, smoke, rng
             target = f"{work}/mirror-pulled"
             shutil.rmtree(target, ignore_errors=True)
             os.sync()
+            cpu.start()
             pulls[kind].append(skopeo_seconds("--src-tls-verify=false", sources[kind], f"oci:{target}:v1"))
+            spent[kind].append(cpu.stop()[0])
             missing = set(os.listdir(f"{image}/blobs/sha256")) - set(os.listdir(f"{target}/blobs/sha256"))
             assert not missing, f"skopeo pull ({kind}): blobs differ from the pushed image: {sorted(missing)}"
     shutil.rmtree(f"{work}/mirror-pulled", ignore_errors=True)
@@ -90,6 +99,13 @@ def mirror_section(systems, report, work, berth_bin, rounds, seconds, smoke, rng
                {"berth": pulls["direct"]}, better="lower")
     report.add(f"mirror: first skopeo pull of 3 × {layer >> 20} MiB through the mirror", "s", {"berth": pulls["mirror"]},
                {"max": round(1.3 * direct, 3)}, better="lower")
+
+    def cpu_note(kind):
+        groups = [name for name in spent[kind][0] if statistics.median(sample[name] for sample in spent[kind]) >= 0.005]
+        return ", ".join(f"{name.replace('load generator (ab / wrk / curl)', 'skopeo')} "
+                         f"{statistics.median(sample[name] for sample in spent[kind]):.2f}" for name in groups)
+    cpu_summary = (f"CPU seconds per first pull (medians): through the mirror: {cpu_note('mirror')};"
+                   f" directly: {cpu_note('direct')}")
 
     # Time to first byte of an uncached blob: mounted upstream into a new repository each round.
     size = (256 << 20) if not smoke else (1 << 20)
@@ -122,4 +138,4 @@ def mirror_section(systems, report, work, berth_bin, rounds, seconds, smoke, rng
                {"berth": ttfb["mirror"]}, {"max": round(2 * own, 2)}, better="lower")
     return (f"mirror: a second berth serve (2 workers, its own nginx) mirrors the bench's Berth over TLS (tag_ttl 3600);"
             f" whole {size >> 20} MiB GET through the mirror (uncached) took {statistics.median(totals['mirror']):.2f} s"
-            f" vs {statistics.median(totals['upstream']):.2f} s from the upstream (medians)")
+            f" vs {statistics.median(totals['upstream']):.2f} s from the upstream (medians). {cpu_summary}")
