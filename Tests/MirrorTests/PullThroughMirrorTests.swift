@@ -4,7 +4,7 @@ import Glibc
 import Foundation
 import Locks
 import Mirror
-import Storage
+@testable import Storage
 import Testing
 import TestSupport
 
@@ -119,17 +119,11 @@ import TestSupport
     @Test func aRateLimitedUpstreamIsLeftAloneForItsRetryAfter() throws {
         let directory = TemporaryDirectory(prefix: "berth-retry-after")
         defer { directory.remove() }
-        let port = try LoopbackPort.free()
         let log = "\(directory.path)/upstream.log"
-        let upstream = try Shell.start("/usr/bin/python3", ["-c", Self.server, String(port)], logFile: log)
-        defer { Shell.stop(upstream, grace: 2) }
-        var waited = 0
-        while !Shell.run("curl", ["-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]).succeeded, waited < 200 {
-            usleep(25_000)
-            waited += 1
-        }
+        let upstream = try PythonUpstream(script: Self.server, log: log)
+        defer { upstream.stop() }
         var configuration = MirrorConfiguration(name: "hub")
-        configuration.upstream = "http://127.0.0.1:\(port)"
+        configuration.upstream = upstream.url
         let store = Store(root: "\(directory.path)/store")
         let mirror = try PullThroughMirror(decorating: store.capabilities, mirrors: [configuration], defaultNamespace: nil)
         let repository = try #require(RepositoryName("hub/team/app"))
@@ -159,22 +153,8 @@ import TestSupport
         """
 
     /// Every call goes to the store's manifests, except that recording a fetch fails.
-    struct FailingRecords: ManifestService {
+    struct FailingRecords: ManifestServiceDecorator {
         let inner: any ManifestService
-        func resolve(_ reference: Reference, in repository: RepositoryName) throws(StorageError) -> ResolvedManifest {
-            try inner.resolve(reference, in: repository)
-        }
-        func put(_ body: [UInt8], contentType: String?, reference: Reference, repository: RepositoryName,
-                 tags: [Storage.Tag]) throws(StorageError) -> PushedManifest {
-            try inner.put(body, contentType: contentType, reference: reference, repository: repository, tags: tags)
-        }
-        func putFetched(_ body: [UInt8], contentType: String?, reference: Reference,
-                        repository: RepositoryName) throws(StorageError) -> PushedManifest {
-            try inner.putFetched(body, contentType: contentType, reference: reference, repository: repository)
-        }
-        func delete(_ reference: Reference, in repository: RepositoryName) throws(StorageError) {
-            try inner.delete(reference, in: repository)
-        }
         func recordFetched(blob digest: Digest, size: UInt64, in repository: RepositoryName) throws(StorageError) {
             throw .io(operation: "write", path: "events outbox", errno: ENOSPC)
         }
@@ -187,17 +167,10 @@ import TestSupport
         let bytes = random.next((3 << 20) + 5)
         let blobFile = "\(directory.path)/blob"
         try Data(bytes).write(to: URL(fileURLWithPath: blobFile))
-        let port = try LoopbackPort.free()
-        let upstream = try Shell.start("/usr/bin/python3", ["-c", Self.server, String(port), blobFile],
-                                       logFile: "\(directory.path)/upstream.log")
-        defer { Shell.stop(upstream, grace: 2) }
-        var waited = 0
-        while !Shell.run("curl", ["-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]).succeeded, waited < 200 {
-            usleep(25_000)
-            waited += 1
-        }
+        let upstream = try PythonUpstream(script: Self.server, arguments: [blobFile], log: "\(directory.path)/upstream.log")
+        defer { upstream.stop() }
         var configuration = MirrorConfiguration(name: "hub")
-        configuration.upstream = "http://127.0.0.1:\(port)"
+        configuration.upstream = upstream.url
         let store = Store(root: "\(directory.path)/store")
         var capabilities = store.capabilities
         capabilities.manifests = FailingRecords(inner: store.capabilities.manifests)
@@ -215,4 +188,24 @@ import TestSupport
         #expect(seen.contains("mirror_stored") && seen.contains("mirror_event_failed"), "\(seen)")
         #expect(!seen.contains("mirror_fetch_failed"), "\(seen)")
     }
+}
+
+/// A Python HTTP server on a free loopback port (its script gets the port, then
+/// `arguments`), up once it answers.
+struct PythonUpstream {
+    let url: String
+    private let process: ChildProcess
+
+    init(script: String, arguments: [String] = [], log: String) throws {
+        let port = try LoopbackPort.free()
+        url = "http://127.0.0.1:\(port)"
+        process = try Shell.start("/usr/bin/python3", ["-c", script, String(port)] + arguments, logFile: log)
+        var waited = 0
+        while !Shell.run("curl", ["-s", "-o", "/dev/null", "\(url)/"]).succeeded, waited < 200 {
+            usleep(25_000)
+            waited += 1
+        }
+    }
+
+    func stop() { Shell.stop(process, grace: 2) }
 }
