@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "MirrorTests", dependencies: ["Mirror", "Curl", "Storage", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Storage", "TestSupport"]),
         .testTarget(name: "AuthTests", dependencies: ["Locks", "Auth", "Registry", "Storage", "TestSupport"]),
-        .testTarget(name: "ServiceTests", dependencies: ["BerthService", "Storage", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["BerthService", "FastCGI", "Locks", "Storage", "TestSupport"]),
         .testTarget(name: "EventsTests", dependencies: ["Events", "Storage", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["IntegrationSupport"]),
     ]
