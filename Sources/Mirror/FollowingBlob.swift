@@ -25,6 +25,9 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
     /// How long to sleep when the client has every byte written so far: short, since the
     /// first bytes of a miss should reach its client about as soon as the upstream sends them.
     static let pollMicroseconds: useconds_t = 1_000
+    /// The same before the first byte has gone: a tenth, since time to first byte is what a
+    /// client of a miss waits on most (a few milliseconds of polls, each an fstat and a flock).
+    static let firstBytesPollMicroseconds: useconds_t = 100
 
     init(digest: Digest, size: UInt64?, session: UploadID, watch: FetchWatch, layout: StoreLayout, blobs: any BlobStatter,
          repository: RepositoryName, namespace: String) {
@@ -69,7 +72,7 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
                 }
             }
             if watch.fetchEnded { break }
-            usleep(Self.pollMicroseconds)
+            usleep(offset == 0 ? Self.firstBytesPollMicroseconds : Self.pollMicroseconds)
         }
         guard let stored = blobs.size(of: digest, in: repository), size == nil || stored == size, stored >= offset else {
             throw notCompleted
