@@ -55,9 +55,8 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
             if partial >= 0 {
                 let end = sendableEnd(partial)
                 if offset < end {
-                    let count = Int(min(Self.sendLimit, end - offset))
-                    switch sink.send(file: partial, offset: offset, count: count) {
-                    case .sent: offset += UInt64(count)
+                    switch sendRange(partial, from: &offset, to: end, into: sink) {
+                    case .sent: continue
                     case .clientGone: return
                     case .unreadable(let code):
                         // The file ended early: a fetch that failed cuts its session back
@@ -68,7 +67,6 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
                         }
                         throw .io(operation: "read", path: sessionPath, errno: code)
                     }
-                    continue
                 }
             }
             if watch.fetchEnded { break }
@@ -82,21 +80,28 @@ final class FollowingBlob: IncomingBlob, @unchecked Sendable {
         let verified = open(path, O_RDONLY | O_CLOEXEC)
         guard verified >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
         defer { close(verified) }
-        while offset < stored {
-            let count = Int(min(Self.sendLimit, stored - offset))
-            switch sink.send(file: verified, offset: offset, count: count) {
-            case .sent: offset += UInt64(count)
-            case .clientGone: return
-            case .unreadable(let code): throw .io(operation: "read", path: path, errno: code)
-            }
+        if case .unreadable(let code) = sendRange(verified, from: &offset, to: stored, into: sink) {
+            throw .io(operation: "read", path: path, errno: code)
         }
+    }
+
+    /// Sends `fd` from `offset` to `end` in pieces of at most `sendLimit`, moving `offset`
+    /// past what went; the first outcome other than `.sent` ends it.
+    private func sendRange(_ fd: Int32, from offset: inout UInt64, to end: UInt64, into sink: any BodySink) -> FileSendOutcome {
+        while offset < end {
+            let count = Int(min(Self.sendLimit, end - offset))
+            let outcome = sink.send(file: fd, offset: offset, count: count)
+            guard outcome == .sent else { return outcome }
+            offset += UInt64(count)
+        }
+        return .sent
     }
 
     private var notCompleted: StorageError {
         .upstreamUnavailable(namespace: namespace, reason: "the fetch this pull followed did not complete")
     }
 
-    /// The most handed to the sink at once, so bytes that arrive meanwhile follow soon.
+    /// The most handed to the sink in one call.
     static let sendLimit: UInt64 = 1 << 20
 
     /// How far the growing file can be sent now: what is written so far, but never its
