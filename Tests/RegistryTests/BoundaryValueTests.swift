@@ -31,6 +31,7 @@ import TestSupport
     ])
     func badContentRangeOnPatchIsBlobUploadInvalidAndKeepsTheSession(_ header: String) throws {
         let (fixture, location) = sessionHolding([1, 2, 3])
+        defer { fixture.directory.remove() }
         let response = fixture.send("PATCH", location, headers: ["content-range": header], body: [9])
         #expect(response.status == 400, "\(header): \(response.status)")
         #expect(fixture.errorCode(response) == "BLOB_UPLOAD_INVALID", "\(header)")
@@ -42,6 +43,7 @@ import TestSupport
                       "3-9223372036854775808", "5-2"])
     func badContentRangeOnFinalPutIsRefusedAndTheSessionCanStillFinish(_ header: String) throws {
         let (fixture, location) = sessionHolding([1, 2, 3])
+        defer { fixture.directory.remove() }
         let digest = ContentHasher.digest(of: [1, 2, 3, 4])
         let refused = fixture.send("PUT", "\(location)?digest=\(digest)", headers: ["content-range": header], body: [4])
         #expect(refused.status == 400, "\(header): \(refused.status)")
@@ -52,6 +54,7 @@ import TestSupport
 
     @Test func contentRangeAtTheLargestOffsetIsANormalRangeMismatch() throws {
         let (fixture, location) = sessionHolding([1, 2, 3])
+        defer { fixture.directory.remove() }
         let response = fixture.send("PATCH", location, headers: ["content-range": "9223372036854775806-9223372036854775807"], body: [9, 9])
         #expect(response.status == 416)
         #expect(response.header("Range") == "0-2")
@@ -60,6 +63,7 @@ import TestSupport
     @Test(arguments: hugeNumbers + ["-1", "+1", "1e3", " 1", "1 ", "0x1", "1.0", "", "one"])
     func badContentLengthIsSizeInvalidEverywhereABodyIsRead(_ value: String) throws {
         let (fixture, location) = sessionHolding([1, 2, 3])
+        defer { fixture.directory.remove() }
         let digest = ContentHasher.digest(of: [1, 2, 3, 4])
         let requests: [(String, String)] = [
             ("PATCH", location), ("PUT", "\(location)?digest=\(digest)"),
@@ -75,6 +79,7 @@ import TestSupport
 
     @Test func paginationNumberBeyondEveryIntegerTypeIsCappedNotATrap() throws {
         let fixture = RegistryFixture()
+        defer { fixture.directory.remove() }
         _ = fixture.send("PUT", "/v2/app/manifests/v1", headers: ["content-type": MediaType.ociManifest],
                          body: fixture.imageManifest(in: "app"))
         for value in Self.hugeNumbers {
@@ -88,6 +93,7 @@ import TestSupport
     @Test(arguments: ["-1", "+1", "1e3", "0x10", "1.5", "", "%2d1", "%20"])
     func paginationNumberThatIsNotDecimalIsRefusedNamingIt(_ value: String) throws {
         let fixture = RegistryFixture()
+        defer { fixture.directory.remove() }
         _ = fixture.send("PUT", "/v2/app/manifests/v1", headers: ["content-type": MediaType.ociManifest],
                          body: fixture.imageManifest(in: "app"))
         let response = fixture.send("GET", "/v2/app/tags/list?n=\(value)")
@@ -99,6 +105,7 @@ import TestSupport
                       "1" + String(repeating: "0", count: 400), "\"12\"", "null", "true", "[]", "{}", "NaN", "Infinity"])
     func descriptorSizeOutsideInt64IsManifestInvalid(_ size: String) throws {
         let fixture = RegistryFixture()
+        defer { fixture.directory.remove() }
         let config = fixture.pushBlob(Array("{}".utf8), to: "app")
         for body in [
             "{\"schemaVersion\":2,\"mediaType\":\"\(MediaType.ociManifest)\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"\(config)\",\"size\":\(size)},\"layers\":[]}",
@@ -116,6 +123,7 @@ import TestSupport
                       "\"2\"", "null", "[2]", "-9223372036854775809"])
     func schemaVersionOutsideItsOneValueIsManifestInvalid(_ version: String) throws {
         let fixture = RegistryFixture()
+        defer { fixture.directory.remove() }
         let body = "{\"schemaVersion\":\(version),\"mediaType\":\"\(MediaType.ociIndex)\",\"manifests\":[]}"
         let response = fixture.send("PUT", "/v2/app/manifests/v1", body: Array(body.utf8))
         #expect(response.status == 400, "schemaVersion \(version): \(response.status)")
@@ -124,6 +132,7 @@ import TestSupport
 
     @Test func manifestsWithTensOfThousandsOfEntriesAreAnsweredCleanly() throws {
         let fixture = RegistryFixture()
+        defer { fixture.directory.remove() }
         let config = fixture.pushBlob(Array("{}".utf8), to: "app")
         let missing = "sha256:" + String(repeating: "e", count: 64)
         let layer = "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"\(missing)\",\"size\":1}"

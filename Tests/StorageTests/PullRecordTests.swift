@@ -6,6 +6,7 @@ import TestSupport
 @Suite struct PullRecordTests {
     @Test func pullsPushesAndMirroredBlobsReachTheHistoryOnlyThroughTheDecoratorAndAfterAFlush() throws {
         let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
         let repository = fixture.name("team/app")
         let body = try fixture.imageManifest(in: repository.value)
         let recording = fixture.store.capabilities.recordingPulls(into: fixture.store.pullRecorder)
@@ -33,6 +34,7 @@ import TestSupport
 
     @Test func segmentsOfSeveralProcessesMergeToTheLatestTimeAndCompactionDropsWhatIsGone() throws {
         let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
         let repository = fixture.name("team/app")
         let kept = try fixture.manifests.put(try fixture.imageManifest(in: repository.value, seed: 1), contentType: nil,
                                              reference: .tag(Tag("kept")!), repository: repository).digest
@@ -58,6 +60,7 @@ import TestSupport
 
     @Test func threadsRecordingWhileFlushesRunLoseNothing() throws {
         let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
         let repository = fixture.name("team/app")
         let digests = (0..<64).map { ContentHasher.digest(of: Array("manifest \($0)".utf8)) }
         let recorder = fixture.store.pullRecorder
@@ -85,6 +88,7 @@ import TestSupport
     /// repository or as another kind is a record of its own.
     @Test func aRepeatedPullAfterAFlushIsRecordedAgainAndKeysDifferByRepositoryAndKind() throws {
         let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
         let first = fixture.name("team/app"), second = fixture.name("team/api")
         let digest = ContentHasher.digest(of: Array("a manifest".utf8))
         let recorder = fixture.store.pullRecorder
