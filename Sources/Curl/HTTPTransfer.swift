@@ -141,6 +141,12 @@ public final class HTTPTransfer: ByteSource {
         return count
     }
 
+    /// Moves body bytes that have already arrived (with the headers) to `buffer`, without
+    /// waiting for more; 0 when none is waiting. `read` goes on after them.
+    public func readArrived(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        takePending(into: buffer)
+    }
+
     /// Most bytes one `read` gathers from what has already arrived.
     static let batchLimit = 256 << 10
 

@@ -127,6 +127,7 @@ public final class PullThroughMirror: PullThrough, ManifestService {
                                   "size": size.map(String.init) ?? "unknown"])
         let fetch = BlobFetch(digest: digest, size: size, session: session.id, transfer: transfer, uploads: store.uploads,
                               manifests: store.manifests, repository: repository, namespace: mirror.namespace, lock: lock, onEvent: onEvent)
+        fetch.writeArrived()
         fetches.run { fetch.run() }
         return FollowingBlob(digest: digest, size: size, session: session.id, watch: watch, layout: store.layout,
                              blobs: store.blobs, repository: repository, namespace: mirror.namespace)

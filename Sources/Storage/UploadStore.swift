@@ -59,8 +59,8 @@ public struct UploadStore: BlobIngester {
         let fd = try FileSystem.open(layout.uploadDataFile(id), O_WRONLY | O_CREAT | O_EXCL, mode: 0o644)
         close(fd)
         let state = UploadState(repository: repository, size: 0, hasher: StreamHasher(algorithm ?? .sha256),
-                                announced: algorithm != nil)
-        try save(state, id: id, durable: durable)
+                                announced: algorithm != nil, durable: durable)
+        try save(state, id: id)
         return Progress(id: id, size: 0)
     }
 
@@ -79,7 +79,8 @@ public struct UploadStore: BlobIngester {
     ) throws(StorageError) -> Progress {
         try withSession(id, repository: repository) { (fd, state) throws(StorageError) in
             if let startingAt, startingAt != state.size { throw .uploadRangeMismatch(currentSize: state.size) }
-            state = try appendBody(fd: fd, id: id, state: state, expectedLength: expectedLength, from: source)
+            state = try appendBody(fd: fd, id: id, state: state, expectedLength: expectedLength, from: source,
+                                   sync: state.durable)
             try save(state, id: id)
             return Progress(id: id, size: state.size)
         }
@@ -97,7 +98,7 @@ public struct UploadStore: BlobIngester {
             if let startingAt, startingAt != state.size { throw .uploadRangeMismatch(currentSize: state.size) }
             var final = state
             if let source {
-                final = try appendBody(fd: fd, id: id, state: state, expectedLength: expectedLength, from: source)
+                final = try appendBody(fd: fd, id: id, state: state, expectedLength: expectedLength, from: source, sync: true)
             }
             let computed: Digest
             if digest.algorithm == final.hasher.algorithm {
@@ -167,10 +168,11 @@ public struct UploadStore: BlobIngester {
 
     /// Streams `source` to the end of the data file (past the page cache where it can,
     /// see `SessionDataWriter`; through it, read by read, when `source.isFollowed`),
-    /// hashing as it goes, then fsyncs.
+    /// hashing as it goes, then fsyncs (with `sync`: a commit follows, or a client may
+    /// resume the session after a crash).
     /// On any failure the file is cut back to `state.size`.
     private func appendBody(
-        fd: Int32, id: UploadID, state: UploadState, expectedLength: UInt64?, from source: any ByteSource
+        fd: Int32, id: UploadID, state: UploadState, expectedLength: UInt64?, from source: any ByteSource, sync: Bool
     ) throws(StorageError) -> UploadState {
         let path = layout.uploadDataFile(id)
         var next = state
@@ -192,7 +194,7 @@ public struct UploadStore: BlobIngester {
             if let expectedLength, received != expectedLength {
                 throw StorageError.sizeMismatch(expected: expectedLength, received: received)
             }
-            try FileSystem.fsync(fd, path: path)
+            if sync { try FileSystem.fsync(fd, path: path) }
             return next
         } catch {
             _ = ftruncate(fd, off_t(state.size))
@@ -228,19 +230,21 @@ public struct UploadStore: BlobIngester {
             // Saved by another OpenSSL build: rebuild the state from the bytes on disk.
             hasher = try ContentHasher.hasher(ofFile: layout.uploadDataFile(id), algorithm: algorithm, length: record.size)
         }
-        return UploadState(repository: repository, size: record.size, hasher: hasher, announced: record.algorithm != nil)
+        return UploadState(repository: repository, size: record.size, hasher: hasher, announced: record.algorithm != nil,
+                           durable: record.durable ?? true)
     }
 
-    private func save(_ state: UploadState, id: UploadID, durable: Bool = true) throws(StorageError) {
+    /// Writes the state atomically; fsynced unless the session is not `durable`.
+    private func save(_ state: UploadState, id: UploadID) throws(StorageError) {
         let saved = Hex.encode(state.hasher.savedState)
         let record = UploadState.Record(
             repository: state.repository.value, size: state.size,
             algorithm: state.announced ? state.hasher.algorithm.rawValue : nil,
             sha256State: state.hasher.algorithm == .sha256 ? saved : nil,
             sha512State: state.hasher.algorithm == .sha512 ? saved : nil,
-            updated: Int64(time(nil)))
+            updated: Int64(time(nil)), durable: state.durable ? nil : false)
         try FileSystem.writeAtomically(pieces: [JSONText.encode(record)[...]], to: layout.uploadStateFile(id),
-                                       temporaryDirectory: layout.uploadDirectory(id), durable: durable)
+                                       temporaryDirectory: layout.uploadDirectory(id), durable: state.durable)
     }
 }
 
@@ -252,6 +256,9 @@ struct UploadState {
     /// The client chose the algorithm (`?digest-algorithm=`): a final digest of another
     /// algorithm is refused rather than re-hashed.
     var announced = false
+    /// Started with `durable: false` (a mirror's fetch, never resumed): its state and the
+    /// bytes of its appends are not fsynced; a commit still fsyncs the data.
+    var durable = true
 
     /// The `state` file's JSON. `algorithm` is absent for a session that hashes SHA-256
     /// by default (the format every earlier Berth wrote and reads); only the state of the
@@ -263,5 +270,8 @@ struct UploadState {
         var sha256State: String?
         var sha512State: String?
         var updated: Int64
+        /// Written only as `false`: absent in every durable session's state (and every
+        /// state an earlier Berth wrote).
+        var durable: Bool?
     }
 }

@@ -36,6 +36,34 @@ import TestSupport
         }
     }
 
+    @Test func aSessionStartedNotDurableSaysSoInItsStateAndCompletesLikeAnyOther() throws {
+        let fixture = StoreFixture()
+        defer { fixture.directory.remove() }
+        let repo = fixture.name("mirror/app")
+        var random = SeededBytes(seed: 7)
+        let first = random.next(16_384), rest = random.next(100_000)
+        let digest = ContentHasher.digest(of: first + rest)
+
+        let session = try fixture.uploads.start(repository: repo, algorithm: nil, durable: false)
+        let state = { String(decoding: fixture.fileContents(fixture.layout.uploadStateFile(session.id)) ?? [], as: UTF8.self) }
+        #expect(state().contains("\"durable\":false"))
+        let progress = try fixture.otherProcess().uploads.append(session.id, repository: repo, startingAt: 0, expectedLength: nil,
+                                                                 from: BufferByteSource(first))
+        #expect(progress.size == UInt64(first.count))
+        // Another process reads the mark back with the state and keeps it.
+        #expect(state().contains("\"durable\":false"))
+        let size = try fixture.otherProcess().uploads.complete(session.id, repository: repo, digest: digest,
+                                                               startingAt: UInt64(first.count), expectedLength: UInt64(rest.count),
+                                                               lastChunk: BufferByteSource(rest))
+        #expect(size == UInt64(first.count + rest.count))
+        #expect(fixture.fileContents(fixture.layout.blobFile(repo, digest)) == first + rest)
+
+        // A client's session (durable) writes no mark: its state reads as every earlier Berth wrote it.
+        let durable = try fixture.uploads.start(repository: repo)
+        let durableState = String(decoding: fixture.fileContents(fixture.layout.uploadStateFile(durable.id)) ?? [], as: UTF8.self)
+        #expect(!durableState.contains("durable"))
+    }
+
     @Test func chunkNotStartingAtTheEndIsRefusedAndChangesNothing() throws {
         let fixture = StoreFixture()
         defer { fixture.directory.remove() }

@@ -5,9 +5,9 @@ public protocol BlobIngester: Sendable {
     /// Opens an empty session (`tooManyUploads` past the per-repository cap), hashing with
     /// `algorithm` when the client announced one (a final digest of another algorithm is
     /// then `algorithmMismatch`), else with SHA-256 (another one costs a re-read).
-    /// `durable: false` leaves the new session's directories and state unsynced: only for a session no
-    /// client resumes (a mirror's fetch), which a crash turns into garbage for gc; its data
-    /// is fsynced before the commit either way.
+    /// `durable: false` leaves the new session's directories, its state and the bytes of its
+    /// appends unsynced: only for a session no client resumes (a mirror's fetch), which a
+    /// crash turns into garbage for gc; its data is fsynced before the commit either way.
     func start(repository: RepositoryName, algorithm: Digest.Algorithm?, durable: Bool) throws(StorageError) -> UploadProgress
     /// What the session has received so far (`uploadUnknown` when there is none).
     func progress(_ id: UploadID, repository: RepositoryName) throws(StorageError) -> UploadProgress
