@@ -110,6 +110,24 @@ def descendants(roots):
     return found
 
 
+def pin(roots, cpus):
+    """Every thread of `roots` and their descendants onto `cpus` (threads they start later
+    inherit it). Returns how many threads were pinned."""
+    pinned = 0
+    for pid in descendants(roots):
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+                pinned += 1
+            except OSError:
+                pass
+    return pinned
+
+
 def is_worker(pid):
     """A worker process of `berth serve` (the supervisor spawns it with --worker-of-supervisor)."""
     try:

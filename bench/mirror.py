@@ -5,7 +5,8 @@ mirror worker and against pulling from the upstream directly, in the same rounds
 - manifest HEAD by tag, cached and within tag_ttl, through the mirror vs hosted (≥ 0.9×);
 - first pull (skopeo) of a 3-layer image through the mirror vs directly from the upstream
   (≤ 1.3×); each round pulls a repository the mirror has never seen; with the CPU each
-  process group spent on it (the machine's two cores are shared by all of them);
+  process group spent on it (the machine's two cores are shared by all of them); then the
+  same pulls with the mirror pinned to a core of its own (client and upstream on the other);
 - time to first byte (curl) of an uncached blob through the mirror vs the upstream's own
   (≤ 2×), on a repository the mirror has never seen each round.
 """
@@ -15,7 +16,7 @@ import os, shutil, statistics, time
 def mirror_section(systems, report, work, berth_bin, rounds, seconds, smoke, rng):
     # bench.py is __main__ when it runs; its helpers are imported here, when the section runs.
     from bench import REPO, ab_head, curl, free_port, make_image, push_blob, put_manifest, sh, sha256_hex, write_random
-    from cluster import CPU
+    from cluster import CPU, pin
 
     upstream = systems.url("berth")
     config = f"{work}/mirror.conf"
@@ -71,34 +72,60 @@ def mirror_section(systems, report, work, berth_bin, rounds, seconds, smoke, rng
     layer = (64 << 20) if not smoke else (1 << 20)
     image = f"{work}/mirror-image"
     make_image(image, layer, rng)
-    def skopeo_seconds(*args):
+    def skopeo_seconds(*args, client=()):
         started = time.monotonic()
-        sh("skopeo", "copy", "--quiet", *args)
+        sh(*client, "skopeo", "copy", "--quiet", *args)
         return time.monotonic() - started
-    pulls = {"direct": [], "mirror": []}
     upstream_nginx = next(proc for proc in systems.procs if proc.args[0] == "nginx")
-    cpu = CPU({"mirror worker": [mirror_berth.pid], "mirror nginx": [mirror_nginx.pid],
-               "upstream worker": [systems.workers["berth"].pid], "upstream nginx": [upstream_nginx.pid]})
-    spent = {"direct": [], "mirror": []}
-    for index in range(rounds):
-        repo = f"bench/pull{index}"
-        skopeo_seconds("--dest-tls-verify=false", f"oci:{image}:v1", f"docker://{upstream_host}/{repo}:v1")
-        sources = {"direct": f"docker://{upstream_host}/{repo}:v1", "mirror": f"docker://{mirror_host}/up/{repo}:v1"}
-        for kind in (("mirror", "direct") if index % 2 == 0 else ("direct", "mirror")):
-            target = f"{work}/mirror-pulled"
-            shutil.rmtree(target, ignore_errors=True)
-            os.sync()
-            cpu.start()
-            pulls[kind].append(skopeo_seconds("--src-tls-verify=false", sources[kind], f"oci:{target}:v1"))
-            spent[kind].append(cpu.stop()[0])
-            missing = set(os.listdir(f"{image}/blobs/sha256")) - set(os.listdir(f"{target}/blobs/sha256"))
-            assert not missing, f"skopeo pull ({kind}): blobs differ from the pushed image: {sorted(missing)}"
-    shutil.rmtree(f"{work}/mirror-pulled", ignore_errors=True)
+    groups = {"mirror worker": [mirror_berth.pid], "mirror nginx": [mirror_nginx.pid],
+              "upstream worker": [systems.workers["berth"].pid], "upstream nginx": [upstream_nginx.pid]}
+    cpu = CPU(groups)
+    def first_pulls(names, client=()):
+        """Each round pushes the image upstream under a new name, then pulls it through the
+        mirror and directly (alternating which goes first): seconds and CPU per pull."""
+        pulls, spent = {"direct": [], "mirror": []}, {"direct": [], "mirror": []}
+        for index, repo in enumerate(names):
+            skopeo_seconds("--dest-tls-verify=false", f"oci:{image}:v1", f"docker://{upstream_host}/{repo}:v1")
+            sources = {"direct": f"docker://{upstream_host}/{repo}:v1", "mirror": f"docker://{mirror_host}/up/{repo}:v1"}
+            for kind in (("mirror", "direct") if index % 2 == 0 else ("direct", "mirror")):
+                target = f"{work}/mirror-pulled"
+                shutil.rmtree(target, ignore_errors=True)
+                os.sync()
+                cpu.start()
+                pulls[kind].append(skopeo_seconds("--src-tls-verify=false", sources[kind], f"oci:{target}:v1", client=client))
+                spent[kind].append(cpu.stop()[0])
+                missing = set(os.listdir(f"{image}/blobs/sha256")) - set(os.listdir(f"{target}/blobs/sha256"))
+                assert not missing, f"skopeo pull ({kind}): blobs differ from the pushed image: {sorted(missing)}"
+        shutil.rmtree(f"{work}/mirror-pulled", ignore_errors=True)
+        return pulls, spent
+    pulls, spent = first_pulls([f"bench/pull{index}" for index in range(rounds)])
     direct = statistics.median(pulls["direct"])
     report.add(f"mirror: skopeo pull of 3 × {layer >> 20} MiB from the upstream directly (same rounds)", "s",
                {"berth": pulls["direct"]}, better="lower")
     report.add(f"mirror: first skopeo pull of 3 × {layer >> 20} MiB through the mirror", "s", {"berth": pulls["mirror"]},
                {"max": round(1.3 * direct, 3)}, better="lower")
+
+    # The same pulls with the mirror on a core of its own: nginx and worker of the mirror
+    # on CPU 1; skopeo, the upstream's nginx and worker on CPU 0. On two shared cores the
+    # mirror's own work (hashing, writing, a second TLS hop) competes with the client and
+    # the upstream for the same cores; here it does not, as on a real mirror host.
+    pinned_note = ""
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        everything = set(range(os.cpu_count() or 1))
+        mirror_side, rest = [mirror_berth.pid, mirror_nginx.pid], [systems.workers["berth"].pid, upstream_nginx.pid]
+        pin(mirror_side, {1})
+        pin(rest, {0})
+        try:
+            pinned, _ = first_pulls([f"bench/pinned{index}" for index in range(rounds)], client=("taskset", "-c", "0"))
+        finally:
+            pin(mirror_side + rest, everything)
+        pinned_direct = statistics.median(pinned["direct"])
+        report.add(f"mirror: skopeo pull of 3 × {layer >> 20} MiB from the upstream directly, client and upstream on CPU 0"
+                   " (same rounds)", "s", {"berth": pinned["direct"]}, better="lower")
+        report.add(f"mirror: first skopeo pull of 3 × {layer >> 20} MiB through the mirror, the mirror on CPU 1 of its own",
+                   "s", {"berth": pinned["mirror"]}, {"max": round(1.3 * pinned_direct, 3)}, better="lower")
+        pinned_note = (f" Pinned series: {statistics.median(pinned['mirror']) / pinned_direct:.2f}× direct"
+                       " (mirror on its own core).")
 
     def cpu_note(kind):
         groups = [name for name in spent[kind][0] if statistics.median(sample[name] for sample in spent[kind]) >= 0.005]
@@ -138,4 +165,4 @@ def mirror_section(systems, report, work, berth_bin, rounds, seconds, smoke, rng
                {"berth": ttfb["mirror"]}, {"max": round(2 * own, 2)}, better="lower")
     return (f"mirror: a second berth serve (2 workers, its own nginx) mirrors the bench's Berth over TLS (tag_ttl 3600);"
             f" whole {size >> 20} MiB GET through the mirror (uncached) took {statistics.median(totals['mirror']):.2f} s"
-            f" vs {statistics.median(totals['upstream']):.2f} s from the upstream (medians). {cpu_summary}")
+            f" vs {statistics.median(totals['upstream']):.2f} s from the upstream (medians). {cpu_summary}.{pinned_note}")
