@@ -115,11 +115,8 @@ public struct Settings: Equatable, Sendable {
             return value
         }
         func boolean() throws(Problem) -> Bool {
-            switch value {
-            case "true", "yes", "on", "1": return true
-            case "false", "no", "off", "0": return false
-            default: throw fail("\"\(value)\" is not true or false")
-            }
+            guard let answer = Self.boolean(value) else { throw fail("\"\(value)\" is not true or false") }
+            return answer
         }
         if key.hasPrefix("issuer.") {
             try setIssuer(key, value, fail: fail)
@@ -239,6 +236,15 @@ public struct Settings: Equatable, Sendable {
         issuers[name.value] = issuer
     }
 
+    /// A setting's yes or no; nil when `value` is neither.
+    private static func boolean(_ value: String) -> Bool? {
+        switch value {
+        case "true", "yes", "on", "1": true
+        case "false", "no", "off", "0": false
+        default: nil
+        }
+    }
+
     /// `mirror.<name>.<field> = value`: one field of a pull-through mirror.
     private mutating func setMirror(_ key: String, _ value: String, fail: (String) -> Problem) throws(Problem) {
         let parts = key.split(separator: ".", omittingEmptySubsequences: false)
@@ -271,6 +277,9 @@ public struct Settings: Equatable, Sendable {
             if value.isEmpty { mirror.maxBytes = nil; break }
             guard let bytes = Quantities.bytes(value) else { throw fail("\"\(value)\" is not a size (bytes, or 512MiB, 50GiB, 2TB)") }
             mirror.maxBytes = bytes
+        case "keep_missing_tags":
+            guard let keep = Self.boolean(value) else { throw fail("\"\(value)\" is not true or false") }
+            mirror.keepMissingTags = keep
         default:
             guard let seconds = Int(value), (0...31_536_000).contains(seconds) else { throw fail("\"\(value)\" is not 0...31536000 seconds") }
             mirror.tagTTL = seconds
@@ -363,6 +372,7 @@ public struct Settings: Equatable, Sendable {
             if let value = mirror.caFile { lines.append("mirror.\(name).ca_file = \(text(value))") }
             if let value = mirror.maxAge { lines.append("mirror.\(name).max_age = \(value)") }
             if let value = mirror.maxBytes { lines.append("mirror.\(name).max_bytes = \(value)") }
+            if !mirror.keepMissingTags { lines.append("mirror.\(name).keep_missing_tags = false") }
             return "\n" + lines.joined(separator: "\n")
         }.joined()
     }

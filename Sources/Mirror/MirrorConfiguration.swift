@@ -19,9 +19,13 @@ public struct MirrorConfiguration: Sendable, Equatable {
     /// `berth gc` trims the mirror's repositories to this many bytes, least recently
     /// pulled first; nil: no size limit.
     public var maxBytes: UInt64?
+    /// A stored tag the upstream answers 404 for: kept and served (true), or dropped from
+    /// the mirror so that pulls of it get 404 like upstream (false; `berth gc` then evicts
+    /// its manifest like any other the mirror no longer tags).
+    public var keepMissingTags = true
 
     /// The fields of a `mirror.<name>.` section.
-    public static let fields = ["upstream", "username", "password_file", "ca_file", "tag_ttl", "max_age", "max_bytes"]
+    public static let fields = ["upstream", "username", "password_file", "ca_file", "tag_ttl", "max_age", "max_bytes", "keep_missing_tags"]
 
     public init(name: String) {
         self.name = name

@@ -9,8 +9,9 @@ import Curl
 /// - Manifests by digest are fetched once, verified against the digest, and stored with
 ///   the media type they came with (`putFetched`: their blobs arrive when pulled).
 /// - A tag is served from the store while younger than the mirror's `tag_ttl`, then
-///   revalidated with a HEAD; if the upstream fails (down, timeout, 429, 5xx) or no
-///   longer has the tag, the stored copy is served (and the event reported).
+///   revalidated with a HEAD; if the upstream fails (down, timeout, 429, 5xx) the stored
+///   copy is served (and the event reported); if it no longer has the tag, the stored copy
+///   is served too, or, with `keep_missing_tags = false`, the tag is dropped (404).
 /// - A missing blob is fetched once (`FetchLock`), on a pool thread at the upstream's
 ///   pace (`BlobFetch`); every pull of it reads the growing session (`FollowingBlob`).
 /// - Pushes and deletes of manifests in a mirrored namespace are refused (`mirrored`).
@@ -207,7 +208,10 @@ public final class PullThroughMirror: PullThrough, ManifestService {
             try mirror.registry.manifest(.head, repository: mirror.name, reference: tag.value)
         }
         if reply.status == 404 {
-            onEvent?("mirror_upstream_missing", ["mirror": mirror.namespace, "repository": repository.value, "tag": tag.value])
+            let keep = mirror.registry.configuration.keepMissingTags
+            onEvent?("mirror_upstream_missing", ["mirror": mirror.namespace, "repository": repository.value, "tag": tag.value,
+                                                 "action": keep ? "kept" : "untagged"])
+            if !keep { try forget(tag, in: repository) }
             markCurrent(repository, tag)
             return true
         }
@@ -216,6 +220,21 @@ public final class PullThroughMirror: PullThrough, ManifestService {
         guard digest == cached.digest else { return false }
         markCurrent(repository, tag)
         return true
+    }
+
+    /// Drops a stored tag the upstream no longer has (`keep_missing_tags = false`), so the
+    /// pull gets 404 as from the upstream. A tag an immutable-tag rule holds stays.
+    private func forget(_ tag: Tag, in repository: RepositoryName) throws(StorageError) {
+        do {
+            try store.manifests.delete(.tag(tag), in: repository)
+        } catch {
+            switch error {
+            case .manifestUnknown: break
+            case .tagImmutable: return
+            default: throw error
+            }
+        }
+        throw .manifestUnknown(.tag(tag))
     }
 
     /// GETs the manifest upstream, checks it hashes to what was asked for (or announced),

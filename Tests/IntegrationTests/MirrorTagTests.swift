@@ -57,4 +57,36 @@ import Testing
         let unknown = manifestThrough(server, "up/team/app", "v2")
         #expect(unknown.status == 404 && unknown.errorCode == "MANIFEST_UNKNOWN", "\(unknown.status) \(unknown.text)")
     }
+
+    @Test func withKeepMissingTagsFalseATagGoneUpstreamIsDroppedAndItsNeighbourStays() throws {
+        let upstream = try DockerRegistryUpstream()
+        defer { upstream.remove() }
+        let work = upstream.directory.path
+        let gone = try ImageBuilder.build(layout: "\(work)/gone", tag: "old", layerSizes: [200_000], seed: 56)
+        let kept = try ImageBuilder.build(layout: "\(work)/kept", tag: "current", layerSizes: [200_000], seed: 57)
+        let goneDigest = Shell.sha256Digest(Data(try push(gone, tag: "old", to: upstream, as: "team/app").utf8))
+        let keptDigest = Shell.sha256Digest(Data(try push(kept, tag: "current", to: upstream, as: "team/app").utf8))
+        let ttl = 2.0
+        let (server, config) = try mirror(try mirrorLines("up", of: upstream)
+            + ["mirror.up.tag_ttl = \(Int(ttl))", "mirror.up.keep_missing_tags = false", "workers = 1"])
+        defer { server.stop(); config.remove() }
+        #expect(manifestThrough(server, "up/team/app", "old").header("Docker-Content-Digest") == goneDigest)
+        #expect(manifestThrough(server, "up/team/app", "current").header("Docker-Content-Digest") == keptDigest)
+
+        let delete = skopeo(work, ["delete", "--cert-dir", upstream.certDirectory, "--creds", "\(upstream.username):\(upstream.password)",
+                                   "docker://\(upstream.host)/team/app:old"])
+        try #require(delete.succeeded, "\(delete.stderr)")
+        usleep(useconds_t((ttl + 0.5) * 1_000_000))
+        // Revalidated after tag_ttl: the upstream's 404 drops the tag here too, and stays a 404.
+        for _ in 0..<2 {
+            let dropped = manifestThrough(server, "up/team/app", "old")
+            #expect(dropped.status == 404 && dropped.errorCode == "MANIFEST_UNKNOWN", "\(dropped.status) \(dropped.text)")
+        }
+        #expect(server.workerLog.contains("mirror_upstream_missing") && server.workerLog.contains("untagged"))
+        let listed = server.curl(["\(server.baseURL)/v2/up/team/app/tags/list"])
+        #expect(listed.text.contains("\"current\"") && !listed.text.contains("\"old\""), "\(listed.text)")
+        // The other tag, and the dropped tag's manifest by digest (until gc evicts it), still answer from the store.
+        #expect(manifestThrough(server, "up/team/app", "current").header("Docker-Content-Digest") == keptDigest)
+        #expect(manifestThrough(server, "up/team/app", goneDigest).status == 200)
+    }
 }

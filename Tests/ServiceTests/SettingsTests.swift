@@ -155,6 +155,7 @@ import Testing
             mirror.hub.max_bytes = 200GiB
             mirror.small.upstream = https://127.0.0.1:5000
             mirror.small.max_bytes = 1500000
+            mirror.small.keep_missing_tags = no
             record_pulls = off
             pull_record_interval = 5
             retention = /etc/berth/retention
@@ -162,13 +163,14 @@ import Testing
             """, name: "berth.conf")
         #expect(settings.mirrors["hub"]?.maxAge == 30 * 86_400 && settings.mirrors["hub"]?.maxBytes == 200 << 30)
         #expect(settings.mirrors["small"]?.maxBytes == 1_500_000 && settings.mirrors["small"]?.maxAge == nil)
+        #expect(settings.mirrors["hub"]?.keepMissingTags == true && settings.mirrors["small"]?.keepMissingTags == false)
         #expect(!settings.recordPulls && settings.pullRecordInterval == 5 && settings.progressInterval == 0)
         #expect(settings.retention == "/etc/berth/retention")
         var again = Settings()
         try again.apply(fileText: settings.rendered, name: "rendered")
         #expect(again == settings)
         for bad in ["mirror.hub.max_bytes = 5 GiB", "mirror.hub.max_bytes = -1", "mirror.hub.max_bytes = 99999999999TiB",
-                    "mirror.hub.max_age = 3y", "pull_record_interval = 0", "record_pulls = maybe", "retention = relative"] {
+                    "mirror.hub.max_age = 3y", "mirror.hub.keep_missing_tags = sometimes", "pull_record_interval = 0", "record_pulls = maybe", "retention = relative"] {
             var probe = Settings()
             #expect(throws: Settings.Problem.self, "\(bad)") { try probe.apply(fileText: bad, name: "t") }
         }
